@@ -1,0 +1,27 @@
+"""outlast: run any Python agent for as long as it needs, behind the OpenAI Responses API.
+
+The public API is this module: an agent is an async generator function taking an
+:class:`AgentRequest` and yielding ``str`` text deltas or the output items below.
+"""
+
+from outlast.agents.base import Agent, AgentRequest
+from outlast.protocol.outputs import (
+    AgentOutput,
+    FunctionCall,
+    FunctionCallOutput,
+    Message,
+    Reasoning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentOutput",
+    "AgentRequest",
+    "FunctionCall",
+    "FunctionCallOutput",
+    "Message",
+    "Reasoning",
+    "__version__",
+]

@@ -1,0 +1,5 @@
+"""Agents and the interface outlast runs them through; they depend on ``protocol`` only."""
+
+from outlast.agents.base import Agent, AgentLoadError, AgentRequest, load_agent
+
+__all__ = ["Agent", "AgentLoadError", "AgentRequest", "load_agent"]

@@ -1,0 +1,176 @@
+"""The ``outlast`` command: ``outlast serve`` hosts an agent behind the Responses API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from outlast.config import DEFAULT_AGENT, DEFAULT_DB, Settings
+
+
+def _duration(text: str) -> float:
+    """Seconds, or a number with a unit: ``90``, ``30s``, ``15m``, ``12h``, ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 30s, 15m, 7d)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="outlast", description="Run long-running agents behind the OpenAI Responses API."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve an agent over HTTP")
+    env = os.environ.get
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--db",
+        default=env("OUTLAST_DATABASE_URL", DEFAULT_DB),
+        help=f"database URL (env OUTLAST_DATABASE_URL; default {DEFAULT_DB})",
+    )
+    serve.add_argument(
+        "--agent",
+        default=env("OUTLAST_AGENT", DEFAULT_AGENT),
+        help="the agent, as module:attribute (env OUTLAST_AGENT; default the demo agent)",
+    )
+    serve.add_argument("--max-running", type=_positive_int, default=1000,
+                       help="runs executing at once; more wait as queued (default 1000)")  # fmt: skip
+    serve.add_argument("--max-queued", type=_positive_int, default=10_000,
+                       help="runs waiting at once; beyond it, 429 (default 10000)")  # fmt: skip
+    serve.add_argument("--run-timeout", type=_duration, default=3600.0,
+                       help="seconds a run may execute before it fails (default 3600)")  # fmt: skip
+    serve.add_argument("--retention", type=_duration, default=7 * 86400.0,
+                       help="how long responses are kept after they end (default 7d)")  # fmt: skip
+    serve.add_argument("--api-key", action="append", default=None, dest="api_keys",
+                       help="an accepted API key (repeatable; env OUTLAST_API_KEYS, comma-separated)")  # fmt: skip
+    serve.add_argument("--insecure", action="store_true",
+                       help="allow binding a non-loopback address without API keys")  # fmt: skip
+    serve.add_argument("--drain-timeout", type=_duration, default=30.0,
+                       help="on SIGTERM, seconds runs get to finish (default 30)")  # fmt: skip
+    serve.add_argument("--max-body-size", type=_positive_int, default=16 * 1024 * 1024,
+                       help="largest request body in bytes (default 16 MiB)")  # fmt: skip
+    serve.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default="FULL",
+                       help="FULL survives power loss; NORMAL only process crashes (default FULL)")  # fmt: skip
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])  # fmt: skip
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    keys = args.api_keys
+    if keys is None:
+        keys = [k.strip() for k in os.environ.get("OUTLAST_API_KEYS", "").split(",") if k.strip()]
+    return Settings(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        agent=args.agent,
+        max_running=args.max_running,
+        max_queued=args.max_queued,
+        run_timeout=args.run_timeout,
+        retention=args.retention,
+        api_keys=keys,
+        insecure=args.insecure,
+        drain_timeout=args.drain_timeout,
+        max_body_bytes=args.max_body_size,
+        sqlite_synchronous=args.sqlite_synchronous,
+        log_level=args.log_level,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings, access_log: bool = False) -> int:
+    import uvicorn
+
+    from outlast.agents.base import AgentLoadError, load_agent
+    from outlast.http.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not settings.api_keys and not is_loopback(settings.host) and not settings.insecure:
+        print(
+            f"outlast: refusing to serve {settings.host} without API keys: anyone who can reach "
+            "it could read and cancel every run. Pass --api-key (or OUTLAST_API_KEYS), or "
+            "--insecure if you really mean it.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        agent = load_agent(settings.agent)
+        app = create_app(settings, agent)
+    except (AgentLoadError, ValueError) as exc:
+        print(f"outlast: {exc}", file=sys.stderr)
+        return 2
+
+    engine = app.state.engine
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=access_log,
+        lifespan="on",
+        # Open streams end when their runs end, which the engine bounds by the drain timeout.
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
+    )
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Start draining at once: stop accepting runs, let running ones finish.
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(engine.begin_shutdown)
+            super().handle_exit(sig, frame)
+
+    logging.getLogger("outlast").info(
+        "serving %s on http://%s:%d (db %s)", settings.agent, settings.host, settings.port,
+        settings.db,
+    )  # fmt: skip
+    Server(config).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        sys.exit(serve(settings_from(args), access_log=args.access_log))
+
+
+if __name__ == "__main__":
+    main()

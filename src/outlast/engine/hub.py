@@ -1,0 +1,89 @@
+"""In-memory fan-out of committed events to the readers of each response.
+
+Publishing never blocks and never waits for a reader: a reader whose buffer is full is marked
+overflowed and its buffer dropped; it then reads what it missed from the store and rejoins
+(design-notes invariant 5: nobody waits on the slowest, nobody is silently dropped behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from outlast.protocol.events import Event
+
+# Events a reader may have buffered before it must catch up from the store instead.
+SUBSCRIBER_BUFFER = 4096
+
+
+class Subscription:
+    """One reader's buffer of live events for one response."""
+
+    __slots__ = ("buffer", "overflowed", "response_id", "wakeup")
+
+    def __init__(self, response_id: str) -> None:
+        self.response_id = response_id
+        self.buffer: list[Event] = []
+        self.overflowed = False
+        self.wakeup = asyncio.Event()
+
+    def push(self, events: list[Event]) -> None:
+        if self.overflowed:
+            return
+        if len(self.buffer) + len(events) > SUBSCRIBER_BUFFER:
+            self.overflowed = True
+            self.buffer = []
+        else:
+            self.buffer.extend(events)
+        self.wakeup.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for events (or an overflow); False on timeout."""
+        if self.buffer or self.overflowed:
+            return True
+        self.wakeup.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wakeup.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def take(self) -> list[Event]:
+        events, self.buffer = self.buffer, []
+        return events
+
+    def reset(self) -> None:
+        """Forget an overflow; the reader has caught up from the store."""
+        self.overflowed = False
+        self.buffer = []
+
+
+class Hub:
+    """Live subscribers per response."""
+
+    def __init__(self) -> None:
+        self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, response_id: str) -> Subscription:
+        subscription = Subscription(response_id)
+        self._subscribers[response_id].add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscribers = self._subscribers.get(subscription.response_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[subscription.response_id]
+
+    def publish(self, response_id: str, events: list[Event]) -> None:
+        """Hand committed events to every current reader of the response."""
+        subscribers = self._subscribers.get(response_id)
+        if subscribers:
+            for subscription in subscribers:
+                subscription.push(events)
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())

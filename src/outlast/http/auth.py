@@ -1,0 +1,57 @@
+"""API keys: who is calling. A response belongs to the key that created it.
+
+Keys are never stored: a response's owner is a digest of its key. Without configured keys the
+server is open and every caller is the same (empty) owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from outlast.http.errors import error_response
+from outlast.protocol.errors import APIError
+
+OWNER_SCOPE_KEY = "outlast.owner"
+
+
+def owner_of(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class AuthMiddleware:
+    """Checks ``Authorization: Bearer <key>`` on ``/v1/`` and records the caller's owner id."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.owners = {key.encode(): owner_of(key) for key in keys}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if not self.owners:
+            scope[OWNER_SCOPE_KEY] = ""
+            await self.app(scope, receive, send)
+            return
+        owner = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    owner = self.owners.get(token.strip())
+                break
+        if owner is None:
+            response = error_response(
+                APIError(
+                    401,
+                    "Incorrect API key provided. You can pass your API key in the "
+                    "'Authorization: Bearer <key>' header.",
+                    code="invalid_api_key",
+                )
+            )
+            await response(scope, receive, send)
+            return
+        scope[OWNER_SCOPE_KEY] = owner
+        await self.app(scope, receive, send)

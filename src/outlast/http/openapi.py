@@ -1,0 +1,133 @@
+"""The OpenAPI document, with the schemas taken from the installed ``openai`` SDK's types."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
+
+import outlast
+
+REF = "#/components/schemas/{model}"
+
+
+def _schema(adapter: TypeAdapter[Any], name: str, components: dict[str, Any]) -> dict[str, Any]:
+    schema = adapter.json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    components[name] = schema
+    return {"$ref": REF.format(model=name)}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}},
+    }
+
+
+@functools.cache
+def openapi_document() -> bytes:
+    components: dict[str, Any] = {
+        "ErrorEnvelope": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type", "param", "code"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "param": {"type": ["string", "null"]},
+                        "code": {"type": ["string", "null"]},
+                    },
+                }
+            },
+        }
+    }
+    response = _schema(TypeAdapter(Response), "Response", components)
+    event = _schema(TypeAdapter(ResponseStreamEvent), "ResponseStreamEvent", components)
+    response_id = {"name": "response_id", "in": "path", "required": True,
+                   "schema": {"type": "string"}}  # fmt: skip
+    ok = {"description": "The response object.",
+          "content": {"application/json": {"schema": response}}}  # fmt: skip
+    streamed = {
+        "description": "The response object (JSON), or its events (text/event-stream).",
+        "content": {"application/json": {"schema": response},
+                    "text/event-stream": {"schema": event}},
+    }  # fmt: skip
+    errors = {"400": _error("Invalid request."), "401": _error("Invalid API key."),
+              "404": _error("No such response for this API key.")}  # fmt: skip
+    paths = {
+        "/v1/responses": {
+            "post": {
+                "summary": "Create a response (background, streaming, or both).",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["model"],
+                    "description": "OpenAI's ResponseCreateParams.",
+                }}}},
+                "responses": {"200": streamed, **errors,
+                              "413": _error("Body too large."),
+                              "429": _error("Too many queued responses.")},
+            }
+        },
+        "/v1/responses/{response_id}": {
+            "get": {
+                "summary": "Poll a response, or stream its events (stream=true).",
+                "parameters": [
+                    response_id,
+                    {"name": "stream", "in": "query", "schema": {"type": "boolean"}},
+                    {"name": "starting_after", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {"200": streamed, **errors},
+            },
+            "delete": {
+                "summary": "Delete a response and its events.",
+                "parameters": [response_id],
+                "responses": {"200": {"description": "Deleted.", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "object": {"const": "response.deleted"},
+                        "deleted": {"type": "boolean"}}}}}}, **errors},
+            },
+        },
+        "/v1/responses/{response_id}/cancel": {
+            "post": {
+                "summary": "Cancel a background response (idempotent).",
+                "parameters": [response_id],
+                "responses": {"200": ok, **errors},
+            }
+        },
+        "/v1/responses/{response_id}/input_items": {
+            "get": {
+                "summary": "List a response's input items.",
+                "parameters": [
+                    response_id,
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                    {"name": "order", "in": "query",
+                     "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+                ],
+                "responses": {"200": {"description": "A page of input items."}, **errors},
+            }
+        },
+        "/healthz": {"get": {"summary": "Liveness and load.",
+                             "responses": {"200": {"description": "Serving."},
+                                           "503": {"description": "Draining."}}}},
+    }  # fmt: skip
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "outlast", "version": outlast.__version__,
+                 "description": "The OpenAI Responses API with durable background mode."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }  # fmt: skip
+    return orjson.dumps(document)

@@ -1,0 +1,195 @@
+"""The Responses API routes. Each handler parses, calls the engine, and shapes the answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from outlast.engine import Engine, Run
+from outlast.http.auth import OWNER_SCOPE_KEY
+from outlast.http.openapi import openapi_document
+from outlast.http.responses import EventStreamResponse, json_bytes, json_response
+from outlast.protocol.errors import APIError, invalid
+from outlast.protocol.request import parse_create
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _owner(request: Request) -> str:
+    owner: str = request.scope[OWNER_SCOPE_KEY]
+    return owner
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON, refusing more than the configured limit (413) and bad JSON (400)."""
+    limit: int = request.app.state.settings.max_body_bytes
+    too_large = APIError(
+        413,
+        f"The request body is larger than the limit of {limit} bytes.",
+        code="request_too_large",
+    )
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError:
+        raise invalid(
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)",
+            code="invalid_json",
+        ) from None
+
+
+async def create_response(request: Request) -> Response | EventStreamResponse:
+    params = parse_create(await read_json(request))
+    engine = _engine(request)
+    run = await engine.create(params, _owner(request))
+    if params.stream:
+        on_disconnect = None if params.background else (lambda: engine.abandon(run))
+        return EventStreamResponse(engine.stream_run(run), on_disconnect=on_disconnect)
+    if params.background:
+        return json_response(run.state.to_dict())
+    if not await _wait_unless_disconnected(request, engine, run):
+        return Response(status_code=499)
+    return json_response(run.state.to_dict())
+
+
+async def _wait_unless_disconnected(request: Request, engine: Engine, run: Run) -> bool:
+    """Wait for a foreground run; if its client leaves first, cancel the run (False)."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    finished = asyncio.create_task(engine.wait(run))
+    gone = asyncio.create_task(disconnected())
+    try:
+        await asyncio.wait((finished, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (finished, gone):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if run.done.is_set():
+        return True
+    engine.abandon(run)
+    return False
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise invalid(f"Invalid value for '{name}': expected 'true' or 'false'.", param=name)
+
+
+def _starting_after(request: Request) -> int:
+    value = request.query_params.get("starting_after")
+    if value is None:
+        return -1
+    if not value.isdigit():
+        raise invalid(
+            f"Invalid 'starting_after': expected an integer greater than or equal to 0, "
+            f"but got {value!r}.",
+            param="starting_after",
+            code="invalid_type" if not value.lstrip("-").isdigit() else "invalid_value",
+        )
+    return int(value)
+
+
+async def get_response(request: Request) -> Response | EventStreamResponse:
+    response_id = request.path_params["response_id"]
+    engine = _engine(request)
+    if _flag(request, "stream"):
+        after = _starting_after(request)
+        return EventStreamResponse(await engine.stream(response_id, _owner(request), after))
+    return json_bytes(await engine.get(response_id, _owner(request)))
+
+
+async def cancel_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    return json_bytes(await _engine(request).cancel(response_id, _owner(request)))
+
+
+async def delete_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    return json_response(await _engine(request).delete(response_id, _owner(request)))
+
+
+async def list_input_items(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    query = request.query_params
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+        raise invalid(
+            f"Invalid 'limit': expected an integer between 1 and 100, but got {limit_text!r}.",
+            param="limit",
+        )
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid(
+            f"Invalid 'order': expected 'asc' or 'desc', but got {order!r}.", param="order"
+        )
+    items = await _engine(request).input_items(response_id, _owner(request))
+    if order == "desc":
+        items.reverse()
+    after = query.get("after")
+    if after is not None:
+        positions = [i for i, item in enumerate(items) if item.get("id") == after]
+        if not positions:
+            raise invalid(f"No input item with id '{after}' in this response.", param="after")
+        items = items[positions[0] + 1 :]
+    limit = int(limit_text)
+    page = items[:limit]
+    return json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > limit,
+        }
+    )
+
+
+async def healthz(request: Request) -> Response:
+    engine = _engine(request)
+    status = "ok" if engine.accepting else "draining"
+    return json_response(
+        {"status": status, "running": engine.running, "queued": engine.queued},
+        status=200 if engine.accepting else 503,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return json_bytes(openapi_document())
+
+
+ROUTES = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

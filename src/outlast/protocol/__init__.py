@@ -1,0 +1,1 @@
+"""Responses objects and events: building, sequencing, validating."""

@@ -1,0 +1,74 @@
+"""What an agent may yield besides plain ``str`` text deltas.
+
+Each class is one kind of output item of a Responses response. The normaliser
+(:mod:`outlast.protocol.normalizer`) turns them into well-formed events; agents never build
+events themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def new_call_id() -> str:
+    """A fresh ``call_id`` in OpenAI's ``call_…`` form."""
+    return "call_" + secrets.token_hex(12)
+
+
+@dataclass(slots=True)
+class Message:
+    """Start a new assistant message; with ``text``, the message's whole text at once.
+
+    Plain ``str`` chunks continue the open message (or open one), so yield ``Message()`` only to
+    split the output into separate message items.
+    """
+
+    text: str = ""
+
+
+@dataclass(slots=True)
+class FunctionCall:
+    """A call of one of the agent's tools, with its complete arguments.
+
+    ``arguments`` may be a JSON string or any JSON-able value (serialised for you). ``call_id`` is
+    generated when omitted, so the agent can pass ``call.call_id`` to its ``FunctionCallOutput``.
+    """
+
+    name: str
+    arguments: str | Any = "{}"
+    call_id: str = field(default_factory=new_call_id)
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as the JSON string the Responses API carries."""
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class FunctionCallOutput:
+    """The result of a tool call: ``output`` is sent as text (non-strings are JSON-encoded)."""
+
+    call_id: str
+    output: str | Any = ""
+
+    @property
+    def output_text(self) -> str:
+        if isinstance(self.output, str):
+            return self.output
+        return json.dumps(self.output, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class Reasoning:
+    """A reasoning item with a summary: the agent's account of what it is about to do."""
+
+    summary: str
+
+
+AgentOutput = str | Message | FunctionCall | FunctionCallOutput | Reasoning
+"""Everything an agent may yield."""

@@ -1,0 +1,297 @@
+"""Validate a ``POST /v1/responses`` body into a :class:`CreateRequest`.
+
+The set of accepted parameters is the installed ``openai`` SDK's ``ResponseCreateParams``, and
+every parameter echoed back in the response object is checked against the SDK's ``Response``
+field type, so whatever we accept also comes back valid. Errors follow OpenAI's wording.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.responses import Response
+from openai.types.responses.response_create_params import ResponseCreateParamsBase
+from pydantic import TypeAdapter, ValidationError
+
+from outlast.protocol.errors import invalid
+from outlast.protocol.ids import new_id
+
+KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
+RESPONSE_FIELDS = frozenset(Response.model_fields)
+
+# Parameters outlast acts on itself; every other known parameter is echoed when ``Response`` has
+# a field of that name, and otherwise accepted and ignored (e.g. ``include``, ``stream_options``).
+_OWN = frozenset(
+    {"model", "input", "instructions", "metadata", "previous_response_id", "store",
+     "background", "stream", "conversation"}
+)  # fmt: skip
+
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+
+_TYPE_NAMES = {
+    str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+    list: "an array", dict: "an object", type(None): "null",
+}  # fmt: skip
+
+
+def _json_type(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _wrong_type(name: str, expected: str, value: Any) -> Exception:
+    return invalid(
+        f"Invalid type for '{name}': expected {expected}, but got {_json_type(value)} instead.",
+        param=name,
+        code="invalid_type",
+    )
+
+
+@dataclass(slots=True)
+class CreateRequest:
+    """A validated create request."""
+
+    model: str
+    input_items: list[dict[str, Any]]
+    instructions: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    previous_response_id: str | None = None
+    store: bool = True
+    background: bool = False
+    stream: bool = False
+    echo: dict[str, Any] = field(default_factory=dict)
+    """Parameters copied into the response object (tools, temperature, text, …)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Accepted parameters that are not response fields (include, stream_options, …)."""
+
+
+@functools.cache
+def _field_adapter(name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(Response.model_fields[name].annotation)
+
+
+def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise _wrong_type(name, expected, value)
+    return value
+
+
+def parse_create(body: Any) -> CreateRequest:
+    """Check a create body; raise :class:`~outlast.protocol.errors.APIError` if it is bad."""
+    if not isinstance(body, dict):
+        raise invalid(
+            "The request body must be a JSON object.", code="invalid_type", param=None
+        )
+    for name in body:
+        if name not in KNOWN_PARAMS:
+            raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+
+    model = body.get("model")
+    if model is None:
+        raise invalid(
+            "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
+        )
+    if not isinstance(model, str):
+        raise _wrong_type("model", "a string", model)
+    if not model:
+        raise invalid("Invalid 'model': empty string.", param="model")
+
+    store = _optional(body, "store", bool, "a boolean")
+    background = bool(_optional(body, "background", bool, "a boolean"))
+    stream = bool(_optional(body, "stream", bool, "a boolean"))
+    store = True if store is None else store
+    if background and not store:
+        raise invalid(
+            "Background mode requires 'store' to be true.", param="store", code="invalid_value"
+        )
+    instructions = _optional(body, "instructions", str, "a string")
+    previous = _optional(body, "previous_response_id", str, "a string")
+    if previous is not None and body.get("conversation") is not None:
+        raise invalid(
+            "Mutually exclusive parameters: 'previous_response_id' and 'conversation'. "
+            "Ensure you are only providing one of: 'previous_response_id' or 'conversation'.",
+            param="conversation",
+            code="mutually_exclusive_parameters",
+        )
+    metadata = _metadata(body.get("metadata"))
+    items = input_items(body.get("input"))
+
+    echo: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in _OWN:
+            continue
+        if name in ("temperature", "top_p"):
+            _optional(body, name, float, "a number")
+        elif name in ("max_output_tokens", "max_tool_calls", "top_logprobs"):
+            _optional(body, name, int, "an integer")
+        elif name in ("parallel_tool_calls",):
+            _optional(body, name, bool, "a boolean")
+        if name in RESPONSE_FIELDS:
+            if value is not None:
+                try:
+                    _field_adapter(name).validate_python(value)
+                except ValidationError:
+                    raise invalid(f"Invalid value for '{name}'.", param=name) from None
+            echo[name] = value
+        else:
+            extra[name] = value
+    return CreateRequest(
+        model=model,
+        input_items=items,
+        instructions=instructions,
+        metadata=metadata,
+        previous_response_id=previous,
+        store=store,
+        background=background,
+        stream=stream,
+        echo=echo,
+        extra=extra,
+    )
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _wrong_type("metadata", "an object", value)
+    if len(value) > METADATA_MAX_PAIRS:
+        raise invalid(
+            f"Invalid 'metadata': too many properties. Expected at most {METADATA_MAX_PAIRS} "
+            f"properties, but got {len(value)} instead.",
+            param="metadata",
+        )
+    for key, item in value.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise invalid(
+                f"Invalid 'metadata': key '{key[:20]}…' is longer than {METADATA_MAX_KEY} "
+                "characters.",
+                param="metadata",
+            )
+        if not isinstance(item, str):
+            raise invalid(
+                f"Invalid type for 'metadata.{key}': expected a string, but got "
+                f"{_json_type(item)} instead.",
+                param="metadata",
+                code="invalid_type",
+            )
+        if len(item) > METADATA_MAX_VALUE:
+            raise invalid(
+                f"Invalid 'metadata.{key}': string too long. Expected a string with maximum "
+                f"length {METADATA_MAX_VALUE}, but got a string with length {len(item)} instead.",
+                param="metadata",
+            )
+    return dict(value)
+
+
+_ID_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco",
+              "reasoning": "rs"}  # fmt: skip
+_ROLES = frozenset({"user", "assistant", "system", "developer"})
+
+
+def input_items(value: Any) -> list[dict[str, Any]]:
+    """The input as a list of items, each with an ``id`` and a ``status`` (as stored and listed).
+
+    A string is one user message; message content given as a string becomes one text part.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise invalid(
+            f"Invalid type for 'input': expected a string or an array of input items, but got "
+            f"{_json_type(value)} instead.",
+            param="input",
+            code="invalid_type",
+        )
+    items: list[dict[str, Any]] = []
+    for position, raw in enumerate(value):
+        param = f"input[{position}]"
+        if not isinstance(raw, dict):
+            raise invalid(
+                f"Invalid type for '{param}': expected an input item object, but got "
+                f"{_json_type(raw)} instead.",
+                param=param,
+                code="invalid_type",
+            )
+        item = dict(raw)
+        kind = item.setdefault("type", "message")
+        if not isinstance(kind, str):
+            raise _wrong_type(f"{param}.type", "a string", kind)
+        if kind == "message":
+            role = item.get("role")
+            if role not in _ROLES:
+                raise invalid(
+                    f"Invalid value for '{param}.role': expected one of 'user', 'assistant', "
+                    f"'system' or 'developer'.",
+                    param=f"{param}.role",
+                )
+            content = item.get("content")
+            text_type = "output_text" if role == "assistant" else "input_text"
+            if isinstance(content, str):
+                part: dict[str, Any] = {"type": text_type, "text": content}
+                if role == "assistant":
+                    part["annotations"] = []
+                item["content"] = [part]
+            elif not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+                raise invalid(
+                    f"Invalid type for '{param}.content': expected a string or an array of "
+                    "content parts.",
+                    param=f"{param}.content",
+                    code="invalid_type",
+                )
+        item.setdefault("id", new_id(_ID_PREFIX.get(kind, "item")))
+        item.setdefault("status", "completed")
+        items.append(item)
+    return items
+
+
+def new_response_fields(
+    response_id: str, request: CreateRequest, status: str
+) -> dict[str, Any]:
+    """Every field of a new response object except ``output``."""
+    fields: dict[str, Any] = {
+        "id": response_id,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "background": request.background,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": request.instructions,
+        "metadata": request.metadata,
+        "model": request.model,
+        "parallel_tool_calls": True,
+        "previous_response_id": request.previous_response_id,
+        "store": request.store,
+        "temperature": None,
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": None,
+        "truncation": "disabled",
+        "usage": None,
+    }
+    fields.update(request.echo)
+    for name in ("tools", "metadata"):
+        if fields[name] is None:
+            fields[name] = [] if name == "tools" else {}
+    if fields["tool_choice"] is None:
+        fields["tool_choice"] = "auto"
+    if fields["parallel_tool_calls"] is None:
+        fields["parallel_tool_calls"] = True
+    return fields

@@ -1,0 +1,272 @@
+"""The SQLite store: WAL journal, one writer connection, a few reader connections.
+
+Why threads and not aiosqlite: a whole group-commit batch (many inserts, the snapshot updates and
+the COMMIT) runs in one hop to the writer thread, where aiosqlite would hop once per statement.
+Readers have their own connections, which WAL lets run alongside the writer.
+
+Durability: ``synchronous=FULL`` (default) syncs the WAL on every commit, so a committed event
+survives a power loss; ``NORMAL`` survives a process crash but may lose the last commits on power
+loss. Either way a commit is atomic: a crash never leaves half a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from outlast.protocol.events import Event
+from outlast.store.base import ResponseRecord, Store, WriteBatch
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: responses and their event logs.
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        background INTEGER NOT NULL,
+        stream INTEGER NOT NULL,
+        store INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        previous_response_id TEXT,
+        input BLOB NOT NULL,
+        snapshot BLOB NOT NULL,
+        snapshot_seq INTEGER NOT NULL,
+        ended_at REAL,
+        expires_at REAL
+    );
+    CREATE INDEX responses_unfinished ON responses (created_at)
+        WHERE status IN ('queued', 'in_progress');
+    CREATE INDEX responses_expiry ON responses (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE events (
+        response_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (response_id, seq)
+    ) WITHOUT ROWID;
+    """,
+]
+
+_RECORD_COLUMNS = (
+    "id, owner, status, background, stream, store, created_at, previous_response_id, input, "
+    "snapshot, snapshot_seq, ended_at, expires_at"
+)
+
+
+def _record(row: tuple[Any, ...]) -> ResponseRecord:
+    return ResponseRecord(
+        id=row[0],
+        owner=row[1],
+        status=row[2],
+        background=bool(row[3]),
+        stream=bool(row[4]),
+        store=bool(row[5]),
+        created_at=row[6],
+        previous_response_id=row[7],
+        input=bytes(row[8]),
+        snapshot=bytes(row[9]),
+        snapshot_seq=row[10],
+        ended_at=row[11],
+        expires_at=row[12],
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``sqlite://:memory:``."""
+    if not url.startswith("sqlite://"):
+        raise ValueError(f"not an SQLite URL: {url!r}")
+    rest = url[len("sqlite://") :]
+    if rest in (":memory:", "/:memory:"):
+        raise ValueError("an in-memory SQLite database cannot be shared by the store's threads")
+    return rest[1:] if rest.startswith("/") else rest
+
+
+class SQLiteStore(Store):
+    """Responses and events in one SQLite file."""
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", readers: int = 4) -> None:
+        self.path = sqlite_path(url)
+        self.synchronous = synchronous
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="outlast-sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="outlast-sqlite-reader")
+        self._local = threading.local()
+        self._write_conn: sqlite3.Connection | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        conn = self._write_conn
+        assert conn is not None, "store is not open"
+        return await loop.run_in_executor(self._writer, fn, conn)
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        self._write_conn = await loop.run_in_executor(self._writer, self._connect)
+        await self._on_writer(self._migrate)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        if self._write_conn is not None:
+            conn = self._write_conn
+            await self._on_writer(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            self._writer.submit(conn.close).result()
+            self._write_conn = None
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> None:
+        await self._on_writer(lambda conn: self._write(conn, batch))
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, batch: WriteBatch) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if batch.new_responses:
+                conn.executemany(
+                    f"INSERT INTO responses ({_RECORD_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (r.id, r.owner, r.status, r.background, r.stream, r.store,
+                         r.created_at, r.previous_response_id, r.input, r.snapshot,
+                         r.snapshot_seq, r.ended_at, r.expires_at)
+                        for r in batch.new_responses
+                    ],
+                )  # fmt: skip
+            if batch.events:
+                conn.executemany(
+                    "INSERT INTO events (response_id, seq, type, data) VALUES (?, ?, ?, ?)",
+                    [(rid, e.seq, e.type, e.data) for rid, e in batch.events],
+                )
+            if batch.updates:
+                conn.executemany(
+                    "UPDATE responses SET status = ?, snapshot = ?, snapshot_seq = ?, "
+                    "ended_at = COALESCE(?, ended_at), expires_at = COALESCE(?, expires_at) "
+                    "WHERE id = ?",
+                    [
+                        (u.status, u.snapshot, u.snapshot_seq, u.ended_at, u.expires_at, rid)
+                        for rid, u in batch.updates.items()
+                    ],
+                )
+            if batch.deletes:
+                ids = [(rid,) for rid in batch.deletes]
+                conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
+                conn.executemany("DELETE FROM responses WHERE id = ?", ids)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get_response(self, response_id: str, owner: str | None) -> ResponseRecord | None:
+        def query(conn: sqlite3.Connection) -> ResponseRecord | None:
+            if owner is None:
+                row = conn.execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM responses WHERE id = ?", (response_id,)
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM responses WHERE id = ? AND owner = ?",
+                    (response_id, owner),
+                ).fetchone()
+            return _record(row) if row else None
+
+        return await self._read(query)
+
+    async def read_events(self, response_id: str, after: int, limit: int) -> list[Event]:
+        def query(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT seq, type, data FROM events WHERE response_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (response_id, after, limit),
+            ).fetchall()
+            return [Event(seq, kind, bytes(data)) for seq, kind, data in rows]
+
+        return await self._read(query)
+
+    async def last_seq(self, response_id: str) -> int:
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT MAX(seq) FROM events WHERE response_id = ?", (response_id,)
+            ).fetchone()
+            return -1 if row[0] is None else int(row[0])
+
+        return await self._read(query)
+
+    async def unfinished_responses(self) -> list[ResponseRecord]:
+        def query(conn: sqlite3.Connection) -> list[ResponseRecord]:
+            rows = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM responses "
+                "WHERE status IN ('queued', 'in_progress') ORDER BY created_at"
+            ).fetchall()
+            return [_record(row) for row in rows]
+
+        return await self._read(query)
+
+    async def expired_response_ids(self, now: float, limit: int) -> list[str]:
+        def query(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT id FROM responses WHERE expires_at IS NOT NULL AND expires_at < ? "
+                "LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._read(query)

@@ -1,0 +1,215 @@
+"""Group commit: every write of every run goes through one writer task.
+
+The writer takes everything that arrived while the previous commit was running and writes it in one
+transaction, so under load batches grow by themselves and each event costs a fraction of a commit,
+while an idle server commits a single event at once. Only after a batch commits are its callbacks
+run (which publish the events to live readers): an event is durable before anyone can receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from outlast.protocol.events import Event
+from outlast.store.base import ResponseRecord, SnapshotUpdate, Store, WriteBatch
+
+log = logging.getLogger("outlast.store")
+
+Callback = Callable[[], None]
+ErrorCallback = Callable[[BaseException], None]
+
+# Past this many uncommitted events, appending runs wait for the writer (bounded memory when an
+# agent produces faster than the disk commits). Below it, an append never waits.
+HIGH_WATER_EVENTS = 20_000
+# One transaction at most this many events, so a huge backlog cannot make one commit take long.
+MAX_BATCH_EVENTS = 10_000
+
+
+@dataclass(slots=True)
+class _Op:
+    new: ResponseRecord | None = None
+    response_id: str | None = None
+    events: list[Event] = field(default_factory=list)
+    update: SnapshotUpdate | None = None
+    delete: str | None = None
+    on_commit: Callback | None = None
+    on_error: ErrorCallback | None = None
+    future: asyncio.Future[None] | None = None
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters for monitoring and benchmarks."""
+
+    batches: int = 0
+    events: int = 0
+    commit_seconds: float = 0.0
+    largest_batch: int = 0
+
+
+class GroupCommitWriter:
+    """The single writer of a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.stats = WriterStats()
+        self._pending: list[_Op] = []
+        self._pending_events = 0
+        self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outlast-group-commit")
+
+    async def close(self) -> None:
+        """Commit everything pending, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def append(
+        self,
+        response_id: str,
+        events: list[Event],
+        update: SnapshotUpdate | None = None,
+        on_commit: Callback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> None:
+        """Queue events (and a snapshot) of one response; never waits."""
+        self._submit(
+            _Op(
+                response_id=response_id,
+                events=events,
+                update=update,
+                on_commit=on_commit,
+                on_error=on_error,
+            )
+        )
+
+    async def insert(self, record: ResponseRecord, events: list[Event], on_commit: Callback) -> None:
+        """Create a response with its first events; returns once they are committed."""
+        await self._wait(_Op(new=record, response_id=record.id, events=events, on_commit=on_commit))
+
+    async def delete(self, response_id: str) -> None:
+        """Delete a response and its events; returns once committed."""
+        await self._wait(_Op(delete=response_id))
+
+    async def flush(self, response_id: str, events: list[Event], update: SnapshotUpdate,
+                    on_commit: Callback) -> None:  # fmt: skip
+        """Like :meth:`append`, but returns once committed (raises if the commit failed)."""
+        await self._wait(
+            _Op(response_id=response_id, events=events, update=update, on_commit=on_commit)
+        )
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: wait while too many events are uncommitted."""
+        if not self._room.is_set():
+            await self._room.wait()
+
+    @property
+    def congested(self) -> bool:
+        return not self._room.is_set()
+
+    async def _wait(self, op: _Op) -> None:
+        op.future = asyncio.get_running_loop().create_future()
+        self._submit(op)
+        await op.future
+
+    def _submit(self, op: _Op) -> None:
+        if self._closing and self._task is None:
+            raise RuntimeError("the store writer is closed")
+        self._pending.append(op)
+        self._pending_events += len(op.events)
+        if self._pending_events >= HIGH_WATER_EVENTS:
+            self._room.clear()
+        self._wakeup.set()
+
+    # -- the writer task ---------------------------------------------------------------------
+
+    def _take(self) -> list[_Op]:
+        """The next batch: pending ops in order, up to ``MAX_BATCH_EVENTS`` events."""
+        taken = 0
+        count = 0
+        for op in self._pending:
+            if count and taken + len(op.events) > MAX_BATCH_EVENTS:
+                break
+            taken += len(op.events)
+            count += 1
+        ops = self._pending[:count]
+        del self._pending[:count]
+        self._pending_events -= taken
+        return ops
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            ops = self._take()
+            try:
+                await self._commit(ops)
+            except Exception as exc:
+                if len(ops) == 1:
+                    self._failed(ops[0], exc)
+                else:
+                    # One bad op must not fail the others: retry them one by one.
+                    log.warning("group commit of %d writes failed (%s); retrying singly", len(ops), exc)
+                    for op in ops:
+                        try:
+                            await self._commit([op])
+                        except Exception as single_exc:
+                            self._failed(op, single_exc)
+            if self._pending_events < HIGH_WATER_EVENTS // 2:
+                self._room.set()
+
+    async def _commit(self, ops: list[_Op]) -> None:
+        batch = WriteBatch()
+        for op in ops:
+            if op.new is not None:
+                batch.new_responses.append(op.new)
+            if op.events:
+                rid = op.response_id
+                assert rid is not None
+                batch.events.extend([(rid, event) for event in op.events])
+            if op.update is not None:
+                assert op.response_id is not None
+                batch.updates[op.response_id] = op.update
+            if op.delete is not None:
+                batch.deletes.append(op.delete)
+        started = time.perf_counter()
+        await self.store.write(batch)
+        stats = self.stats
+        stats.commit_seconds += time.perf_counter() - started
+        stats.batches += 1
+        stats.events += len(batch.events)
+        stats.largest_batch = max(stats.largest_batch, len(batch.events))
+        for op in ops:
+            if op.on_commit is not None:
+                try:
+                    op.on_commit()
+                except Exception:
+                    log.exception("a commit callback failed")
+            if op.future is not None and not op.future.done():
+                op.future.set_result(None)
+
+    @staticmethod
+    def _failed(op: _Op, exc: BaseException) -> None:
+        log.error("write failed for %s: %s", op.response_id or op.delete, exc)
+        if op.on_error is not None:
+            op.on_error(exc)
+        if op.future is not None and not op.future.done():
+            op.future.set_exception(exc)
