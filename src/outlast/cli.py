@@ -18,12 +18,14 @@ def _duration(text: str) -> float:
     """Seconds, or a number with a unit: ``90``, ``30s``, ``15m``, ``12h``, ``7d``."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
-    scale = units.get(text[-1:], None)
+    scale = units.get(text[-1:])
     number = text[:-1] if scale else text
     try:
         value = float(number) * (scale or 1)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90, 30s, 15m, 7d)") from None
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 30s, 15m, 7d)"
+        ) from None
     if value <= 0:
         raise argparse.ArgumentTypeError("a duration must be positive")
     return value
@@ -151,7 +153,7 @@ def serve(settings: Settings, access_log: bool = False) -> int:
         timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
     )
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             # Start draining at once: stop accepting runs, let running ones finish.
             loop = asyncio.get_event_loop()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from outlast.protocol.outputs import AgentOutput
 
-Agent = Callable[["AgentRequest"], AsyncIterator[AgentOutput]]
+Agent = Callable[["AgentRequest"], AsyncGenerator[AgentOutput, None]]
 """An async generator function taking an :class:`AgentRequest`."""
 
 

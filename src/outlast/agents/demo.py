@@ -23,7 +23,10 @@ from outlast.protocol.outputs import (
 )
 
 LIBRARY = [
-    ("origins", "Server-Sent Events began as part of the WHATWG Web Applications 1.0 work in 2004."),
+    (
+        "origins",
+        "Server-Sent Events began as part of the WHATWG Web Applications 1.0 work in 2004.",
+    ),
     ("protocol", "An SSE stream is plain text: 'event:' and 'data:' lines, then a blank line."),
     ("resume", "Browsers reconnect by themselves and send Last-Event-ID to resume a stream."),
     ("proxies", "Idle HTTP connections are often cut by proxies after 60 to 120 seconds."),

@@ -231,7 +231,9 @@ class Engine:
             snapshot=orjson.dumps(state.to_dict()),
             snapshot_seq=events[-1].seq,
         )
-        await self.writer.insert(record, events, on_commit=lambda: self.hub.publish(response_id, events))
+        await self.writer.insert(
+            record, events, on_commit=lambda: self.hub.publish(response_id, events)
+        )
         self._runs[response_id] = run
         self._queue.append(run)
         log.info("%s created, %s (model=%s)", response_id, status, request.model)
@@ -438,8 +440,7 @@ class Engine:
         record = await self.record(response_id, owner)
         if not record.background:
             raise invalid(
-                "This response cannot be streamed because it was not created with "
-                "background=true.",
+                "This response cannot be streamed because it was not created with background=true.",
                 param="stream",
                 code="invalid_request_error",
             )

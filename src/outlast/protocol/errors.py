@@ -40,6 +40,4 @@ def invalid(message: str, *, param: str | None = None, code: str = "invalid_valu
 
 
 def not_found(response_id: str) -> APIError:
-    return APIError(
-        404, f"Response with id '{response_id}' not found.", code="response_not_found"
-    )
+    return APIError(404, f"Response with id '{response_id}' not found.", code="response_not_found")

@@ -123,7 +123,9 @@ class Normalizer:
 
     def _item_done(self, index: int) -> Event:
         item = self.state.output[index]
-        return self._emit({"type": "response.output_item.done", "output_index": index, "item": item})
+        return self._emit(
+            {"type": "response.output_item.done", "output_index": index, "item": item}
+        )
 
     def _open_message(self) -> list[Event]:
         item: dict[str, Any] = {

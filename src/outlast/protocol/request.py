@@ -71,7 +71,8 @@ class CreateRequest:
 
 @functools.cache
 def _field_adapter(name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(Response.model_fields[name].annotation)
+    annotation: Any = Response.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any:
@@ -92,9 +93,7 @@ def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any
 def parse_create(body: Any) -> CreateRequest:
     """Check a create body; raise :class:`~outlast.protocol.errors.APIError` if it is bad."""
     if not isinstance(body, dict):
-        raise invalid(
-            "The request body must be a JSON object.", code="invalid_type", param=None
-        )
+        raise invalid("The request body must be a JSON object.", code="invalid_type", param=None)
     for name in body:
         if name not in KNOWN_PARAMS:
             raise invalid(f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
@@ -260,9 +259,7 @@ def input_items(value: Any) -> list[dict[str, Any]]:
     return items
 
 
-def new_response_fields(
-    response_id: str, request: CreateRequest, status: str
-) -> dict[str, Any]:
+def new_response_fields(response_id: str, request: CreateRequest, status: str) -> dict[str, Any]:
     """Every field of a new response object except ``output``."""
     fields: dict[str, Any] = {
         "id": response_id,

@@ -263,8 +263,7 @@ class SQLiteStore(Store):
     async def expired_response_ids(self, now: float, limit: int) -> list[str]:
         def query(conn: sqlite3.Connection) -> list[str]:
             rows = conn.execute(
-                "SELECT id FROM responses WHERE expires_at IS NOT NULL AND expires_at < ? "
-                "LIMIT ?",
+                "SELECT id FROM responses WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?",
                 (now, limit),
             ).fetchall()
             return [row[0] for row in rows]

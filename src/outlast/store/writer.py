@@ -97,7 +97,9 @@ class GroupCommitWriter:
             )
         )
 
-    async def insert(self, record: ResponseRecord, events: list[Event], on_commit: Callback) -> None:
+    async def insert(
+        self, record: ResponseRecord, events: list[Event], on_commit: Callback
+    ) -> None:
         """Create a response with its first events; returns once they are committed."""
         await self._wait(_Op(new=record, response_id=record.id, events=events, on_commit=on_commit))
 
@@ -167,7 +169,9 @@ class GroupCommitWriter:
                     self._failed(ops[0], exc)
                 else:
                     # One bad op must not fail the others: retry them one by one.
-                    log.warning("group commit of %d writes failed (%s); retrying singly", len(ops), exc)
+                    log.warning(
+                        "group commit of %d writes failed (%s); retrying singly", len(ops), exc
+                    )
                     for op in ops:
                         try:
                             await self._commit([op])
