@@ -19,6 +19,7 @@ import orjson
 
 from outlast.agents.base import Agent, AgentRequest
 from outlast.config import Settings
+from outlast.engine.cache import FinishedCache
 from outlast.engine.hub import Hub
 from outlast.engine.reader import read_stream
 from outlast.protocol.errors import APIError, invalid, not_found
@@ -92,6 +93,7 @@ class Engine:
         self.agent = agent
         self.hub = Hub()
         self.writer = GroupCommitWriter(store)
+        self.finished = FinishedCache()
         self.accepting = True
         self._runs: dict[str, Run] = {}
         self._queue: deque[Run] = deque()
@@ -423,8 +425,12 @@ class Engine:
 
     async def record(self, response_id: str, owner: str) -> ResponseRecord:
         """The visible record of a response of ``owner``, or 404."""
-        record = await self.store.get_response(response_id, owner)
-        if record is None or not self._visible(record):
+        record = self.finished.get(response_id)
+        if record is None:
+            record = await self.store.get_response(response_id, None)
+            if record is not None and record.status in TERMINAL_STATUSES:
+                self.finished.put(record)
+        if record is None or record.owner != owner or not self._visible(record):
             raise not_found(response_id)
         return record
 
@@ -482,7 +488,9 @@ class Engine:
             await run.done.wait()
         else:
             await self.record(response_id, owner)
+        self.finished.evict(response_id)
         await self.writer.delete(response_id)
+        self.finished.evict(response_id)
         log.info("%s deleted", response_id)
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
@@ -512,6 +520,8 @@ class Engine:
             ]
             if not ids:
                 return total
+            for rid in ids:
+                self.finished.evict(rid)
             await asyncio.gather(*(self.writer.delete(rid) for rid in ids))
             total += len(ids)
             if len(ids) < RETENTION_BATCH:
