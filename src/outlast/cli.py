@@ -142,6 +142,9 @@ def serve(settings: Settings, access_log: bool = False) -> int:
         return 2
 
     engine = app.state.engine
+    # The store's threads hand the GIL back and forth with the busy event loop at every SQLite
+    # call; at the default 5 ms switch interval each hand-back can stall a commit that long.
+    sys.setswitchinterval(0.001)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -20,7 +20,7 @@ import orjson
 from outlast.agents.base import Agent, AgentRequest
 from outlast.config import Settings
 from outlast.engine.cache import FinishedCache
-from outlast.engine.hub import Hub
+from outlast.engine.hub import Hub, Subscription
 from outlast.engine.reader import read_stream
 from outlast.protocol.errors import APIError, invalid, not_found
 from outlast.protocol.events import TERMINAL_STATUSES, Event
@@ -59,7 +59,7 @@ class Run:
     """A response that is queued or running on this server."""
 
     __slots__ = (
-        "agent_request", "background", "done", "finishing", "id", "normalizer", "owner",
+        "agent_request", "background", "created", "done", "finishing", "id", "normalizer", "owner",
         "snapshot_at", "stop_reason", "store", "task", "timeout_handle",
     )  # fmt: skip
 
@@ -78,6 +78,9 @@ class Run:
         self.done = asyncio.Event()
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.snapshot_at = 0.0
+        # The response object as created (status queued for a background response): what the
+        # create request answers, even if the run has started by the time it does.
+        self.created = b""
 
     @property
     def state(self) -> ResponseState:
@@ -182,8 +185,14 @@ class Engine:
 
     # -- creating ----------------------------------------------------------------------------
 
-    async def create(self, request: CreateRequest, owner: str) -> Run:
-        """Store a new response and queue its run; returns once the response is durable."""
+    async def create(
+        self, request: CreateRequest, owner: str, subscribe: bool = False
+    ) -> tuple[Run, Subscription | None]:
+        """Store a new response and queue its run; returns once the response is durable.
+
+        With ``subscribe``, also a hub subscription taken before anything of the response was
+        published, for :meth:`stream_run`.
+        """
         if not self.accepting:
             raise APIError(
                 503,
@@ -233,14 +242,26 @@ class Engine:
             snapshot=orjson.dumps(state.to_dict()),
             snapshot_seq=events[-1].seq,
         )
-        await self.writer.insert(
+        # Queue the run before waiting for the insert to commit: its first events then share the
+        # insert's transaction (one fsync before the first delta instead of two). Nothing is
+        # delivered before it commits, and the caller answers only after it has.
+        run.created = record.snapshot
+        subscription = self.hub.subscribe(response_id) if subscribe else None
+        insert = self.writer.insert(
             record, events, on_commit=lambda: self.hub.publish(response_id, events)
         )
         self._runs[response_id] = run
         self._queue.append(run)
-        log.info("%s created, %s (model=%s)", response_id, status, request.model)
         self._pump()
-        return run
+        try:
+            await insert
+        except Exception:
+            self._stop(run, "store_failed")
+            if subscription is not None:
+                self.hub.unsubscribe(subscription)
+            raise
+        log.info("%s created, %s (model=%s)", response_id, status, request.model)
+        return run, subscription
 
     async def _history(self, previous_id: str, owner: str) -> list[dict[str, Any]]:
         """The chain's inputs and outputs, oldest first."""
@@ -325,6 +346,8 @@ class Engine:
             run.snapshot_at = now
             update = self._update(run.state, events[-1].seq, store=run.store)
         response_id = run.id
+        # ``events`` may be extended by later appends of this run before it commits (see
+        # GroupCommitWriter.append); the callback publishes the list as it is at commit time.
         self.writer.append(
             response_id, events, update, on_commit=lambda: self.hub.publish(response_id, events)
         )
@@ -350,6 +373,8 @@ class Engine:
             return "failed", server_error(
                 f"The run exceeded the run timeout of {limit} seconds and was stopped."
             )
+        if reason == "store_failed":
+            return "failed", server_error("The response could not be stored.")
         if reason == "shutdown":
             return "failed", server_error(SHUTDOWN_RUNNING if started else SHUTDOWN_QUEUED)
         return "cancelled", None
@@ -450,11 +475,14 @@ class Engine:
                 param="stream",
                 code="invalid_request_error",
             )
-        return read_stream(self.store, self.hub, response_id, after)
+        return read_stream(self.store, self.hub, response_id, after, self._is_live)
 
-    def stream_run(self, run: Run) -> AsyncIterator[bytes]:
+    def stream_run(self, run: Run, subscription: Subscription) -> AsyncIterator[bytes]:
         """The stream of a response just created (its POST stream), from its first event."""
-        return read_stream(self.store, self.hub, run.id, -1)
+        return read_stream(self.store, self.hub, run.id, -1, self._is_live, subscription)
+
+    def _is_live(self, response_id: str) -> bool:
+        return response_id in self._runs
 
     async def wait(self, run: Run) -> None:
         await run.done.wait()

@@ -8,13 +8,13 @@ on an overflow or a gap it goes back to the store. Every event reaches it exactl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-from outlast.engine.hub import Hub
+from outlast.engine.hub import Hub, Subscription
 from outlast.protocol.events import TERMINAL_STATUSES, frames
 from outlast.store.base import Store
 
-STORE_PAGE = 2000
+STORE_PAGE = 1000
 # A silent stream gets an SSE comment this often, which keeps proxies from closing it and doubles
 # as a safety net: the reader re-checks the store each time.
 KEEPALIVE_SECONDS = 15.0
@@ -22,17 +22,35 @@ KEEPALIVE = b": keep-alive\n\n"
 
 
 async def read_stream(
-    store: Store, hub: Hub, response_id: str, after: int = -1
+    store: Store,
+    hub: Hub,
+    response_id: str,
+    after: int = -1,
+    is_live: Callable[[str], bool] | None = None,
+    subscription: Subscription | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE bytes of every event with ``seq > after``, ending after the terminal event."""
+    """SSE bytes of every event with ``seq > after``, ending after the terminal event.
+
+    ``is_live(response_id)`` says the run is executing here, so its end will come through the hub
+    and the store need not be asked whether it has ended (one query fewer per resume).
+    A ``subscription`` taken before the response's first event was committed already holds every
+    event, so the first store read is skipped (the stream of a create request).
+    """
     last = after
-    subscription = hub.subscribe(response_id)
+    live_from_start = subscription is not None
+    if subscription is None:
+        subscription = hub.subscribe(response_id)
     try:
         while True:
-            # 1. Catch up from the store. Reset the live buffer first: whatever is published from
-            # now on is buffered, so nothing falls between the store read and going live.
-            subscription.reset()
-            while True:
+            if live_from_start:
+                live_from_start = False
+                await_live = True
+            else:
+                await_live = False
+                # 1. Catch up from the store. Reset the live buffer first: whatever is published
+                # from now on is buffered, so nothing falls between the store read and going live.
+                subscription.reset()
+            while not await_live:
                 events = await store.read_events(response_id, last, STORE_PAGE)
                 if not events:
                     break
@@ -40,19 +58,21 @@ async def read_stream(
                 yield frames(events)
                 if events[-1].is_terminal:
                     return
-            # 2. Nothing more is stored. A finished (or deleted) response has nothing more to send.
-            record = await store.get_response(response_id, None)
-            if record is None:
-                return
-            if record.status in TERMINAL_STATUSES:
-                # Its terminal event committed with the status: read once more, then stop.
-                events = await store.read_events(response_id, last, STORE_PAGE)
-                if events:
-                    last = events[-1].seq
-                    yield frames(events)
-                    if not events[-1].is_terminal:
-                        continue
-                return
+            # 2. Nothing more is stored. A finished (or deleted) response has nothing more to
+            # send; a run executing here will end through the hub, so the store need not be asked.
+            if not await_live and (is_live is None or not is_live(response_id)):
+                record = await store.get_response(response_id, None)
+                if record is None:
+                    return
+                if record.status in TERMINAL_STATUSES:
+                    # Its terminal event committed with the status: read once more, then stop.
+                    events = await store.read_events(response_id, last, STORE_PAGE)
+                    if events:
+                        last = events[-1].seq
+                        yield frames(events)
+                        if not events[-1].is_terminal:
+                            continue
+                    return
             # 3. Live, until the end, an overflow, a gap or a quiet spell.
             while True:
                 if not await subscription.wait(KEEPALIVE_SECONDS):

@@ -60,12 +60,12 @@ async def read_json(request: Request) -> Any:
 async def create_response(request: Request) -> Response | EventStreamResponse:
     params = parse_create(await read_json(request))
     engine = _engine(request)
-    run = await engine.create(params, _owner(request))
-    if params.stream:
+    run, subscription = await engine.create(params, _owner(request), subscribe=params.stream)
+    if subscription is not None:
         on_disconnect = None if params.background else (lambda: engine.abandon(run))
-        return EventStreamResponse(engine.stream_run(run), on_disconnect=on_disconnect)
+        return EventStreamResponse(engine.stream_run(run, subscription), on_disconnect=on_disconnect)
     if params.background:
-        return json_response(run.state.to_dict())
+        return json_bytes(run.created)
     if not await _wait_unless_disconnected(request, engine, run):
         return Response(status_code=499)
     return json_response(run.state.to_dict())

@@ -12,6 +12,7 @@ loss. Either way a commit is atomic: a crash never leaves half a batch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -77,6 +78,29 @@ def _record(row: tuple[Any, ...]) -> ResponseRecord:
         ended_at=row[11],
         expires_at=row[12],
     )
+
+
+# Events are inserted with multi-row statements of up to this many rows. Why not executemany:
+# it releases the GIL around every row's step, and while the event loop's thread is busy each
+# re-acquisition waits for the switch interval, so a batch of N events took about N * 5 ms under
+# load (measured: 200 ms before the first event of a 20,000-delta run). One statement per chunk
+# releases it a handful of times per batch instead.
+EVENT_CHUNK_ROWS = 500
+_EVENT_INSERT = "INSERT INTO events (response_id, seq, type, data) VALUES "
+
+
+@functools.lru_cache(maxsize=64)
+def _events_sql(rows: int) -> str:
+    return _EVENT_INSERT + ",".join(["(?, ?, ?, ?)"] * rows)
+
+
+def _insert_events(conn: sqlite3.Connection, events: list[tuple[str, Event]]) -> None:
+    for start in range(0, len(events), EVENT_CHUNK_ROWS):
+        chunk = events[start : start + EVENT_CHUNK_ROWS]
+        params: list[Any] = []
+        for response_id, event in chunk:
+            params += (response_id, event.seq, event.type, event.data)
+        conn.execute(_events_sql(len(chunk)), params)
 
 
 def sqlite_path(url: str) -> str:
@@ -190,10 +214,7 @@ class SQLiteStore(Store):
                     ],
                 )  # fmt: skip
             if batch.events:
-                conn.executemany(
-                    "INSERT INTO events (response_id, seq, type, data) VALUES (?, ?, ?, ?)",
-                    [(rid, e.seq, e.type, e.data) for rid, e in batch.events],
-                )
+                _insert_events(conn, batch.events)
             if batch.updates:
                 conn.executemany(
                     "UPDATE responses SET status = ?, snapshot = ?, snapshot_seq = ?, "

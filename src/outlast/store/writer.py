@@ -24,9 +24,9 @@ ErrorCallback = Callable[[BaseException], None]
 
 # Past this many uncommitted events, appending runs wait for the writer (bounded memory when an
 # agent produces faster than the disk commits). Below it, an append never waits.
-HIGH_WATER_EVENTS = 20_000
+HIGH_WATER_EVENTS = 8_000
 # One transaction at most this many events, so a huge backlog cannot make one commit take long.
-MAX_BATCH_EVENTS = 10_000
+MAX_BATCH_EVENTS = 2_000
 
 
 @dataclass(slots=True)
@@ -86,7 +86,28 @@ class GroupCommitWriter:
         on_commit: Callback | None = None,
         on_error: ErrorCallback | None = None,
     ) -> None:
-        """Queue events (and a snapshot) of one response; never waits."""
+        """Queue events (and a snapshot) of one response; never waits.
+
+        Consecutive appends of the same response share one pending op: the events are added to
+        that op's list, which is the very list its ``on_commit`` publishes, so one callback
+        delivers them all (per-event ops cost more than the rest of the event path).
+        """
+        if self._pending:
+            last = self._pending[-1]
+            if (
+                last.response_id == response_id
+                and last.future is None
+                and last.new is None
+                and last.delete is None
+                and on_error is last.on_error
+            ):
+                last.events.extend(events)
+                if update is not None:
+                    last.update = update
+                self._pending_events += len(events)
+                if self._pending_events >= HIGH_WATER_EVENTS:
+                    self._room.clear()
+                return
         self._submit(
             _Op(
                 response_id=response_id,
@@ -97,11 +118,14 @@ class GroupCommitWriter:
             )
         )
 
-    async def insert(
+    def insert(
         self, record: ResponseRecord, events: list[Event], on_commit: Callback
-    ) -> None:
-        """Create a response with its first events; returns once they are committed."""
-        await self._wait(_Op(new=record, response_id=record.id, events=events, on_commit=on_commit))
+    ) -> asyncio.Future[None]:
+        """Queue a new response with its first events at once; the future resolves on commit."""
+        op = _Op(new=record, response_id=record.id, events=events, on_commit=on_commit)
+        op.future = asyncio.get_running_loop().create_future()
+        self._submit(op)
+        return op.future
 
     async def delete(self, response_id: str) -> None:
         """Delete a response and its events; returns once committed."""
@@ -161,6 +185,10 @@ class GroupCommitWriter:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            # One loop tick of gathering: tasks woken together with the writer (say, a run that
+            # was just started next to its response's insert) join this batch instead of paying
+            # for a commit of their own.
+            await asyncio.sleep(0)
             ops = self._take()
             try:
                 await self._commit(ops)
