@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
+
 from serverproc import ServerProcess
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import orjson
@@ -63,7 +64,9 @@ async def create_response(request: Request) -> Response | EventStreamResponse:
     run, subscription = await engine.create(params, _owner(request), subscribe=params.stream)
     if subscription is not None:
         on_disconnect = None if params.background else (lambda: engine.abandon(run))
-        return EventStreamResponse(engine.stream_run(run, subscription), on_disconnect=on_disconnect)
+        return EventStreamResponse(
+            engine.stream_run(run, subscription), on_disconnect=on_disconnect
+        )
     if params.background:
         return json_bytes(run.created)
     if not await _wait_unless_disconnected(request, engine, run):
@@ -93,6 +96,17 @@ async def _wait_unless_disconnected(request: Request, engine: Engine, run: Run) 
     return False
 
 
+# ASCII digits only: str.isdigit() also accepts '²' and Arabic-Indic digits, which int() then
+# rejects or misreads.
+_DIGITS = re.compile(r"[0-9]{1,18}")
+# The largest sequence number the store can hold (a signed 64-bit integer, with margin).
+MAX_SEQUENCE = 10**18 - 1
+
+
+def _ascii_int(value: str) -> int | None:
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
 def _flag(request: Request, name: str) -> bool:
     value = request.query_params.get(name)
     if value is None or value == "false":
@@ -106,14 +120,15 @@ def _starting_after(request: Request) -> int:
     value = request.query_params.get("starting_after")
     if value is None:
         return -1
-    if not value.isdigit():
+    number = _ascii_int(value)
+    if number is None:
         raise invalid(
-            f"Invalid 'starting_after': expected an integer greater than or equal to 0, "
+            f"Invalid 'starting_after': expected an integer between 0 and {MAX_SEQUENCE}, "
             f"but got {value!r}.",
             param="starting_after",
-            code="invalid_type" if not value.lstrip("-").isdigit() else "invalid_value",
+            code="invalid_value" if re.fullmatch(r"-?[0-9]+", value) else "invalid_type",
         )
-    return int(value)
+    return number
 
 
 async def get_response(request: Request) -> Response | EventStreamResponse:
@@ -139,7 +154,8 @@ async def list_input_items(request: Request) -> Response:
     response_id = request.path_params["response_id"]
     query = request.query_params
     limit_text = query.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+    limit_number = _ascii_int(limit_text)
+    if limit_number is None or not 1 <= limit_number <= 100:
         raise invalid(
             f"Invalid 'limit': expected an integer between 1 and 100, but got {limit_text!r}.",
             param="limit",
@@ -158,7 +174,7 @@ async def list_input_items(request: Request) -> Response:
         if not positions:
             raise invalid(f"No input item with id '{after}' in this response.", param="after")
         items = items[positions[0] + 1 :]
-    limit = int(limit_text)
+    limit = limit_number
     page = items[:limit]
     return json_response(
         {
