@@ -157,11 +157,33 @@ def serve(settings: Settings, access_log: bool = False) -> int:
     )
 
     class Server(uvicorn.Server):
+        """uvicorn, with a drain in front of its shutdown.
+
+        On the first SIGTERM/SIGINT the server keeps listening while the engine drains, so new
+        creates get a clear 503 and ``/healthz`` says ``draining`` (a load balancer takes the
+        replica out) instead of connections being refused. When the drain ends, uvicorn's own
+        shutdown begins. A second signal forces it at once.
+        """
+
+        draining = False
+
         def handle_exit(self, sig: int, frame: Any) -> None:
-            # Start draining at once: stop accepting runs, let running ones finish.
-            loop = asyncio.get_event_loop()
-            loop.call_soon_threadsafe(engine.begin_shutdown)
-            super().handle_exit(sig, frame)
+            if self.draining:
+                super().handle_exit(sig, frame)
+                return
+            self.draining = True
+            asyncio.get_event_loop().call_soon_threadsafe(self._drain_then_exit, sig)
+
+        def _drain_then_exit(self, sig: int) -> None:
+            engine.begin_shutdown()
+
+            def finished(_: object) -> None:
+                super(Server, self).handle_exit(sig, None)
+                # uvicorn re-raises a signal it handled once it has stopped, which would make a
+                # clean, drained shutdown exit with -15; the drain is the handling.
+                self._captured_signals.clear()
+
+            engine.shutdown_task.add_done_callback(finished)
 
     logging.getLogger("outlast").info(
         "serving %s on http://%s:%d (db %s)", settings.agent, settings.host, settings.port,

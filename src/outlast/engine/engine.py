@@ -26,6 +26,7 @@ from outlast.protocol.errors import APIError, invalid, not_found
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
 from outlast.protocol.ids import new_id
+from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.request import CreateRequest, new_response_fields
 from outlast.protocol.state import ResponseState
@@ -130,6 +131,12 @@ class Engine:
             self._shutdown_task = asyncio.create_task(
                 self._drain(self.settings.drain_timeout), name="outlast-drain"
             )
+
+    @property
+    def shutdown_task(self) -> asyncio.Task[None]:
+        """The drain begun by :meth:`begin_shutdown`."""
+        assert self._shutdown_task is not None, "begin_shutdown() first"
+        return self._shutdown_task
 
     async def shutdown(self, drain_timeout: float | None = None) -> None:
         if self._shutdown_task is None:
@@ -238,8 +245,8 @@ class Engine:
             store=request.store,
             created_at=time.time(),
             previous_response_id=request.previous_response_id,
-            input=orjson.dumps(request.input_items),
-            snapshot=orjson.dumps(state.to_dict()),
+            input=dumps(request.input_items),
+            snapshot=dumps(state.to_dict()),
             snapshot_seq=events[-1].seq,
         )
         # Queue the run before waiting for the insert to commit: its first events then share the
@@ -360,7 +367,7 @@ class Engine:
             expires = ended + (self.settings.retention if store else UNSTORED_GRACE)
         return SnapshotUpdate(
             status=state.status,
-            snapshot=orjson.dumps(state.to_dict()),
+            snapshot=dumps(state.to_dict()),
             snapshot_seq=seq,
             ended_at=ended,
             expires_at=expires,

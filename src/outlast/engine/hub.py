@@ -13,7 +13,9 @@ from collections import defaultdict
 from outlast.protocol.events import Event
 
 # Events a reader may have buffered before it must catch up from the store instead.
-SUBSCRIBER_BUFFER = 4096
+# At least one group-commit batch (MAX_BATCH_EVENTS), so a fast run's live reader is not pushed
+# back to the store by a single commit.
+SUBSCRIBER_BUFFER = 16_384
 
 
 class Subscription:

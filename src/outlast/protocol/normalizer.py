@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from outlast.protocol.events import Event
 from outlast.protocol.ids import new_id
+from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.outputs import (
     AgentOutput,
     FunctionCall,
@@ -23,7 +22,7 @@ from outlast.protocol.outputs import (
 )
 from outlast.protocol.state import ResponseState
 
-_dumps = orjson.dumps
+_dumps = dumps
 
 
 class Normalizer:
