@@ -81,7 +81,7 @@ def test_output_index_counts_items_across_the_whole_response_and_ids_are_unique(
 def test_function_call_carries_call_id_name_and_complete_arguments() -> None:
     call = FunctionCall(name="get_weather", arguments={"city": "Paris"})
     _, events = run([call])
-    done = [d for d in decoded(events) if d["type"] == "response.output_item.done"][0]
+    done = next(d for d in decoded(events) if d["type"] == "response.output_item.done")
     assert done["item"]["call_id"] == call.call_id
     assert done["item"]["name"] == "get_weather"
     assert orjson.loads(done["item"]["arguments"]) == {"city": "Paris"}
