@@ -41,6 +41,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from outlast.agents.base import AgentRequest
+from outlast.agents.synthetic import agent as synthetic_agent
+from outlast.protocol.outputs import AgentOutput
+
 if os.environ.get("BASELINE_JSON") == "orjson":
     import orjson
 
@@ -60,23 +64,12 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
-# -- the synthetic agent (same semantics as outlast.agents.synthetic) ----------------------------
+# -- the synthetic agent: the very one outlast hosts, so only the serving differs ------------------
 
 
-def _params(text: str) -> dict[str, str]:
-    return dict(word.split("=", 1) for word in text.split() if "=" in word)
-
-
-async def agent(prompt: str) -> AsyncIterator[str]:
-    params = _params(prompt)
-    deltas = int(params.get("deltas", "100"))
-    size = int(params.get("size", "16"))
-    delay = float(params.get("delay", "0"))
-    chunk = ("abcdefghijklmno " * (size // 16 + 1))[:size]
-    for _ in range(deltas):
-        if delay:
-            await asyncio.sleep(delay)
-        yield chunk
+def agent(prompt: str) -> AsyncIterator[AgentOutput]:
+    request = AgentRequest(response_id="", model="", input=[{"role": "user", "content": prompt}])
+    return synthetic_agent(request)
 
 
 # -- one run, in memory -------------------------------------------------------------------------

@@ -11,47 +11,19 @@ after the restart.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from helpers import EVENTUALLY, STREAM_TIMEOUT, TERMINAL_TYPES, Event, iter_sse, wait_until
 from serverproc import ServerProcess
-
-Event = dict[str, Any]
-
-TERMINAL_TYPES = {"response.completed", "response.failed", "response.incomplete"}
-STREAM_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-EVENTUALLY = 10.0
-
 
 # Every server here gets ``--drain-timeout 1``: a failing test's teardown (SIGTERM) must not wait
 # for long runs.
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = EVENTUALLY) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)
-
-
-def iter_sse(lines: Iterable[str]) -> Iterator[Event]:
-    """Events (the parsed ``data`` JSON) from SSE lines; a frame cut off by a crash is dropped."""
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield json.loads("\n".join(data))
-            data = []
-        elif line.startswith("data:"):
-            data.append(line.removeprefix("data:").removeprefix(" "))
 
 
 def read_stream(

@@ -177,8 +177,8 @@ class Engine:
             events.extend(page)
             after = page[-1].seq
         state = fold(orjson.loads(record.snapshot), events)
-        last = max(after, await self.store.last_seq(record.id))
-        normalizer = Normalizer(state, next_seq=last + 1)
+        # ``after`` is now the last committed sequence number: the log was read to its end.
+        normalizer = Normalizer(state, next_seq=after + 1)
         normalizer.finished = False
         terminal = normalizer.finish("failed", server_error(message))
         now = time.time()

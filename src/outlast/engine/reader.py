@@ -37,42 +37,40 @@ async def read_stream(
     event, so the first store read is skipped (the stream of a create request).
     """
     last = after
-    live_from_start = subscription is not None
+    # With a subscription taken before the first commit, the store has nothing the hub won't send.
+    catch_up = subscription is None
     if subscription is None:
         subscription = hub.subscribe(response_id)
     try:
         while True:
-            if live_from_start:
-                live_from_start = False
-                await_live = True
-            else:
-                await_live = False
+            if catch_up:
                 # 1. Catch up from the store. Reset the live buffer first: whatever is published
                 # from now on is buffered, so nothing falls between the store read and going live.
                 subscription.reset()
-            while not await_live:
-                events = await store.read_events(response_id, last, STORE_PAGE)
-                if not events:
-                    break
-                last = events[-1].seq
-                yield frames(events)
-                if events[-1].is_terminal:
-                    return
-            # 2. Nothing more is stored. A finished (or deleted) response has nothing more to
-            # send; a run executing here will end through the hub, so the store need not be asked.
-            if not await_live and (is_live is None or not is_live(response_id)):
-                record = await store.get_response(response_id, None)
-                if record is None:
-                    return
-                if record.status in TERMINAL_STATUSES:
-                    # Its terminal event committed with the status: read once more, then stop.
+                while True:
                     events = await store.read_events(response_id, last, STORE_PAGE)
-                    if events:
-                        last = events[-1].seq
-                        yield frames(events)
-                        if not events[-1].is_terminal:
-                            continue
-                    return
+                    if not events:
+                        break
+                    last = events[-1].seq
+                    yield frames(events)
+                    if events[-1].is_terminal:
+                        return
+                # 2. Nothing more is stored. A finished (or deleted) response has nothing more
+                # to send; a run executing here ends through the hub, so the store isn't asked.
+                if is_live is None or not is_live(response_id):
+                    record = await store.get_response(response_id, None)
+                    if record is None:
+                        return
+                    if record.status in TERMINAL_STATUSES:
+                        # Its terminal event committed with the status: read once more, then stop.
+                        events = await store.read_events(response_id, last, STORE_PAGE)
+                        if events:
+                            last = events[-1].seq
+                            yield frames(events)
+                            if not events[-1].is_terminal:
+                                continue
+                        return
+            catch_up = True
             # 3. Live, until the end, an overflow, a gap or a quiet spell.
             while True:
                 if not await subscription.wait(KEEPALIVE_SECONDS):

@@ -81,10 +81,6 @@ class Store(ABC):
         """Up to ``limit`` events with ``seq > after``, in order."""
 
     @abstractmethod
-    async def last_seq(self, response_id: str) -> int:
-        """The highest committed sequence number (-1 when there is none)."""
-
-    @abstractmethod
     async def unfinished_responses(self) -> list[ResponseRecord]:
         """Every response whose status is not terminal, oldest first."""
 

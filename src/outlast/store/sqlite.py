@@ -262,15 +262,6 @@ class SQLiteStore(Store):
 
         return await self._read(query)
 
-    async def last_seq(self, response_id: str) -> int:
-        def query(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT MAX(seq) FROM events WHERE response_id = ?", (response_id,)
-            ).fetchone()
-            return -1 if row[0] is None else int(row[0])
-
-        return await self._read(query)
-
     async def unfinished_responses(self) -> list[ResponseRecord]:
         def query(conn: sqlite3.Connection) -> list[ResponseRecord]:
             rows = conn.execute(

@@ -104,9 +104,7 @@ class GroupCommitWriter:
                 last.events.extend(events)
                 if update is not None:
                     last.update = update
-                self._pending_events += len(events)
-                if self._pending_events >= HIGH_WATER_EVENTS:
-                    self._room.clear()
+                self._count(len(events))
                 return
         self._submit(
             _Op(
@@ -156,7 +154,11 @@ class GroupCommitWriter:
         if self._closing and self._task is None:
             raise RuntimeError("the store writer is closed")
         self._pending.append(op)
-        self._pending_events += len(op.events)
+        self._count(len(op.events))
+
+    def _count(self, events: int) -> None:
+        """Account for newly pending events: backpressure past the high-water mark, wake-up."""
+        self._pending_events += events
         if self._pending_events >= HIGH_WATER_EVENTS:
             self._room.clear()
         self._wakeup.set()
