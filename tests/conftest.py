@@ -9,19 +9,28 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
+from databases import BACKENDS, TestDatabase, fresh_database
 from serverproc import ServerProcess
 
 
-@pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """Build (not start) servers; every one still running is stopped after the test.
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+    """A fresh database for the test, once on SQLite and once on PostgreSQL."""
+    with fresh_database(request.param, tmp_path) as db:
+        yield db
 
-    ``make_server(agent="agents:echo", args=["--max-running", "1"], db_path=...)``
+
+@pytest.fixture
+def make_server(database: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Build (not start) servers on the test's database; each is stopped after the test.
+
+    ``make_server(agent="scripted_agents:echo", args=["--max-running", "1"])``
     """
     servers: list[ServerProcess] = []
 
     def factory(**kwargs: Any) -> ServerProcess:
-        kwargs.setdefault("db_path", tmp_path / "outlast.db")
+        kwargs.setdefault("db", database.url)
+        kwargs.setdefault("log_dir", tmp_path)
         server = ServerProcess(**kwargs)
         servers.append(server)
         return server
@@ -34,8 +43,8 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 @pytest.fixture
 def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
-    """A running server hosting the test agents' router (``agents:router``)."""
-    return make_server(agent="agents:router").start()
+    """A running server hosting the test agents' router (``scripted_agents:router``)."""
+    return make_server(agent="scripted_agents:router").start()
 
 
 @pytest.fixture

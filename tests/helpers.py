@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import OpenAI
 
 from serverproc import ServerProcess
 
 Event = dict[str, Any]
 
 TERMINAL_TYPES = {"response.completed", "response.failed", "response.incomplete"}
+TERMINAL_STATUSES = {"completed", "failed", "cancelled", "incomplete"}
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 EVENTUALLY = 10.0
 
@@ -66,3 +68,37 @@ def replay(server: ServerProcess, response_id: str) -> list[Event]:
     ):
         assert r.status_code == 200, r.read()
         return list(iter_sse(r.iter_lines()))
+
+
+def get_json(server: ServerProcess, response_id: str) -> Event:
+    """``GET /v1/responses/{id}`` (without an API key), which must answer 200."""
+    r = httpx.get(f"{server.base_url}/responses/{response_id}", timeout=30.0)
+    assert r.status_code == 200, r.text
+    body: Event = r.json()
+    return body
+
+
+def status_of(server: ServerProcess, response_id: str) -> str:
+    status: str = get_json(server, response_id)["status"]
+    return status
+
+
+def wait_terminal(server: ServerProcess, response_id: str, timeout: float = EVENTUALLY) -> Event:
+    """The response once it has ended."""
+    wait_until(
+        lambda: status_of(server, response_id) in TERMINAL_STATUSES,
+        f"{response_id} is terminal",
+        timeout,
+    )
+    return get_json(server, response_id)
+
+
+def wait_ended(client: OpenAI, response_id: str, timeout: float = 30.0) -> str:
+    """Poll with the SDK until the response has ended; its status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.responses.retrieve(response_id).status
+        if status in TERMINAL_STATUSES:
+            return str(status)
+        time.sleep(0.05)
+    raise AssertionError(f"{response_id} did not end")

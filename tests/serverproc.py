@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,19 +30,23 @@ class ServerProcess:
 
     def __init__(
         self,
-        db_path: Path,
+        db: Path | str,
         agent: str = "outlast.agents.demo:agent",
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         port: int | None = None,
+        log_dir: Path | None = None,
     ) -> None:
-        self.db_path = db_path
+        """``db``: an SQLite file's path, or a database URL."""
+        self.db_url = f"sqlite:///{db}" if isinstance(db, Path) else db
         self.agent = agent
         self.args = list(args)
         self.env = env or {}
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = db_path.with_suffix(f".{self.port}.log")
+        if log_dir is None:
+            log_dir = db.parent if isinstance(db, Path) else Path(tempfile.gettempdir())
+        self.log_path = log_dir / f"outlast.{self.port}.log"
 
     @property
     def url(self) -> str:
@@ -53,14 +58,14 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = dict(os.environ)
-        # tests/ on the path, so that test agents (tests/agents.py) can be hosted.
+        # tests/ on the path, so that test agents (tests/scripted_agents.py) can be hosted.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
         env.pop("OUTLAST_API_KEYS", None)
         env.update(self.env)
         cmd = [
             sys.executable, "-m", "outlast", "serve",
             "--port", str(self.port),
-            "--db", f"sqlite:///{self.db_path}",
+            "--db", self.db_url,
             "--agent", self.agent,
             *self.args,
         ]  # fmt: skip

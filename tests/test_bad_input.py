@@ -11,7 +11,6 @@ unknown routes. Every error body must be exactly ``{"error": {"message", "type",
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from databases import TestDatabase
 from serverproc import ServerProcess
 
 AUTH = {"Authorization": "Bearer test-key"}
@@ -29,8 +29,9 @@ MiB = 1024 * 1024
 class Api:
     """A raw HTTP client for one server that also tracks how many responses should be stored."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: ServerProcess, database: TestDatabase) -> None:
         self.server = server
+        self.database = database
         self.http = httpx.Client(base_url=server.url, headers=AUTH, timeout=WAIT)
         self.stored = 0
 
@@ -63,14 +64,7 @@ class Api:
 
     def stored_count(self) -> int | None:
         """Rows in the server's ``responses`` table, or None when the database has no such table."""
-        uri = f"file:{self.server.db_path}?mode=ro"
-        try:
-            with sqlite3.connect(uri, uri=True, timeout=WAIT) as conn:
-                row = conn.execute("SELECT COUNT(*) FROM responses").fetchone()
-        except sqlite3.OperationalError:
-            return None
-        count: int = row[0]
-        return count
+        return self.database.count_responses()
 
     def check_unharmed(self) -> None:
         """The server still serves a normal request, and only the good requests were stored."""
@@ -87,8 +81,8 @@ class Api:
 
 
 @pytest.fixture
-def api(server: ServerProcess) -> Iterator[Api]:
-    client = Api(server)
+def api(server: ServerProcess, database: TestDatabase) -> Iterator[Api]:
+    client = Api(server, database)
     yield client
     client.close()
 
@@ -489,7 +483,7 @@ def test_unknown_routes_are_404_in_the_error_envelope(api: Api, method: str, pat
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("PUT", "/v1/responses"), ("GET", "/v1/responses"), ("PATCH", "/v1/responses/resp_x")],
+    [("PUT", "/v1/responses"), ("DELETE", "/v1/responses"), ("PATCH", "/v1/responses/resp_x")],
 )
 def test_wrong_methods_get_an_error_envelope(api: Api, method: str, path: str) -> None:
     reply = api.http.request(method, path)
@@ -562,11 +556,13 @@ def test_a_bad_stream_request_answers_json_not_an_event_stream(api: Api) -> None
 # limits on queued work
 
 
-def test_too_much_queued_work_is_429_rate_limit_exceeded(make_server: Any, tmp_path: Any) -> None:
+def test_too_much_queued_work_is_429_rate_limit_exceeded(
+    make_server: Any, database: TestDatabase, tmp_path: Any
+) -> None:
     server = make_server(
-        agent="agents:router", args=["--max-running", "1", "--max-queued", "1"]
+        agent="scripted_agents:router", args=["--max-running", "1", "--max-queued", "1"]
     ).start()
-    api = Api(server)
+    api = Api(server, database)
     try:
         marker = tmp_path / "marker"
         running = api.http.post(

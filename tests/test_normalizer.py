@@ -17,6 +17,7 @@ from outlast import FunctionCall, FunctionCallOutput, Message, Reasoning
 from outlast.protocol.events import Event
 from outlast.protocol.fold import fold
 from outlast.protocol.normalizer import Normalizer
+from outlast.protocol.outputs import FunctionCallDelta, ReasoningDelta
 from outlast.protocol.request import new_response_fields, parse_create
 from outlast.protocol.state import ResponseState
 
@@ -141,3 +142,40 @@ def test_fold_rebuilds_the_state_a_crash_left_and_finishing_it_is_well_formed(cu
         for part in item["content"]
     )
     assert final_text == texts
+
+
+@pytest.mark.parametrize("cut", range(3, 14))
+def test_fold_closes_a_function_call_or_reasoning_that_was_streaming_when_it_stopped(
+    cut: int,
+) -> None:
+    normalizer = new_normalizer()
+    events = normalizer.created() + normalizer.start()
+    outputs = [
+        ReasoningDelta("think"),
+        ReasoningDelta("ing"),
+        FunctionCallDelta(call_id="call_1", name="f", delta='{"a":'),
+        FunctionCallDelta(call_id="call_1", name="f", delta=" 1}"),
+        FunctionCall(name="f", arguments='{"a": 1}', call_id="call_1"),
+    ]
+    for output in outputs:
+        events += normalizer.feed(output)
+    committed = events[:cut]
+    state = fold(orjson.loads(committed[0].data)["response"], committed[1:])
+    recovered = Normalizer(state, next_seq=committed[-1].seq + 1)
+    tail = recovered.finish("failed", {"code": "server_error", "message": "worker stopped"})
+    replay = decoded(committed + tail)
+    # Every item added is done by the end, with everything its deltas carried.
+    added = {d["output_index"] for d in replay if d["type"] == "response.output_item.added"}
+    done = {
+        d["output_index"]: d["item"] for d in replay if d["type"] == "response.output_item.done"
+    }
+    assert added == set(done)
+    arguments = "".join(
+        d["delta"] for d in replay if d["type"] == "response.function_call_arguments.delta"
+    )
+    for item in done.values():
+        if item["type"] == "function_call":
+            assert item["arguments"] == arguments
+    for event in committed + tail:
+        EVENT.validate_json(event.data, strict=True)
+    Response.model_validate(orjson.loads(tail[-1].data)["response"])

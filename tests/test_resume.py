@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from databases import BACKENDS, fresh_database
 from serverproc import ServerProcess
 
 Event = dict[str, Any]
@@ -174,13 +175,16 @@ def read_with_reconnects(
 # -- the server ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def resume_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the whole module (hypothesis runs many examples against it)."""
-    db_path: Path = tmp_path_factory.mktemp("resume") / "outlast.db"
-    server = ServerProcess(db_path, agent="agents:router").start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module", params=BACKENDS)
+def resume_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server per backend for the whole module (hypothesis runs many examples against it)."""
+    directory: Path = tmp_path_factory.mktemp("resume")
+    with fresh_database(request.param, directory) as database:
+        server = ServerProcess(database.url, agent="scripted_agents:router", log_dir=directory).start()
+        yield server
+        server.stop()
 
 
 # -- tests ---------------------------------------------------------------------------------------

@@ -5,12 +5,15 @@ The public API is this module: an agent is an async generator function taking an
 """
 
 from outlast.agents.base import Agent, AgentRequest
+from outlast.agents.options import retry_safe
 from outlast.protocol.outputs import (
     AgentOutput,
     FunctionCall,
+    FunctionCallDelta,
     FunctionCallOutput,
     Message,
     Reasoning,
+    ReasoningDelta,
 )
 
 __version__ = "0.1.0"
@@ -20,8 +23,11 @@ __all__ = [
     "AgentOutput",
     "AgentRequest",
     "FunctionCall",
+    "FunctionCallDelta",
     "FunctionCallOutput",
     "Message",
     "Reasoning",
+    "ReasoningDelta",
     "__version__",
+    "retry_safe",
 ]

@@ -9,7 +9,6 @@ an exception it raises ends the run ``failed`` with the exception's message.
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,23 +65,30 @@ def message_text(item: Mapping[str, Any]) -> str:
 
 
 def load_agent(spec: str) -> Agent:
-    """Import ``module:attr`` and check that it is an async generator function."""
+    """Import ``module:attr`` and make it an agent.
+
+    An async generator function is used as it is; an OpenAI Agents SDK ``Agent``, an Agent
+    Framework agent or a LangGraph compiled graph is wrapped by its framework's adapter
+    (:mod:`outlast.agents.adapters`).
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise AgentLoadError(f"--agent must look like 'package.module:attribute', got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise AgentLoadError(f"cannot import agent module {module_name!r}: {exc}") from exc
+        from outlast.agents.adapters import install_hint
+
+        raise AgentLoadError(
+            f"cannot import agent module {module_name!r}: {exc}{install_hint(exc)}"
+        ) from exc
     target: Any = module
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
             raise AgentLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not inspect.isasyncgenfunction(target):
-        raise AgentLoadError(
-            f"{spec} is not an async generator function (an agent is `async def f(request): yield ...`)"
-        )
-    agent: Agent = target
-    return agent
+    # The adapter is chosen by what the attribute is (a framework's agent or graph is wrapped).
+    from outlast.agents.adapters import adapt
+
+    return adapt(target, spec)

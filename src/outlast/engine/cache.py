@@ -49,5 +49,9 @@ class FinishedCache:
         if record is not None:
             self._bytes -= self._size(record)
 
+    def clear(self) -> None:
+        self._records.clear()
+        self._bytes = 0
+
     def __len__(self) -> int:
         return len(self._records)

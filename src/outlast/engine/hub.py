@@ -86,6 +86,12 @@ class Hub:
             for subscription in subscribers:
                 subscription.push(events)
 
+    def has_subscribers(self, response_id: str) -> bool:
+        return response_id in self._subscribers
+
+    def subscribed_ids(self) -> list[str]:
+        return list(self._subscribers)
+
     @property
     def open_streams(self) -> int:
         return sum(len(s) for s in self._subscribers.values())

@@ -9,35 +9,61 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from outlast.a2a import create_a2a
 from outlast.agents.base import Agent, load_agent
 from outlast.config import Settings
 from outlast.engine import Engine
 from outlast.http import errors
 from outlast.http.auth import AuthMiddleware
-from outlast.http.routes import ROUTES
+from outlast.http.routes import HEALTH_ROUTES, ROUTES
+from outlast.observe import setup as observe
 from outlast.protocol.errors import APIError
 from outlast.store import open_store
+from outlast.store.base import StoreUnavailable
 
 
 def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     """The outlast app: the Responses API over an engine on the configured store and agent."""
-    store = open_store(settings.db, sqlite_synchronous=settings.sqlite_synchronous)
-    engine = Engine(settings, store, agent or load_agent(settings.agent))
+    store = open_store(
+        settings.db, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+    )
+    # Metrics, webhooks and traces (outlast.observe); /metrics is served by every role.
+    observability = observe.build(settings, store)
+    engine = Engine(settings, store, agent or load_agent(settings.agent), observability.observer)
+    if observability.metrics is not None:
+        observability.metrics.watch_engine(
+            lambda: engine.running, lambda: engine.queued, lambda: engine.writer.stats.events
+        )
+    # The A2A transport (agent card, JSON-RPC and HTTP+JSON under /v1/a2a) over the same engine.
+    a2a = None if settings.role == "worker" else create_a2a(settings, engine)
+    a2a_routes = a2a.routes if a2a is not None else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
+        if a2a is not None:
+            await a2a.start()
         try:
             yield
         finally:
+            if a2a is not None:
+                await a2a.close()
             await engine.close()
 
     app = Starlette(
-        routes=ROUTES,
-        middleware=[Middleware(AuthMiddleware, keys=settings.api_keys)],
+        # A worker replica executes runs and answers health checks; clients go to the others.
+        routes=[
+            *(HEALTH_ROUTES if settings.role == "worker" else [*ROUTES, *a2a_routes]),
+            *observability.routes,
+        ],
+        middleware=[
+            *observability.middleware,
+            Middleware(AuthMiddleware, keys=settings.api_keys),
+        ],
         exception_handlers={
             APIError: errors.api_error,
             HTTPException: errors.http_error,
+            StoreUnavailable: errors.store_unavailable,
             Exception: errors.server_error,
         },
         lifespan=lifespan,

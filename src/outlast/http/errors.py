@@ -36,6 +36,19 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(APIError(exc.status_code, message, code=code))
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is down or unreachable: a retryable 503, not a 500."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        APIError(
+            503,
+            "The server cannot reach its database right now; retry shortly.",
+            type="server_error",
+            code="database_unavailable",
+        )
+    )
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(

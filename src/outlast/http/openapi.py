@@ -72,7 +72,32 @@ def openapi_document() -> bytes:
                 "responses": {"200": streamed, **errors,
                               "413": _error("Body too large."),
                               "429": _error("Too many queued responses.")},
-            }
+            },
+            "get": {
+                "summary": "List the caller's responses (an outlast extension; OpenAI has none).",
+                "description": "Ordered by created_at then id; cursor paging with `after` (a "
+                               "response id). Responses created with store=false are not listed.",
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "string"},
+                     "description": "List the responses after this one, in the chosen order."},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                    {"name": "order", "in": "query",
+                     "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                        "queued", "in_progress", "completed", "failed", "cancelled",
+                        "incomplete"]}},
+                ],
+                "responses": {"200": {"description": "A page of responses.", "content": {
+                    "application/json": {"schema": {"type": "object", "required": [
+                        "object", "data", "first_id", "last_id", "has_more"], "properties": {
+                        "object": {"const": "list"},
+                        "data": {"type": "array", "items": response},
+                        "first_id": {"type": ["string", "null"]},
+                        "last_id": {"type": ["string", "null"]},
+                        "has_more": {"type": "boolean"}}}}}},
+                    "400": errors["400"], "401": errors["401"]},
+            },
         },
         "/v1/responses/{response_id}": {
             "get": {

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from outlast.engine import Engine, Run
 from outlast.http.auth import OWNER_SCOPE_KEY
+from outlast.http.body import BodyTooLarge, read_body
 from outlast.http.openapi import openapi_document
 from outlast.http.responses import EventStreamResponse, json_bytes, json_response
 from outlast.protocol.errors import APIError, invalid
@@ -38,18 +39,12 @@ async def read_json(request: Request) -> Any:
         f"The request body is larger than the limit of {limit} bytes.",
         code="request_too_large",
     )
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
     try:
-        return orjson.loads(b"".join(chunks))
+        body = await read_body(request, limit)
+    except BodyTooLarge:
+        raise too_large from None
+    try:
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -71,7 +66,7 @@ async def create_response(request: Request) -> Response | EventStreamResponse:
         return json_bytes(run.created)
     if not await _wait_unless_disconnected(request, engine, run):
         return Response(status_code=499)
-    return json_response(run.state.to_dict())
+    return json_bytes(await engine.final(run))
 
 
 async def _wait_unless_disconnected(request: Request, engine: Engine, run: Run) -> bool:
@@ -150,21 +145,64 @@ async def delete_response(request: Request) -> Response:
     return json_response(await _engine(request).delete(response_id, _owner(request)))
 
 
-async def list_input_items(request: Request) -> Response:
-    response_id = request.path_params["response_id"]
-    query = request.query_params
-    limit_text = query.get("limit", "20")
-    limit_number = _ascii_int(limit_text)
-    if limit_number is None or not 1 <= limit_number <= 100:
+def _page_limit(request: Request) -> int:
+    """The ``limit`` of a list request: 1 to 100, default 20."""
+    text = request.query_params.get("limit", "20")
+    number = _ascii_int(text)
+    if number is None or not 1 <= number <= 100:
         raise invalid(
-            f"Invalid 'limit': expected an integer between 1 and 100, but got {limit_text!r}.",
+            f"Invalid 'limit': expected an integer between 1 and 100, but got {text!r}.",
             param="limit",
         )
-    order = query.get("order", "desc")
+    return number
+
+
+def _page_order(request: Request) -> str:
+    """The ``order`` of a list request: ``asc`` or ``desc`` (default)."""
+    order = request.query_params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid(
             f"Invalid 'order': expected 'asc' or 'desc', but got {order!r}.", param="order"
         )
+    return order
+
+
+LISTABLE_STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "incomplete")
+
+
+async def list_responses(request: Request) -> Response:
+    """The caller's responses, newest first by default (an outlast extension: OpenAI has none)."""
+    query = request.query_params
+    limit, order = _page_limit(request), _page_order(request)
+    status = query.get("status")
+    if status is not None and status not in LISTABLE_STATUSES:
+        raise invalid(
+            f"Invalid 'status': expected one of {', '.join(LISTABLE_STATUSES)}, "
+            f"but got {status!r}.",
+            param="status",
+        )
+    after = query.get("after")
+    if after is not None and not after:
+        raise invalid("Invalid 'after': expected a response id, but got ''.", param="after")
+    page, has_more = await _engine(request).list_responses(
+        _owner(request), after=after, limit=limit, order=order, status=status
+    )
+    # The stored snapshots are JSON already: splice them in rather than parse and re-serialise.
+    head = orjson.dumps(
+        {
+            "first_id": page[0][0] if page else None,
+            "last_id": page[-1][0] if page else None,
+            "has_more": has_more,
+        }
+    )
+    body = b'{"object":"list","data":[' + b",".join(b for _, b in page) + b"]," + head[1:]
+    return json_bytes(body)
+
+
+async def list_input_items(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    query = request.query_params
+    limit_number, order = _page_limit(request), _page_order(request)
     items = await _engine(request).input_items(response_id, _owner(request))
     if order == "desc":
         items.reverse()
@@ -190,8 +228,9 @@ async def list_input_items(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     engine = _engine(request)
     status = "ok" if engine.accepting else "draining"
+    worker = engine.cluster.worker_id if engine.cluster is not None else None
     return json_response(
-        {"status": status, "running": engine.running, "queued": engine.queued},
+        {"status": status, "running": engine.running, "queued": engine.queued, "worker": worker},
         status=200 if engine.accepting else 503,
     )
 
@@ -202,6 +241,7 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses", list_responses, methods=["GET"]),
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
@@ -209,3 +249,4 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]
+HEALTH_ROUTES = [Route("/healthz", healthz, methods=["GET"])]

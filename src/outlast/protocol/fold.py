@@ -20,6 +20,8 @@ def fold(snapshot: dict[str, Any], events: Iterable[Event]) -> ResponseState:
     state = ResponseState(dict(snapshot))
     # Text deltas are gathered per (item, part) and joined once, not appended one by one.
     pending: dict[tuple[int, int], list[str]] = {}
+    # Function call and reasoning items added but not yet done (streamed by the agent).
+    open_streamed: set[int] = set()
     for event in events:
         data = orjson.loads(event.data)
         kind = event.type
@@ -31,11 +33,25 @@ def fold(snapshot: dict[str, Any], events: Iterable[Event]) -> ResponseState:
             index = data["output_index"]
             del state.output[index:]
             state.output.append(data["item"])
+            open_streamed = {i for i in open_streamed if i < index}
+            if data["item"].get("type") in ("function_call", "reasoning"):
+                open_streamed.add(index)
+        elif kind == "response.function_call_arguments.delta":
+            item = state.output[data["output_index"]]
+            item["arguments"] = item.get("arguments", "") + data["delta"]
+        elif kind == "response.reasoning_summary_part.added":
+            summary = state.output[data["output_index"]].setdefault("summary", [])
+            if len(summary) <= data["summary_index"]:
+                summary.append(dict(data["part"]))
+        elif kind == "response.reasoning_summary_text.delta":
+            part = state.output[data["output_index"]]["summary"][data["summary_index"]]
+            part["text"] = part.get("text", "") + data["delta"]
         elif kind == "response.content_part.added":
             state.output[data["output_index"]]["content"].append(data["part"])
         elif kind == "response.output_item.done":
             index = data["output_index"]
             state.output[index] = data["item"]
+            open_streamed.discard(index)
             for key in [k for k in pending if k[0] == index]:
                 del pending[key]
         elif "response" in data and kind.startswith("response."):
@@ -43,6 +59,9 @@ def fold(snapshot: dict[str, Any], events: Iterable[Event]) -> ResponseState:
             state.output = response.pop("output", None) or []
             state.fields = response
             pending.clear()
+            open_streamed.clear()
+    if open_streamed:
+        state.open_streamed = max(open_streamed)
     # At most one message is open: the one with pending text or an in-progress text part.
     for (index, part_index), chunks in pending.items():
         item = state.output[index]

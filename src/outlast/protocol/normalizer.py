@@ -16,24 +16,45 @@ from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.outputs import (
     AgentOutput,
     FunctionCall,
+    FunctionCallDelta,
     FunctionCallOutput,
     Message,
     Reasoning,
+    ReasoningDelta,
 )
 from outlast.protocol.state import ResponseState
 
 _dumps = dumps
 
 
+class _Streamed:
+    """The function call or reasoning item whose arguments or summary are still streaming."""
+
+    __slots__ = ("call_id", "chunks", "index", "kind", "name")
+
+    def __init__(self, kind: str, index: int, call_id: str = "", name: str = "") -> None:
+        self.kind = kind
+        self.index = index
+        self.call_id = call_id
+        self.name = name
+        self.chunks: list[str] = []
+
+
 class Normalizer:
     """Turns one run's outputs into its events, numbered from ``next_seq``."""
 
-    __slots__ = ("finished", "next_seq", "state")
+    __slots__ = ("_streamed", "_streamed_calls", "finished", "next_seq", "state")
 
     def __init__(self, state: ResponseState, next_seq: int = 0) -> None:
         self.state = state
         self.next_seq = next_seq
         self.finished = state.is_terminal
+        # A function call or reasoning item fed by deltas (FunctionCallDelta, ReasoningDelta),
+        # and the call ids of streamed calls already completed (so a repeat is not doubled).
+        self._streamed: _Streamed | None = None
+        self._streamed_calls: set[str] = set()
+        if state.open_streamed is not None:
+            self._streamed = _adopt(state, state.open_streamed)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -64,7 +85,8 @@ class Normalizer:
         """
         if self.finished:
             return []
-        events = self._close_message("completed" if status == "completed" else "incomplete")
+        item_status = "completed" if status == "completed" else "incomplete"
+        events = self._close_message(item_status) + self._close_streamed(item_status)
         self.state.set_status(status)
         if error is not None:
             self.state.fields["error"] = error
@@ -77,6 +99,22 @@ class Normalizer:
         events.append(self._lifecycle(kind))
         return events
 
+    def requeue(self, attempt: int) -> list[Event]:
+        """The attempt stopped part-way and the run goes back to the queue to be run again.
+
+        What the stopped attempt left open is closed ``incomplete`` (it was streamed, so it stays
+        in the log and the output), and ``metadata.outlast_attempt`` names the coming attempt.
+        """
+        if self.finished:
+            return []
+        events = self._close_message("incomplete") + self._close_streamed("incomplete")
+        self.state.set_status("queued")
+        metadata = dict(self.state.fields.get("metadata") or {})
+        metadata["outlast_attempt"] = str(attempt)
+        self.state.fields["metadata"] = metadata
+        events.append(self._lifecycle("response.queued"))
+        return events
+
     # -- agent outputs -----------------------------------------------------------------------
 
     def feed(self, output: AgentOutput) -> list[Event]:
@@ -84,22 +122,40 @@ class Normalizer:
         if self.finished:
             return []
         if isinstance(output, str):
+            if self._streamed is not None:
+                return self._close_streamed("completed") + self._text(output)
             return self._text(output)
+        if isinstance(output, FunctionCallDelta):
+            return self._close_message("completed") + self._function_call_delta(output)
+        if isinstance(output, ReasoningDelta):
+            return self._close_message("completed") + self._reasoning_delta(output)
+        streamed = self._streamed
+        if isinstance(output, FunctionCall):
+            if streamed is not None and streamed.call_id == output.call_id:
+                if output.name and not streamed.name:
+                    streamed.name = self.state.output[streamed.index]["name"] = output.name
+                return self._close_streamed("completed", output.arguments_json)
+            if output.call_id in self._streamed_calls:
+                return []  # the repeat of a call already streamed and completed
+        elif (
+            isinstance(output, Reasoning) and streamed is not None and streamed.kind == "reasoning"
+        ):
+            return self._close_streamed("completed", output.summary)
+        events = self._close_message("completed") + self._close_streamed("completed")
         if isinstance(output, Message):
-            events = self._close_message("completed")
             if output.text:
                 events += self._open_message()
                 events += self._text(output.text)
             return events
         if isinstance(output, FunctionCall):
-            return self._close_message("completed") + self._function_call(output)
+            return events + self._function_call(output)
         if isinstance(output, FunctionCallOutput):
-            return self._close_message("completed") + self._function_call_output(output)
+            return events + self._function_call_output(output)
         if isinstance(output, Reasoning):
-            return self._close_message("completed") + self._reasoning(output)
+            return events + self._reasoning(output)
         raise TypeError(
-            f"an agent may yield str, Message, FunctionCall, FunctionCallOutput or Reasoning; "
-            f"it yielded {type(output).__name__}"
+            f"an agent may yield str, Message, FunctionCall, FunctionCallOutput, Reasoning, "
+            f"FunctionCallDelta or ReasoningDelta; it yielded {type(output).__name__}"
         )
 
     # -- building blocks ---------------------------------------------------------------------
@@ -315,3 +371,156 @@ class Normalizer:
         item["summary"] = [part]
         events.append(self._item_done(index))
         return events
+
+    # -- streamed function calls and reasoning -------------------------------------------------
+
+    def _function_call_delta(self, delta: FunctionCallDelta) -> list[Event]:
+        streamed = self._streamed
+        events: list[Event] = []
+        if streamed is None or streamed.call_id != delta.call_id:
+            if delta.call_id in self._streamed_calls:
+                return []  # a late piece of a call already completed: it cannot be reopened
+            events = self._close_streamed("completed")
+            item: dict[str, Any] = {
+                "id": new_id("fc"),
+                "type": "function_call",
+                "call_id": delta.call_id,
+                "name": delta.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+            index, added = self._add_item(item)
+            events.append(added)
+            streamed = self._streamed = _Streamed("function_call", index, delta.call_id, delta.name)
+        if delta.delta:
+            events.append(self._arguments_delta(streamed, delta.delta))
+        return events
+
+    def _arguments_delta(self, streamed: _Streamed, delta: str) -> Event:
+        streamed.chunks.append(delta)
+        item = self.state.output[streamed.index]
+        # Kept current so that a snapshot taken mid-call shows the arguments so far.
+        item["arguments"] += delta
+        return self._emit(
+            {
+                "type": "response.function_call_arguments.delta",
+                "item_id": item["id"],
+                "output_index": streamed.index,
+                "delta": delta,
+            }
+        )
+
+    def _reasoning_delta(self, delta: ReasoningDelta) -> list[Event]:
+        streamed = self._streamed
+        events: list[Event] = []
+        if streamed is None or streamed.kind != "reasoning":
+            events = self._close_streamed("completed")
+            part: dict[str, Any] = {"type": "summary_text", "text": ""}
+            item: dict[str, Any] = {"id": new_id("rs"), "type": "reasoning", "summary": [part]}
+            index, added = self._add_item(item)
+            events.append(added)
+            events.append(
+                self._emit(
+                    {
+                        "type": "response.reasoning_summary_part.added",
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "summary_index": 0,
+                        "part": {"type": "summary_text", "text": ""},
+                    }
+                )
+            )
+            streamed = self._streamed = _Streamed("reasoning", index)
+        if delta.delta:
+            events.append(self._summary_delta(streamed, delta.delta))
+        return events
+
+    def _summary_delta(self, streamed: _Streamed, delta: str) -> Event:
+        streamed.chunks.append(delta)
+        item = self.state.output[streamed.index]
+        item["summary"][0]["text"] += delta
+        return self._emit(
+            {
+                "type": "response.reasoning_summary_text.delta",
+                "item_id": item["id"],
+                "output_index": streamed.index,
+                "summary_index": 0,
+                "delta": delta,
+            }
+        )
+
+    def _close_streamed(self, item_status: str, final: str | None = None) -> list[Event]:
+        """Complete the streamed item; ``final`` is its whole text when the agent gave it."""
+        streamed = self._streamed
+        if streamed is None:
+            return []
+        self._streamed = None
+        events: list[Event] = []
+        so_far = "".join(streamed.chunks)
+        if final is None:
+            final = so_far
+        elif len(final) > len(so_far) and final.startswith(so_far):
+            # Send only what was not streamed yet: the deltas then add up to the final text.
+            rest = final[len(so_far) :]
+            if streamed.kind == "function_call":
+                events.append(self._arguments_delta(streamed, rest))
+            else:
+                events.append(self._summary_delta(streamed, rest))
+        item = self.state.output[streamed.index]
+        item_id = item["id"]
+        if streamed.kind == "function_call":
+            self._streamed_calls.add(streamed.call_id)
+            item["arguments"] = final
+            events.append(
+                self._emit(
+                    {
+                        "type": "response.function_call_arguments.done",
+                        "item_id": item_id,
+                        "output_index": streamed.index,
+                        "name": streamed.name,
+                        "arguments": final,
+                    }
+                )
+            )
+            item["status"] = item_status
+        else:
+            part = {"type": "summary_text", "text": final}
+            item["summary"] = [part]
+            events.append(
+                self._emit(
+                    {
+                        "type": "response.reasoning_summary_text.done",
+                        "item_id": item_id,
+                        "output_index": streamed.index,
+                        "summary_index": 0,
+                        "text": final,
+                    }
+                )
+            )
+            events.append(
+                self._emit(
+                    {
+                        "type": "response.reasoning_summary_part.done",
+                        "item_id": item_id,
+                        "output_index": streamed.index,
+                        "summary_index": 0,
+                        "part": part,
+                    }
+                )
+            )
+        events.append(self._item_done(streamed.index))
+        return events
+
+
+def _adopt(state: ResponseState, index: int) -> _Streamed | None:
+    """The streamed item a rebuilt state left open, so that finishing closes it properly."""
+    item = state.output[index]
+    if item.get("type") == "function_call":
+        streamed = _Streamed("function_call", index, item.get("call_id", ""), item.get("name", ""))
+        streamed.chunks = [item.get("arguments", "")]
+        return streamed
+    if item.get("type") == "reasoning" and item.get("summary"):
+        streamed = _Streamed("reasoning", index)
+        streamed.chunks = [item["summary"][0].get("text", "")]
+        return streamed
+    return None

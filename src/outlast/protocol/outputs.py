@@ -70,5 +70,42 @@ class Reasoning:
     summary: str
 
 
-AgentOutput = str | Message | FunctionCall | FunctionCallOutput | Reasoning
+@dataclass(slots=True)
+class FunctionCallDelta:
+    """A piece of a function call's arguments, as a model streams them.
+
+    The first delta of a ``call_id`` opens the call's item (give ``name`` then); the following
+    ones extend its arguments. A :class:`FunctionCall` with the same ``call_id`` completes it: its
+    arguments are the whole arguments, of which only the part not streamed yet is sent (a
+    framework that repeats the whole arguments at the end doubles nothing), and a repeat of it
+    after the call was completed is ignored. Anything else yielded completes the call with the
+    arguments streamed so far. Deltas of one call must be consecutive.
+    """
+
+    call_id: str
+    delta: str
+    name: str = ""
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of a reasoning summary, as a model streams it.
+
+    Consecutive deltas form one reasoning item. A :class:`Reasoning` yielded while it is open
+    completes it, its ``summary`` being the whole text (only the part not streamed yet is sent);
+    anything else yielded completes it as streamed.
+    """
+
+    delta: str
+
+
+AgentOutput = (
+    str
+    | Message
+    | FunctionCall
+    | FunctionCallOutput
+    | Reasoning
+    | FunctionCallDelta
+    | ReasoningDelta
+)
 """Everything an agent may yield."""

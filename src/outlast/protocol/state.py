@@ -15,7 +15,7 @@ from outlast.protocol.events import TERMINAL_STATUSES
 class ResponseState:
     """A response's snapshot, plus which message (if any) is still receiving text."""
 
-    __slots__ = ("chunks", "fields", "open_item", "open_part", "output")
+    __slots__ = ("chunks", "fields", "open_item", "open_part", "open_streamed", "output")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         # Every field of the response object except ``output``, which lives in ``self.output``.
@@ -25,6 +25,9 @@ class ResponseState:
         self.open_item: int | None = None
         self.open_part: int | None = None
         self.chunks: list[str] = []
+        # A function call or reasoning item still streaming when the state was rebuilt from a log
+        # (see fold); the normaliser picks it up to close it.
+        self.open_streamed: int | None = None
 
     @property
     def id(self) -> str:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from outlast.store.base import ResponseRecord, SnapshotUpdate, Store, WriteBatch
 
 
-def open_store(url: str, **options: object) -> Store:
-    """The store for a database URL (``sqlite:///path``)."""
+def open_store(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> Store:
+    """The store for a database URL: ``sqlite:///path`` or ``postgresql://user@host/db``."""
     if url.startswith("sqlite://"):
         from outlast.store.sqlite import SQLiteStore
 
-        synchronous = str(options.get("sqlite_synchronous", "FULL"))
-        return SQLiteStore(url, synchronous=synchronous)
-    raise ValueError(f"unsupported database URL {url!r} (expected sqlite:///path)")
+        return SQLiteStore(url, synchronous=sqlite_synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        from outlast.store.postgres import PostgresStore
+
+        return PostgresStore(url, pool_size=pool_size)
+    raise ValueError(
+        f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://…)"
+    )
 
 
 __all__ = ["ResponseRecord", "SnapshotUpdate", "Store", "WriteBatch", "open_store"]

@@ -32,6 +32,12 @@ class ResponseRecord:
     snapshot_seq: int = -1
     ended_at: float | None = None
     expires_at: float | None = None
+    request: bytes = b"{}"
+    """What the agent is handed besides the input (JSON), so that any replica can run it."""
+    worker_id: str | None = None
+    """The replica executing (or about to execute) the run; ``None`` while it waits in the queue."""
+    attempt: int = 1
+    cancel_requested: bool = False
 
 
 @dataclass(slots=True)
@@ -43,6 +49,22 @@ class SnapshotUpdate:
     snapshot_seq: int
     ended_at: float | None = None
     expires_at: float | None = None
+    requeue: bool = False
+    """Hand the run back to the queue (``worker_id`` cleared, ``attempt`` + 1): a retry."""
+
+
+@dataclass(slots=True)
+class OutboxRow:
+    """A webhook delivery waiting in the outbox, written with the terminal event it announces."""
+
+    id: str
+    """The ``webhook-id``: the same on every attempt, so receivers can de-duplicate."""
+    endpoint: str
+    payload: bytes
+    """The exact JSON body that is signed and sent."""
+    created_at: float
+    attempts: int = 0
+    next_attempt_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -53,9 +75,30 @@ class WriteBatch:
     events: list[tuple[str, Event]] = field(default_factory=list)
     updates: dict[str, SnapshotUpdate] = field(default_factory=dict)
     deletes: list[str] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    """Webhook deliveries, committed with the terminal events they announce."""
+    fence: str | None = None
+    """The writing replica: events and updates of responses it no longer holds are refused
+    (:class:`Fenced`), so a replica that lost its lease cannot fork a log."""
 
     def __len__(self) -> int:
         return len(self.new_responses) + len(self.events) + len(self.updates) + len(self.deletes)
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached right now (connection refused, lost, shutting down).
+
+    Raised instead of the driver's own errors so that callers can wait and retry; the write that
+    raised it may or may not have committed, so writes must be idempotent.
+    """
+
+
+class Fenced(Exception):
+    """A write touched responses that another replica has taken over; nothing was written."""
+
+    def __init__(self, response_ids: list[str]) -> None:
+        super().__init__(f"no longer held by this replica: {', '.join(response_ids)}")
+        self.response_ids = response_ids
 
 
 class Store(ABC):
@@ -81,9 +124,58 @@ class Store(ABC):
         """Up to ``limit`` events with ``seq > after``, in order."""
 
     @abstractmethod
+    async def list_responses(
+        self,
+        owner: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: str,
+        status: str | None,
+    ) -> tuple[list[ResponseRecord], bool]:
+        """One page of ``owner``'s responses (``GET /v1/responses``), and whether more follow.
+
+        Semantics every backend must share exactly:
+
+        - **Listable**: ``owner``'s responses with ``store`` true whose ``expires_at`` is null or
+          later than now (``time.time()``), the same rule that hides a response from GET.
+        - **Order**: by ``(created_at, id)``: ``order="asc"`` oldest first, ``"desc"`` newest
+          first (both keys in the same direction; ``id`` breaks ties of equal ``created_at``).
+        - **Cursor**: ``after`` is the id of a response of ``owner`` (any status, listable or
+          not, so a cursor stays valid when its response ends, expires or is filtered out). The
+          page holds the listable responses strictly after that response's ``(created_at, id)``
+          in the chosen order. ``after=None``: from the start of the order. If ``after`` names
+          no response of ``owner``, raise ``LookupError``.
+        - **Filter**: ``status`` (``None``: any) keeps only responses whose stored status equals
+          it; it applies to the page's rows, never to the cursor.
+        - **Page**: at most ``limit`` records (1 to 100), in order. ``has_more`` is true exactly
+          when at least one more matching listable response follows the page's last record in
+          that order (fetch ``limit + 1``).
+        """
+
+    @abstractmethod
     async def unfinished_responses(self) -> list[ResponseRecord]:
         """Every response whose status is not terminal, oldest first."""
 
     @abstractmethod
     async def expired_response_ids(self, now: float, limit: int) -> list[str]:
         """Up to ``limit`` responses whose retention has passed."""
+
+    # -- the webhook outbox (see outlast.observe.webhooks) --------------------------------------
+
+    async def claim_outbox(
+        self, endpoint: str, now: float, limit: int, lease: float
+    ) -> list[OutboxRow]:
+        """Up to ``limit`` due rows of ``endpoint``; each is hidden for ``lease`` seconds, so
+        that one delivery of a row runs at a time (across replicas on a shared store)."""
+        raise NotImplementedError
+
+    async def outbox_done(self, row_id: str) -> None:
+        """The row was delivered: remove it."""
+        raise NotImplementedError
+
+    async def outbox_retry(
+        self, row_id: str, attempts: int, next_attempt_at: float | None, error: str
+    ) -> None:
+        """An attempt failed: retry at ``next_attempt_at``, or never (``None``: given up)."""
+        raise NotImplementedError

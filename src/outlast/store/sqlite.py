@@ -15,13 +15,14 @@ import asyncio
 import functools
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from outlast.protocol.events import Event
-from outlast.store.base import ResponseRecord, Store, WriteBatch
+from outlast.store.base import OutboxRow, ResponseRecord, Store, WriteBatch
 
 T = TypeVar("T")
 
@@ -53,6 +54,24 @@ MIGRATIONS: list[str] = [
         data BLOB NOT NULL,
         PRIMARY KEY (response_id, seq)
     ) WITHOUT ROWID;
+    """,
+    # 2: listing an owner's responses by (created_at, id), both directions, from a cursor.
+    """
+    CREATE INDEX responses_owner_created ON responses (owner, created_at, id);
+    """,
+    # 3: the webhook outbox (outlast.observe.webhooks); next_attempt_at NULL: given up.
+    """
+    CREATE TABLE webhook_outbox (
+        id TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        last_error TEXT
+    );
+    CREATE INDEX webhook_outbox_due ON webhook_outbox (endpoint, next_attempt_at)
+        WHERE next_attempt_at IS NOT NULL;
     """,
 ]
 
@@ -225,6 +244,14 @@ class SQLiteStore(Store):
                         for rid, u in batch.updates.items()
                     ],
                 )
+            if batch.outbox:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO webhook_outbox "
+                    "(id, endpoint, payload, created_at, attempts, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(o.id, o.endpoint, o.payload, o.created_at, o.attempts, o.next_attempt_at)
+                     for o in batch.outbox],
+                )  # fmt: skip
             if batch.deletes:
                 ids = [(rid,) for rid in batch.deletes]
                 conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
@@ -262,6 +289,43 @@ class SQLiteStore(Store):
 
         return await self._read(query)
 
+    async def list_responses(
+        self,
+        owner: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: str,
+        status: str | None,
+    ) -> tuple[list[ResponseRecord], bool]:
+        descending = order == "desc"
+
+        def query(conn: sqlite3.Connection) -> tuple[list[ResponseRecord], bool]:
+            where = ["owner = ?", "store = 1", "(expires_at IS NULL OR expires_at > ?)"]
+            params: list[Any] = [owner, time.time()]
+            if after is not None:
+                cursor = conn.execute(
+                    "SELECT created_at, id FROM responses WHERE id = ? AND owner = ?",
+                    (after, owner),
+                ).fetchone()
+                if cursor is None:
+                    raise LookupError(after)
+                # A row value comparison walks the (owner, created_at, id) index from the cursor.
+                where.append(f"(created_at, id) {'<' if descending else '>'} (?, ?)")
+                params += cursor
+            if status is not None:
+                where.append("status = ?")
+                params.append(status)
+            direction = "DESC" if descending else "ASC"
+            rows = conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM responses WHERE {' AND '.join(where)} "
+                f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            return [_record(row) for row in rows[:limit]], len(rows) > limit
+
+        return await self._read(query)
+
     async def unfinished_responses(self) -> list[ResponseRecord]:
         def query(conn: sqlite3.Connection) -> list[ResponseRecord]:
             rows = conn.execute(
@@ -281,3 +345,37 @@ class SQLiteStore(Store):
             return [row[0] for row in rows]
 
         return await self._read(query)
+
+    # -- the webhook outbox -----------------------------------------------------------------
+    # On the writer connection: these are writes, serialised with the group commits.
+
+    async def claim_outbox(
+        self, endpoint: str, now: float, limit: int, lease: float
+    ) -> list[OutboxRow]:
+        def claim(conn: sqlite3.Connection) -> list[OutboxRow]:
+            rows = conn.execute(
+                "UPDATE webhook_outbox SET next_attempt_at = ? WHERE id IN ("
+                "  SELECT id FROM webhook_outbox WHERE endpoint = ? AND next_attempt_at <= ?"
+                "  ORDER BY next_attempt_at LIMIT ?"
+                ") RETURNING id, endpoint, payload, created_at, attempts",
+                (now + lease, endpoint, now, limit),
+            ).fetchall()
+            return [OutboxRow(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+
+        return await self._on_writer(claim)
+
+    async def outbox_done(self, row_id: str) -> None:
+        await self._on_writer(
+            lambda conn: conn.execute("DELETE FROM webhook_outbox WHERE id = ?", (row_id,))
+        )
+
+    async def outbox_retry(
+        self, row_id: str, attempts: int, next_attempt_at: float | None, error: str
+    ) -> None:
+        await self._on_writer(
+            lambda conn: conn.execute(
+                "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ?",
+                (attempts, next_attempt_at, error[:1000], row_id),
+            )
+        )

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from outlast.protocol.events import Event
-from outlast.store.base import ResponseRecord, SnapshotUpdate, Store, WriteBatch
+from outlast.store.base import (
+    OutboxRow,
+    ResponseRecord,
+    SnapshotUpdate,
+    Store,
+    StoreUnavailable,
+    WriteBatch,
+)
 
 log = logging.getLogger("outlast.store")
 
@@ -27,6 +34,9 @@ ErrorCallback = Callable[[BaseException], None]
 HIGH_WATER_EVENTS = 8_000
 # One transaction at most this many events, so a huge backlog cannot make one commit take long.
 MAX_BATCH_EVENTS = 2_000
+# While the database is unreachable, a batch is retried (runs wait at the high-water mark) for up
+# to this long before its writes fail and their runs are ended from the log once it is back.
+UNAVAILABLE_PATIENCE = 30.0
 
 
 @dataclass(slots=True)
@@ -36,6 +46,7 @@ class _Op:
     events: list[Event] = field(default_factory=list)
     update: SnapshotUpdate | None = None
     delete: str | None = None
+    outbox: list[OutboxRow] | None = None
     on_commit: Callback | None = None
     on_error: ErrorCallback | None = None
     future: asyncio.Future[None] | None = None
@@ -54,9 +65,13 @@ class WriterStats:
 class GroupCommitWriter:
     """The single writer of a store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, fence: str | None = None) -> None:
         self.store = store
+        self.fence = fence
+        """This replica's worker id on a shared store: every batch is fenced on it."""
         self.stats = WriterStats()
+        self.on_batch: Callable[[int, float], None] | None = None
+        """Called after each commit with its event count and duration (metrics)."""
         self._pending: list[_Op] = []
         self._pending_events = 0
         self._wakeup = asyncio.Event()
@@ -130,10 +145,19 @@ class GroupCommitWriter:
         await self._wait(_Op(delete=response_id))
 
     async def flush(self, response_id: str, events: list[Event], update: SnapshotUpdate,
-                    on_commit: Callback) -> None:  # fmt: skip
-        """Like :meth:`append`, but returns once committed (raises if the commit failed)."""
+                    on_commit: Callback, outbox: list[OutboxRow] | None = None) -> None:  # fmt: skip
+        """Like :meth:`append`, but returns once committed (raises if the commit failed).
+
+        ``outbox``: webhook deliveries committed in the same transaction as the events.
+        """
         await self._wait(
-            _Op(response_id=response_id, events=events, update=update, on_commit=on_commit)
+            _Op(
+                response_id=response_id,
+                events=events,
+                update=update,
+                on_commit=on_commit,
+                outbox=outbox,
+            )
         )
 
     async def wait_for_room(self) -> None:
@@ -193,7 +217,7 @@ class GroupCommitWriter:
             await asyncio.sleep(0)
             ops = self._take()
             try:
-                await self._commit(ops)
+                await self._commit_patiently(ops)
             except Exception as exc:
                 if len(ops) == 1:
                     self._failed(ops[0], exc)
@@ -210,8 +234,23 @@ class GroupCommitWriter:
             if self._pending_events < HIGH_WATER_EVENTS // 2:
                 self._room.set()
 
+    async def _commit_patiently(self, ops: list[_Op]) -> None:
+        """Commit, retrying while the database is unreachable (writes are idempotent)."""
+        deadline = time.monotonic() + UNAVAILABLE_PATIENCE
+        delay = 0.05
+        while True:
+            try:
+                await self._commit(ops)
+                return
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("the database is unreachable (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _commit(self, ops: list[_Op]) -> None:
-        batch = WriteBatch()
+        batch = WriteBatch(fence=self.fence)
         for op in ops:
             if op.new is not None:
                 batch.new_responses.append(op.new)
@@ -224,13 +263,18 @@ class GroupCommitWriter:
                 batch.updates[op.response_id] = op.update
             if op.delete is not None:
                 batch.deletes.append(op.delete)
+            if op.outbox:
+                batch.outbox.extend(op.outbox)
         started = time.perf_counter()
         await self.store.write(batch)
         stats = self.stats
-        stats.commit_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        stats.commit_seconds += elapsed
         stats.batches += 1
         stats.events += len(batch.events)
         stats.largest_batch = max(stats.largest_batch, len(batch.events))
+        if self.on_batch is not None:
+            self.on_batch(len(batch.events), elapsed)
         for op in ops:
             if op.on_commit is not None:
                 try:
