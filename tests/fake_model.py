@@ -1,0 +1,570 @@
+"""A fake OpenAI model server on loopback, for testing the agent adapters offline.
+
+A real ASGI app (Starlette on uvicorn, in a thread of the test process) that speaks the Chat
+Completions and Responses protocols, streaming (SSE) or not. What it answers is a script of
+turns: each request to the model takes the next turn, a list of steps::
+
+    fake.script(
+        [ToolCall("get_weather", {"city": "Paris"})],          # turn 1: the model calls a tool
+        [Text(["It is ", "21 °C."])],                          # turn 2: it answers
+    )
+
+It records every request body, and notices a client that goes away before the stream ends
+(``fake.wait_for_disconnect()``): that is how the tests see cancellation reach the framework's
+in-flight HTTP call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+# -- the script -------------------------------------------------------------------------------
+
+
+@dataclass
+class Text:
+    """Assistant text, streamed as these chunks, ``delay`` seconds before each."""
+
+    chunks: list[str]
+    delay: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+@dataclass
+class ToolCall:
+    """A function call; its JSON arguments are streamed in ``pieces`` deltas."""
+
+    name: str
+    arguments: dict[str, Any]
+    pieces: int = 3
+    call_id: str = field(default_factory=lambda: "call_" + secrets.token_hex(8))
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments, separators=(",", ":"))
+
+    def argument_chunks(self) -> list[str]:
+        text = self.arguments_json
+        size = max(1, -(-len(text) // self.pieces))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@dataclass
+class Thinking:
+    """Reasoning: a summary (Responses) or ``reasoning_content`` deltas (Chat Completions)."""
+
+    chunks: list[str]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+@dataclass
+class Delay:
+    """Pause the stream for ``seconds``."""
+
+    seconds: float
+
+
+@dataclass
+class Fail:
+    """End the stream with an error event carrying ``message`` (after what came before)."""
+
+    message: str
+
+
+Step = Text | ToolCall | Thinking | Delay | Fail
+Turn = list[Step]
+
+
+@dataclass
+class Recorded:
+    """One request the fake model received."""
+
+    path: str
+    body: dict[str, Any]
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class FakeModel:
+    """The fake model server: ``start()`` it, ``script()`` turns, point a client at ``base_url``."""
+
+    def __init__(self, repeat: Turn | None = None) -> None:
+        self.turns: list[Turn] = []
+        self.repeat = repeat  # the turn answered when the script is used up (benchmarks)
+        self.requests: list[Recorded] = []
+        self.disconnects = 0
+        self.finished_streams = 0
+        self._lock = threading.Lock()
+        self._disconnected = threading.Event()
+        self._streaming = threading.Event()
+        self._ids = itertools.count(1)
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- control (from the test's thread) ----------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *turns: Turn) -> FakeModel:
+        """Append turns; each model request takes the next one."""
+        with self._lock:
+            self.turns.extend(turns)
+        return self
+
+    def reset(self) -> None:
+        """Forget the script, the recorded requests and the disconnects (between tests)."""
+        with self._lock:
+            self.turns.clear()
+            self.requests.clear()
+            self.disconnects = self.finished_streams = 0
+            self._disconnected.clear()
+            self._streaming.clear()
+
+    def wait_for_disconnect(self, timeout: float = 10.0) -> bool:
+        """Whether a client closed its connection in the middle of a stream within ``timeout``."""
+        return self._disconnected.wait(timeout)
+
+    def wait_for_streaming(self, timeout: float = 10.0) -> bool:
+        """Whether a stream has started sending within ``timeout``."""
+        return self._streaming.wait(timeout)
+
+    def start(self) -> FakeModel:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", loop="asyncio")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake model server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+
+    def __enter__(self) -> FakeModel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the app -----------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/responses", self._responses, methods=["POST"]),
+            ]
+        )
+
+    def _next_turn(self, path: str, body: dict[str, Any]) -> Turn | None:
+        with self._lock:
+            self.requests.append(Recorded(path, body))
+            return self.turns.pop(0) if self.turns else self.repeat
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):04d}"
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        turn = self._next_turn("/chat/completions", body)
+        if turn is None:
+            return _no_turn()
+        model = body.get("model", "fake")
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return self._sse(ChatStream(self._new_id("chatcmpl"), model, usage).frames(turn))
+        return JSONResponse(chat_completion(self._new_id("chatcmpl"), model, turn))
+
+    async def _responses(self, request: Request) -> Response:
+        body = await request.json()
+        turn = self._next_turn("/responses", body)
+        if turn is None:
+            return _no_turn()
+        stream = ResponsesStream(self._new_id("resp"), body, self._new_id)
+        if body.get("stream"):
+            return self._sse(stream.frames(turn))
+        return JSONResponse(await stream.final(turn))
+
+    def _sse(self, frames: AsyncIterator[bytes]) -> StreamingResponse:
+        async def watched() -> AsyncIterator[bytes]:
+            done = False
+            try:
+                self._streaming.set()
+                async for frame in frames:
+                    yield frame
+                done = True
+            finally:
+                # Starlette cancels this generator when the client disconnects mid-stream.
+                with self._lock:
+                    if done:
+                        self.finished_streams += 1
+                    else:
+                        self.disconnects += 1
+                        self._disconnected.set()
+
+        return StreamingResponse(watched(), media_type="text/event-stream")
+
+
+def _no_turn() -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "message": "fake model: no scripted turn left",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        status_code=400,
+    )
+
+
+def _data(payload: dict[str, Any] | str, event: str | None = None) -> bytes:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+# -- Chat Completions -------------------------------------------------------------------------
+
+
+def _usage() -> dict[str, int]:
+    return {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+
+
+class ChatStream:
+    """One streamed chat completion: ``chat.completion.chunk`` frames, then ``[DONE]``."""
+
+    def __init__(self, completion_id: str, model: str, usage: bool) -> None:
+        self.id = completion_id
+        self.model = model
+        self.usage = usage
+        self.created = int(time.time())
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        return _data(
+            {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+        )
+
+    async def frames(self, turn: Turn) -> AsyncIterator[bytes]:
+        yield self.chunk({"role": "assistant", "content": ""})
+        tool_index = 0
+        for step in turn:
+            if isinstance(step, Delay):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Text):
+                for piece in step.chunks:
+                    if step.delay:
+                        await asyncio.sleep(step.delay)
+                    yield self.chunk({"content": piece})
+            elif isinstance(step, Thinking):
+                for piece in step.chunks:
+                    yield self.chunk({"reasoning_content": piece})
+            elif isinstance(step, ToolCall):
+                yield self.chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": tool_index,
+                                "id": step.call_id,
+                                "type": "function",
+                                "function": {"name": step.name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+                for piece in step.argument_chunks():
+                    yield self.chunk(
+                        {"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]}
+                    )
+                tool_index += 1
+            elif isinstance(step, Fail):
+                # What OpenAI-compatible servers send when a stream fails: an error object.
+                yield _data({"error": {"message": step.message, "type": "server_error"}})
+                return
+        yield self.chunk({}, "tool_calls" if tool_index else "stop")
+        if self.usage:
+            yield _data(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": _usage(),
+                }
+            )
+        yield _data("[DONE]")
+
+
+def chat_completion(completion_id: str, model: str, turn: Turn) -> dict[str, Any]:
+    """The same turn as one non-streamed ``chat.completion``."""
+    text = "".join(s.text for s in turn if isinstance(s, Text))
+    calls = [
+        {
+            "id": s.call_id,
+            "type": "function",
+            "function": {"name": s.name, "arguments": s.arguments_json},
+        }
+        for s in turn
+        if isinstance(s, ToolCall)
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if calls else "stop",
+            }
+        ],
+        "usage": _usage(),
+    }
+
+
+# -- Responses --------------------------------------------------------------------------------
+
+
+class ResponsesStream:
+    """One streamed Responses response: ``response.*`` events with sequence numbers."""
+
+    def __init__(
+        self, response_id: str, body: dict[str, Any], new_id: Callable[[str], str]
+    ) -> None:
+        self.body = body
+        self.new_id = new_id
+        self.seq = itertools.count()
+        self.output: list[dict[str, Any]] = []
+        self.response: dict[str, Any] = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "model": body.get("model", "fake"),
+            "output": self.output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": body.get("tools") or [],
+            "instructions": body.get("instructions"),
+            "metadata": {},
+            "error": None,
+            "incomplete_details": None,
+            "temperature": None,
+            "top_p": None,
+            "usage": None,
+        }
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        return _data({"type": kind, "sequence_number": next(self.seq), **fields}, event=kind)
+
+    def snapshot(self) -> dict[str, Any]:
+        copy: dict[str, Any] = json.loads(json.dumps(self.response))
+        return copy
+
+    async def frames(self, turn: Turn) -> AsyncIterator[bytes]:
+        yield self.event("response.created", response=self.snapshot())
+        yield self.event("response.in_progress", response=self.snapshot())
+        for step in turn:
+            if isinstance(step, Delay):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Fail):
+                self.response["status"] = "failed"
+                self.response["error"] = {"code": "server_error", "message": step.message}
+                yield self.event("error", code="server_error", message=step.message, param=None)
+                return
+            else:
+                async for frame in self._item(step):
+                    yield frame
+        self.response["status"] = "completed"
+        self.response["usage"] = {
+            "input_tokens": 10,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": 20,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 30,
+        }
+        yield self.event("response.completed", response=self.snapshot())
+
+    async def _item(self, step: Text | ToolCall | Thinking) -> AsyncIterator[bytes]:
+        index = len(self.output)
+        if isinstance(step, Text):
+            item: dict[str, Any] = {
+                "id": self.new_id("msg"),
+                "type": "message",
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            }
+            self.output.append(item)
+            yield self.event("response.output_item.added", output_index=index, item=item)
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            yield self.event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            )
+            for piece in step.chunks:
+                if step.delay:
+                    await asyncio.sleep(step.delay)
+                yield self.event(
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=piece,
+                    logprobs=[],
+                )
+            part = {**part, "text": step.text}
+            yield self.event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=step.text,
+                logprobs=[],
+            )
+            yield self.event(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=part,
+            )
+            item.update(status="completed", content=[part])
+        elif isinstance(step, ToolCall):
+            item = {
+                "id": self.new_id("fc"),
+                "type": "function_call",
+                "call_id": step.call_id,
+                "name": step.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+            self.output.append(item)
+            yield self.event("response.output_item.added", output_index=index, item=item)
+            for piece in step.argument_chunks():
+                yield self.event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    delta=piece,
+                )
+            yield self.event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=step.name,
+                arguments=step.arguments_json,
+            )
+            item.update(status="completed", arguments=step.arguments_json)
+        else:
+            item = {"id": self.new_id("rs"), "type": "reasoning", "summary": []}
+            self.output.append(item)
+            yield self.event("response.output_item.added", output_index=index, item=item)
+            yield self.event(
+                "response.reasoning_summary_part.added",
+                item_id=item["id"],
+                output_index=index,
+                summary_index=0,
+                part={"type": "summary_text", "text": ""},
+            )
+            for piece in step.chunks:
+                yield self.event(
+                    "response.reasoning_summary_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    delta=piece,
+                )
+            yield self.event(
+                "response.reasoning_summary_text.done",
+                item_id=item["id"],
+                output_index=index,
+                summary_index=0,
+                text=step.text,
+            )
+            part = {"type": "summary_text", "text": step.text}
+            yield self.event(
+                "response.reasoning_summary_part.done",
+                item_id=item["id"],
+                output_index=index,
+                summary_index=0,
+                part=part,
+            )
+            item["summary"] = [part]
+        yield self.event("response.output_item.done", output_index=index, item=item)
+
+    async def final(self, turn: Turn) -> dict[str, Any]:
+        """The same turn as one non-streamed response object."""
+        async for _ in self.frames([s for s in turn if not isinstance(s, Delay | Fail)]):
+            pass
+        return self.snapshot()
+
+
+def main() -> None:
+    """``python tests/fake_model.py --port P --deltas N``: serve a model that answers every
+    request with the same ``N`` text chunks of 16 bytes (for bench/adapters.py)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--deltas", type=int, default=5000)
+    args = parser.parse_args()
+    fake = FakeModel(repeat=[Text(["abcdefghijklmno "] * args.deltas)])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", args.port))
+    config = uvicorn.Config(fake.app(), log_level="warning", lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
