@@ -1,0 +1,164 @@
+"""How the CLI shows a streaming run: rich on a terminal, plain text when piped.
+
+On a terminal the text streams above a status line (spinner, state, elapsed time, events) that
+``rich`` keeps at the bottom. The line still being written is part of that live area (a live
+display can only print whole lines above itself) and moves up once it is complete or full.
+Piped, stdout gets the text alone and notes go to stderr, so ``outlast run … > file`` holds
+exactly what the agent wrote.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Protocol
+
+from rich.cells import cell_len
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
+
+class Display(Protocol):
+    """Where a followed run's output goes."""
+
+    def text(self, delta: str) -> None:
+        """A piece of the run's message text."""
+
+    def aside(self, line: str) -> None:
+        """A tool call, a tool's output, a reasoning summary: shown only on a terminal."""
+
+    def note(self, line: str) -> None:
+        """A message about the stream itself (e.g. a reconnect): on stderr when piped."""
+
+    def status(self, state: str, events: int) -> None:
+        """The run's state and how many events have been read."""
+
+    def pause(self) -> None:
+        """Stop live output (before asking a question, or at the end)."""
+
+    def set_label(self, label: str) -> None:
+        """What the status line calls the run (its id, once known)."""
+
+
+class PlainDisplay:
+    """Text to stdout as it arrives, notes to stderr, nothing else."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.last = "\n"
+
+    def text(self, delta: str) -> None:
+        if delta:
+            self.out.write(delta)
+            self.out.flush()
+            self.last = delta[-1]
+
+    def aside(self, line: str) -> None:
+        pass
+
+    def note(self, line: str) -> None:
+        # Never on stdout, not even a line break: piped, it holds the agent's text exactly.
+        print(line, file=self.err, flush=True)
+
+    def status(self, state: str, events: int) -> None:
+        pass
+
+    def set_label(self, label: str) -> None:
+        pass
+
+    def pause(self) -> None:
+        # End the text with a newline, as a shell user expects of a command's output.
+        if self.last != "\n":
+            self.out.write("\n")
+            self.out.flush()
+            self.last = "\n"
+
+
+class RichDisplay:
+    """Streamed text above a live status line, on a terminal."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self.partial = ""
+        self.state = "connecting"
+        self.events = 0
+        self.started = time.monotonic()
+        self.spinner = Spinner("dots", style="cyan")
+        self.live: Live | None = None
+
+    def _start(self) -> Live:
+        if self.live is None:
+            self.live = Live(
+                self,
+                console=self.console,
+                refresh_per_second=8,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.live.start()
+        return self.live
+
+    def __rich__(self) -> RenderableType:
+        elapsed = time.monotonic() - self.started
+        line = f"{self.state} · {elapsed:.1f}s · {self.events} events · {self.label}"
+        self.spinner.update(text=Text(line, style="dim"))
+        if self.partial:
+            return Group(Text(self.partial), self.spinner)
+        return self.spinner
+
+    def text(self, delta: str) -> None:
+        live = self._start()
+        partial = self.partial + delta
+        if "\n" in partial:
+            *complete, partial = partial.split("\n")
+            for line in complete:
+                live.console.print(Text(line))
+        width = self.console.width
+        if cell_len(partial) > width:
+            # A long line without a newline: move its full-width rows up, keep the last one live.
+            rows = Text(partial).wrap(self.console, width)
+            for row in rows[:-1]:
+                live.console.print(row)
+            partial = rows[-1].plain if len(rows) else ""
+        self.partial = partial
+        live.refresh()
+
+    def _flush_partial(self) -> None:
+        if self.partial:
+            self.console.print(Text(self.partial))
+            self.partial = ""
+
+    def aside(self, line: str) -> None:
+        live = self._start()
+        self._flush_partial()
+        live.console.print(Text(line, style="dim"))
+
+    def note(self, line: str) -> None:
+        live = self._start()
+        self._flush_partial()
+        live.console.print(Text(line, style="yellow"))
+
+    def status(self, state: str, events: int) -> None:
+        self.state, self.events = state, events
+        self._start()
+
+    def set_label(self, label: str) -> None:
+        self.label = label
+
+    def pause(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        self._flush_partial()
+
+
+def display_for(label: str) -> Display:
+    """Rich on a terminal (stdout and stderr both ttys), plain otherwise."""
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        return RichDisplay(Console(highlight=False), label)
+    return PlainDisplay()
