@@ -1,0 +1,55 @@
+"""The A2A (Agent2Agent protocol 1.0) transport: the same durable runs, reached over A2A.
+
+Served when the ``a2a`` extra is installed (``pip install 'outlast[a2a]'``), unless
+``--no-a2a``; ``--a2a`` makes it required. This module imports nothing of a2a-sdk itself, so the
+server runs without the extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import TYPE_CHECKING
+
+from outlast.config import Settings
+
+if TYPE_CHECKING:
+    from outlast.a2a.service import A2AService
+    from outlast.engine import Engine
+
+log = logging.getLogger("outlast.a2a")
+
+# Imported by the A2A transport; the a2a extra installs them.
+REQUIRED_MODULES = ("a2a", "sqlalchemy", "sse_starlette", "aiosqlite")
+
+
+def missing_modules() -> list[str]:
+    return [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
+
+
+def create_a2a(settings: Settings, engine: Engine) -> A2AService | None:
+    """The A2A transport for ``engine``, or ``None`` when it is off (or not installed, in auto).
+
+    Raises ``ValueError`` (a one-line message for the CLI) when A2A was asked for with ``--a2a``
+    but the extra is missing, or its settings are invalid.
+    """
+    mode = settings.a2a.enabled
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"OUTLAST_A2A must be 'auto', 'on' or 'off', not {mode!r}")
+    if mode == "off":
+        return None
+    missing = missing_modules()
+    if missing:
+        if mode == "on":
+            raise ValueError(
+                "--a2a needs the a2a extra (missing: " + ", ".join(missing) + "); install it "
+                "with: pip install 'outlast[a2a]'"
+            )
+        log.debug("A2A not served: the a2a extra is not installed (%s)", ", ".join(missing))
+        return None
+    from outlast.a2a.service import A2AService
+
+    return A2AService(settings, engine)
+
+
+__all__ = ["create_a2a"]

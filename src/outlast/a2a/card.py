@@ -1,0 +1,135 @@
+"""The agent card served at ``/.well-known/agent-card.json``."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from typing import Any
+
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    HTTPAuthSecurityScheme,
+    SecurityRequirement,
+    SecurityScheme,
+    StringList,
+)
+from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+
+import outlast
+from outlast.agents.base import Agent
+from outlast.config import Settings
+
+A2A_PATH = "/v1/a2a"
+"""Where the JSON-RPC endpoint (``POST``) and the HTTP+JSON routes (below it) are mounted."""
+INPUT_MODES = ["text/plain", "application/json", "*/*"]
+OUTPUT_MODES = ["text/plain", "application/json"]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "skill"
+
+
+def _skill(value: Any, where: str) -> AgentSkill:
+    if isinstance(value, str):
+        name, sep, description = value.partition(":")
+        if not sep or not name.strip() or not description.strip():
+            raise ValueError(
+                f"{where}: expected 'Name: description' or a JSON object, got {value!r}"
+            )
+        value = {"name": name.strip(), "description": description.strip()}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError(f"{where}: a skill needs at least a 'name' and a 'description'")
+    unknown = set(value) - {"id", "name", "description", "tags", "examples"}
+    if unknown:
+        raise ValueError(f"{where}: unknown skill field(s): {', '.join(sorted(unknown))}")
+    skill_id = str(value.get("id") or _slug(value["name"]))
+    tags = value.get("tags") or [skill_id]
+    examples = value.get("examples") or []
+    if not all(isinstance(t, str) for t in tags) or not all(isinstance(e, str) for e in examples):
+        raise ValueError(f"{where}: 'tags' and 'examples' must be lists of strings")
+    return AgentSkill(
+        id=skill_id,
+        name=value["name"],
+        description=str(value.get("description") or value["name"]),
+        tags=tags,
+        examples=examples,
+    )
+
+
+def parse_skills(values: list[str]) -> list[AgentSkill]:
+    """``--a2a-skill`` values: ``Name: description``, a JSON object, or a JSON array of either."""
+    skills: list[AgentSkill] = []
+    for number, text in enumerate(values, 1):
+        where = f"--a2a-skill #{number}"
+        stripped = text.strip()
+        if stripped.startswith(("{", "[")):
+            try:
+                parsed = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc})") from None
+            items = parsed if isinstance(parsed, list) else [parsed]
+            skills.extend(_skill(item, where) for item in items)
+        else:
+            skills.append(_skill(text, where))
+    return skills
+
+
+def public_url(settings: Settings) -> str:
+    """The base URL clients reach this server at."""
+    if settings.a2a.url:
+        return settings.a2a.url.rstrip("/")
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
+    """The card: name, description and skills from the settings (or the agent), both bindings."""
+    name = settings.a2a.name or settings.agent
+    description = settings.a2a.description or (
+        inspect.getdoc(agent) or "An agent hosted by outlast."
+    ).split("\n\n")[0].replace("\n", " ")
+    skills = parse_skills(settings.a2a.skills) or [
+        AgentSkill(id="default", name=name, description=description, tags=["default"])
+    ]
+    url = public_url(settings) + A2A_PATH
+    card = AgentCard(
+        name=name,
+        description=description,
+        version=outlast.__version__,
+        supported_interfaces=[
+            AgentInterface(
+                url=url,
+                protocol_binding=TransportProtocol.JSONRPC.value,
+                protocol_version=PROTOCOL_VERSION_1_0,
+            ),
+            AgentInterface(
+                url=url,
+                protocol_binding=TransportProtocol.HTTP_JSON.value,
+                protocol_version=PROTOCOL_VERSION_1_0,
+            ),
+        ],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
+        default_input_modes=INPUT_MODES,
+        default_output_modes=OUTPUT_MODES,
+        skills=skills,
+    )
+    if settings.api_keys:
+        card.security_schemes["bearer"].CopyFrom(
+            SecurityScheme(
+                http_auth_security_scheme=HTTPAuthSecurityScheme(
+                    scheme="Bearer", description="An API key of the server (--api-key)."
+                )
+            )
+        )
+        card.security_requirements.append(
+            SecurityRequirement(schemes={"bearer": StringList(list=[])})
+        )
+    return card

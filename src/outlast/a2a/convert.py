@@ -1,0 +1,203 @@
+"""Between A2A's objects (a2a-sdk protobufs) and outlast's Responses shapes.
+
+- An A2A user :class:`Message` becomes the Responses input items of a run.
+- A response object (the JSON of ``GET /v1/responses/{id}``) becomes an A2A :class:`Task`:
+  its status a task state, each assistant message an artifact of text, every other output item
+  (reasoning, function calls and their outputs) an agent message with one data part, in the
+  task's history after the user's message.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from a2a.types import (
+    Artifact,
+    Message,
+    Part,
+    Role,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from a2a.utils.errors import InvalidParamsError
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+SEQUENCE_KEY = "sequence_number"
+"""The metadata key of every streamed event that holds its sequence number (also the SSE id)."""
+
+# Run status → task state. ``incomplete`` (the run ended early, e.g. a token limit) is not a
+# success A2A can express, so it is FAILED with a message saying why.
+STATE_OF_STATUS: Mapping[str, TaskState] = {
+    "queued": TaskState.TASK_STATE_SUBMITTED,
+    "in_progress": TaskState.TASK_STATE_WORKING,
+    "completed": TaskState.TASK_STATE_COMPLETED,
+    "failed": TaskState.TASK_STATE_FAILED,
+    "cancelled": TaskState.TASK_STATE_CANCELED,
+    "incomplete": TaskState.TASK_STATE_FAILED,
+}
+TERMINAL_STATES = frozenset(
+    {
+        TaskState.TASK_STATE_COMPLETED,
+        TaskState.TASK_STATE_FAILED,
+        TaskState.TASK_STATE_CANCELED,
+        TaskState.TASK_STATE_REJECTED,
+    }
+)
+
+
+def task_state(status: str) -> TaskState:
+    """The A2A task state of a run status."""
+    return STATE_OF_STATUS.get(status, TaskState.TASK_STATE_WORKING)
+
+
+# -- A2A message → Responses input ------------------------------------------------------------
+
+
+def _data_url(media_type: str, raw: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def _content_part(part: Part, position: int) -> dict[str, Any]:
+    """One Responses input content part for one A2A part."""
+    kind = part.WhichOneof("content")
+    media_type = part.media_type or ""
+    if kind == "text":
+        return {"type": "input_text", "text": part.text}
+    if kind == "data":
+        # Structured data reaches the agent as its JSON text: agents read text.
+        value = json_format.MessageToDict(part.data)
+        return {"type": "input_text", "text": orjson.dumps(value).decode()}
+    if kind == "url":
+        if media_type.startswith("image/"):
+            return {"type": "input_image", "image_url": part.url, "detail": "auto"}
+        file: dict[str, Any] = {"type": "input_file", "file_url": part.url}
+        if part.filename:
+            file["filename"] = part.filename
+        return file
+    if kind == "raw":
+        url = _data_url(media_type or "application/octet-stream", part.raw)
+        if media_type.startswith("image/"):
+            return {"type": "input_image", "image_url": url, "detail": "auto"}
+        return {"type": "input_file", "file_data": url, "filename": part.filename or "file"}
+    raise InvalidParamsError(
+        message=f"message.parts[{position}] has no content (text, data, url or raw)."
+    )
+
+
+def message_input(message: Message) -> list[dict[str, Any]]:
+    """The Responses input of an A2A user message: one user message item."""
+    content = [_content_part(part, i) for i, part in enumerate(message.parts)]
+    return [{"type": "message", "role": "user", "content": content}]
+
+
+# -- Responses output → A2A task ---------------------------------------------------------------
+
+
+def timestamp(seconds: float | None = None) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int((time.time() if seconds is None else seconds) * 1e9))
+    return stamp
+
+
+def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    result = struct_pb2.Struct()
+    result.update(dict(values))
+    return result
+
+
+def message_text(item: Mapping[str, Any]) -> str:
+    """The text of a Responses message item (its text parts, joined)."""
+    return "".join(
+        part["text"]
+        for part in item.get("content") or ()
+        if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+    )
+
+
+def text_artifact(item_id: str, text: str) -> Artifact:
+    return Artifact(artifact_id=item_id, parts=[Part(text=text)])
+
+
+def item_message(task_id: str, context_id: str, item: Mapping[str, Any]) -> Message:
+    """An output item that is not text (reasoning, a tool call, its output) as an agent message."""
+    value = struct_pb2.Value()
+    json_format.ParseDict(dict(item), value)
+    return Message(
+        message_id=str(item.get("id") or uuid.uuid4()),
+        role=Role.ROLE_AGENT,
+        task_id=task_id,
+        context_id=context_id,
+        parts=[Part(data=value, media_type="application/json")],
+        metadata=struct({"type": str(item.get("type", ""))}),
+    )
+
+
+def status_message(task_id: str, context_id: str, response: Mapping[str, Any]) -> Message | None:
+    """Why a run ended without completing, as an agent message (``None`` if nothing to say)."""
+    status = response.get("status")
+    text = None
+    if status == "failed":
+        error = response.get("error") or {}
+        text = str(error.get("message") or "The task failed.")
+    elif status == "incomplete":
+        details = response.get("incomplete_details") or {}
+        reason = details.get("reason") or "unknown"
+        text = f"The response ended incomplete (reason: {reason})."
+    if text is None:
+        return None
+    return Message(
+        message_id=f"{task_id}-status",
+        role=Role.ROLE_AGENT,
+        task_id=task_id,
+        context_id=context_id,
+        parts=[Part(text=text)],
+    )
+
+
+def task_status(
+    task_id: str, context_id: str, response: Mapping[str, Any], at: float | None = None
+) -> TaskStatus:
+    status = TaskStatus(state=task_state(str(response.get("status"))), timestamp=timestamp(at))
+    message = status_message(task_id, context_id, response)
+    if message is not None:
+        status.message.CopyFrom(message)
+    return status
+
+
+def task_from_response(
+    response: Mapping[str, Any],
+    context_id: str,
+    user_messages: Iterable[Message] = (),
+    at: float | None = None,
+) -> Task:
+    """The A2A task of a response object (its id is the task id)."""
+    task_id = str(response["id"])
+    task = Task(id=task_id, context_id=context_id)
+    task.status.CopyFrom(task_status(task_id, context_id, response, at))
+    task.history.extend(user_messages)
+    for item in response.get("output") or ():
+        if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
+            task.artifacts.append(text_artifact(str(item["id"]), message_text(item)))
+        else:
+            task.history.append(item_message(task_id, context_id, item))
+    return task
+
+
+def with_sequence(metadata: struct_pb2.Struct, seq: int) -> None:
+    """Mark an event with the sequence number of the stored event it comes from."""
+    metadata.update({SEQUENCE_KEY: seq})
+
+
+def stored_message(message: Message) -> bytes:
+    """A message as JSON, for the task index."""
+    return json_format.MessageToJson(message, indent=None).encode()
+
+
+def load_message(data: bytes | str) -> Message:
+    return json_format.Parse(data, Message())

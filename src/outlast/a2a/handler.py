@@ -1,0 +1,568 @@
+"""What each A2A call means, over the engine: an a2a-sdk ``RequestHandler``.
+
+A task is a run of the engine, and its id is the response id: a task started over A2A is also
+``GET /v1/responses/{id}`` for the same API key. The handler calls the engine's public methods
+only (as the Responses routes do) and keeps nothing of a run itself; the task index
+(:mod:`outlast.a2a.index`) adds the context and the user's message.
+
+- ``SendMessage`` starts a background run and, unless ``configuration.return_immediately``,
+  waits for its end; ``SendStreamingMessage`` streams it (:mod:`outlast.a2a.translate`).
+- A message in a known context continues its conversation: the new run's
+  ``previous_response_id`` is the context's newest task, so the agent sees every earlier turn.
+- ``SubscribeToTask`` follows the spec (the task now, then live events; an error for a finished
+  task) unless the request carries ``Last-Event-ID: N``: then the task as of event ``N``, and
+  every event after ``N`` exactly once, replayed from the store, then live, finished or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers.request_handler import RequestHandler
+from a2a.server.tasks.push_notification_config_store import (
+    PushNotificationConfigStore,
+    normalize_push_notification_config,
+)
+from a2a.types import (
+    AgentCard,
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    Role,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushNotificationConfig,
+    TaskState,
+)
+from a2a.utils.errors import (
+    A2AError,
+    ContentTypeNotSupportedError,
+    InternalError,
+    InvalidParamsError,
+    TaskNotCancelableError,
+    TaskNotFoundError,
+    UnsupportedOperationError,
+)
+from a2a.utils.proto_utils import validate_proto_required_fields
+from a2a.utils.task import apply_history_length, validate_history_length, validate_page_size
+from google.protobuf.json_format import MessageToDict
+
+from outlast.a2a.convert import (
+    load_message,
+    message_input,
+    stored_message,
+    task_from_response,
+    task_state,
+)
+from outlast.a2a.index import TaskIndex, TaskRow
+from outlast.a2a.push import PushWatcher, push_url_allowed
+from outlast.a2a.translate import A2AEvent, Translator, closable, stored_events
+from outlast.engine import Engine, Run
+from outlast.engine.hub import Subscription
+from outlast.protocol.errors import APIError
+from outlast.protocol.events import TERMINAL_STATUSES, Event
+from outlast.protocol.fold import fold
+from outlast.protocol.request import CreateRequest, parse_create
+from outlast.store.base import ResponseRecord
+
+log = logging.getLogger("outlast.a2a")
+
+OWNER_STATE = "outlast.owner"
+"""``ServerCallContext.state`` key of the caller's owner id (set from the API key)."""
+LAST_EVENT_ID = "last-event-id"
+DEFAULT_MODEL = "a2a"
+"""The ``model`` an agent sees for an A2A task whose request metadata names none."""
+DEFAULT_PAGE_SIZE = 50
+MAX_CONTEXT_ID = 256
+_SEQUENCE = re.compile(r"[0-9]{1,18}")
+# Deltas of items A2A shows only once they are done (a function call's arguments, a reasoning
+# summary): the task as of an event needs the items' done events, not these.
+_ITEM_DELTAS = frozenset(
+    {"response.function_call_arguments.delta", "response.reasoning_summary_text.delta"}
+)
+_TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
+
+
+def owner_of(context: ServerCallContext) -> str:
+    owner = context.state.get(OWNER_STATE)
+    if not isinstance(owner, str):  # only reachable if the routes are mounted without auth
+        raise InternalError(message="The request has no caller identity.")
+    return owner
+
+
+def _a2a_error(exc: APIError) -> A2AError:
+    """The A2A error for an engine error."""
+    if exc.status == 404:
+        return TaskNotFoundError()
+    if exc.status in (400, 413):
+        return InvalidParamsError(message=exc.message)
+    # 429 (queue full) and 503 (shutting down) have no A2A code of their own.
+    return InternalError(message=exc.message)
+
+
+def _last_event_id(context: ServerCallContext) -> int | None:
+    headers = context.state.get("headers") or {}
+    value = headers.get(LAST_EVENT_ID)
+    if value is None or value == "":
+        return None
+    if not _SEQUENCE.fullmatch(value.strip()):
+        raise InvalidParamsError(
+            message=f"Invalid Last-Event-ID {value!r}: expected the sequence number (an integer "
+            "of at least 0) of the last event received."
+        )
+    return int(value)
+
+
+def _encode_cursor(row: TaskRow) -> str:
+    raw = orjson.dumps([row.created_at, row.task_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(token: str) -> tuple[float, str]:
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        created, task_id = value
+        if isinstance(created, int | float) and isinstance(task_id, str):
+            return float(created), task_id
+    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
+        pass
+    raise InvalidParamsError(message="Invalid page_token: pass the next_page_token of a page.")
+
+
+@dataclass(slots=True)
+class _Send:
+    """A checked ``SendMessage``: nothing is stored until all of it is valid."""
+
+    request: CreateRequest
+    context_id: str
+    message: Message
+    push: TaskPushNotificationConfig | None
+
+
+class EngineRequestHandler(RequestHandler):
+    """Serves every A2A method from the engine and the task index."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        index: TaskIndex,
+        push_store: PushNotificationConfigStore,
+        watcher: PushWatcher,
+        card: AgentCard,
+        allow_private_push: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.index = index
+        self.push_store = push_store
+        self.watcher = watcher
+        self.card = card
+        self.allow_private_push = allow_private_push
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _row(self, task_id: str, owner: str) -> TaskRow:
+        row = await self.index.get(task_id, owner) if task_id else None
+        if row is None:
+            raise TaskNotFoundError(message=f"Task {task_id!r} not found.")
+        return row
+
+    async def _record(self, row: TaskRow) -> ResponseRecord:
+        try:
+            return await self.engine.record(row.task_id, row.owner)
+        except APIError as exc:
+            if exc.status == 404:  # deleted through the Responses API, or past retention
+                await self.index.delete(row.task_id)
+                raise TaskNotFoundError(message=f"Task {row.task_id!r} not found.") from None
+            raise _a2a_error(exc) from None
+
+    async def _response(self, row: TaskRow) -> tuple[dict[str, Any], float | None]:
+        """The task's response object now and, if it has ended, when."""
+        if self.engine.live(row.task_id, row.owner) is not None:
+            try:
+                body = await self.engine.get(row.task_id, row.owner)
+            except APIError as exc:
+                raise _a2a_error(exc) from None
+            response: dict[str, Any] = orjson.loads(body)
+            await self._note(row, response["status"])
+            return response, None
+        record = await self._record(row)
+        await self._note(row, record.status, record.ended_at, record.expires_at)
+        return orjson.loads(record.snapshot), record.ended_at
+
+    async def _note(
+        self,
+        row: TaskRow,
+        status: str,
+        ended_at: float | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        """Refresh the index's copy of the state (what ListTasks filters on)."""
+        state = TaskState.Name(task_state(status))
+        final = status in TERMINAL_STATUSES
+        if row.final or (state == row.state and not final):
+            return
+        row.state, row.final, row.expires_at = state, final, expires_at
+        row.updated_at = ended_at if ended_at is not None else time.time()
+        await self.index.set_state(row.task_id, state, row.updated_at, final, expires_at)
+
+    def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
+        return task_from_response(response, row.context_id, [load_message(row.message)], at)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _check_send(self, params: SendMessageRequest, owner: str) -> _Send:
+        """Validate a send and resolve its context; raises the spec's errors, stores nothing."""
+        validate_proto_required_fields(params)
+        config = params.configuration
+        validate_history_length(config)
+        message = params.message
+        if message.role != Role.ROLE_USER:
+            raise InvalidParamsError(message="message.role must be ROLE_USER.")
+        modes = list(config.accepted_output_modes)
+        if modes and not _TEXT_MODES.intersection(modes):
+            raise ContentTypeNotSupportedError(
+                message=f"This agent answers in text/plain and application/json, not in any of "
+                f"{', '.join(modes)}."
+            )
+        if message.task_id:
+            # A2A continues a task with a message only while it waits for input; runs never do.
+            row = await self._row(message.task_id, owner)
+            record = await self._record(row)
+            if record.status in TERMINAL_STATUSES:
+                raise UnsupportedOperationError(
+                    message=f"Task {row.task_id} is in a terminal state "
+                    f"({TaskState.Name(task_state(record.status))}) and accepts no more messages; "
+                    "send the next message with its contextId (and no taskId) to continue."
+                )
+            raise UnsupportedOperationError(
+                message=f"Task {row.task_id} is still running and does not accept input."
+            )
+        context_id = message.context_id
+        if not context_id and message.reference_task_ids:
+            context_id = (await self._row(message.reference_task_ids[0], owner)).context_id
+        if len(context_id) > MAX_CONTEXT_ID or not context_id.isprintable():
+            raise InvalidParamsError(
+                message=f"message.context_id must be printable and at most {MAX_CONTEXT_ID} "
+                "characters."
+            )
+        previous = await self._previous(owner, context_id) if context_id else None
+        body: dict[str, Any] = {
+            "model": DEFAULT_MODEL,
+            "input": message_input(message),
+            "background": True,
+            "store": True,
+            "previous_response_id": previous,
+        }
+        body.update(_request_options(params))
+        try:
+            request = parse_create(body)
+        except APIError as exc:
+            raise InvalidParamsError(message=exc.message) from None
+        push = None
+        if config.HasField("task_push_notification_config"):
+            push = config.task_push_notification_config
+            await self._check_push_url(push.url)
+        return _Send(request, context_id or str(uuid.uuid4()), message, push)
+
+    async def _previous(self, owner: str, context_id: str) -> str | None:
+        """The task a message in ``context_id`` continues: the context's newest one."""
+        latest = await self.index.latest_in_context(owner, context_id)
+        if latest is None:
+            return None
+        try:
+            record = await self.engine.record(latest.task_id, owner)
+        except APIError:
+            return None  # deleted or expired: the conversation starts afresh after it
+        if record.status not in TERMINAL_STATUSES:
+            raise UnsupportedOperationError(
+                message=f"Task {latest.task_id} of context {context_id} is still running; wait "
+                "for it (or cancel it) before sending the next message in this context."
+            )
+        return latest.task_id
+
+    async def _check_push_url(self, url: str) -> None:
+        if not await push_url_allowed(url, self.allow_private_push):
+            raise InvalidParamsError(
+                message=f"Push notification URL refused: {url!r} must be http(s) and resolve to "
+                "public addresses only (loopback and private ranges are refused)."
+            )
+
+    async def _start(
+        self, params: SendMessageRequest, context: ServerCallContext, stream: bool
+    ) -> tuple[Run, Subscription | None, TaskRow, Message]:
+        """Create the run and index it as a task (with its push config, if any)."""
+        owner = owner_of(context)
+        send = await self._check_send(params, owner)
+        try:
+            run, subscription = await self.engine.create(send.request, owner, subscribe=stream)
+        except APIError as exc:
+            raise _a2a_error(exc) from None
+        message = Message()
+        message.CopyFrom(send.message)
+        message.task_id, message.context_id = run.id, send.context_id
+        now = time.time()
+        row = TaskRow(
+            task_id=run.id,
+            owner=owner,
+            context_id=send.context_id,
+            created_at=now,
+            message=stored_message(message),
+            state=TaskState.Name(TaskState.TASK_STATE_SUBMITTED),
+            updated_at=now,
+            push_after=-1 if send.push is not None else None,
+        )
+        try:
+            await self.index.add(row)
+            if send.push is not None:
+                await self.push_store.set_info(run.id, send.push, context)
+                await self.watcher.watch(row)
+        except Exception:
+            log.exception("%s: could not index the task; cancelling its run", run.id)
+            if subscription is not None:
+                self.engine.hub.unsubscribe(subscription)
+            with contextlib.suppress(Exception):
+                await self.engine.cancel(run.id, owner)
+            raise InternalError(message="The task could not be stored.") from None
+        log.info("%s: A2A task in context %s", run.id, send.context_id)
+        return run, subscription, row, message
+
+    async def on_message_send(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> Task | Message:
+        run, _, row, _ = await self._start(params, context, stream=False)
+        if params.configuration.return_immediately:
+            task = self._task(row, orjson.loads(run.created), None)
+        else:
+            await self.engine.wait(run)
+            task = self._task(row, *await self._response(row))
+        return apply_history_length(task, params.configuration)
+
+    async def on_message_send_stream(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[A2AEvent]:
+        run, subscription, row, message = await self._start(params, context, stream=True)
+        assert subscription is not None
+        translator = Translator(row.task_id, row.context_id, [message])
+        events = self.engine.stream_run(run, subscription)
+        async with contextlib.aclosing(closable(events)) as chunks:
+            async for event, payload in stored_events(chunks):
+                translated = translator.feed(event, payload)
+                if isinstance(translated, Task):
+                    translated = apply_history_length(translated, params.configuration)
+                if translated is not None:
+                    yield translated
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def on_get_task(self, params: GetTaskRequest, context: ServerCallContext) -> Task | None:
+        validate_proto_required_fields(params)
+        validate_history_length(params)
+        row = await self._row(params.id, owner_of(context))
+        task = self._task(row, *await self._response(row))
+        return apply_history_length(task, params)
+
+    async def on_list_tasks(
+        self, params: ListTasksRequest, context: ServerCallContext
+    ) -> ListTasksResponse:
+        validate_proto_required_fields(params)
+        validate_history_length(params)
+        if params.HasField("page_size"):
+            validate_page_size(params.page_size)
+        owner = owner_of(context)
+        page_size = params.page_size or DEFAULT_PAGE_SIZE
+        before = _decode_cursor(params.page_token) if params.page_token else None
+        # States of unfinished tasks may have moved on (or ended in a crash): refresh them from
+        # the engine first, so that the status filter and the total are right.
+        for row in await self.index.unfinished(owner):
+            with contextlib.suppress(TaskNotFoundError):
+                await self._response(row)
+        await self.index.purge_expired()
+        after = None
+        if params.HasField("status_timestamp_after"):
+            after = params.status_timestamp_after.ToNanoseconds() / 1e9
+        page = await self.index.page(
+            owner,
+            context_id=params.context_id or None,
+            state=TaskState.Name(params.status) if params.status else None,
+            updated_after=after,
+            before=before,
+            limit=page_size + 1,
+        )
+        result = ListTasksResponse(page_size=page_size, total_size=page.total)
+        for row in page.rows[:page_size]:
+            try:
+                task = self._task(row, *await self._response(row))
+            except TaskNotFoundError:
+                continue
+            if not params.include_artifacts:
+                task.ClearField("artifacts")
+            result.tasks.append(apply_history_length(task, params))
+        if len(page.rows) > page_size:
+            result.next_page_token = _encode_cursor(page.rows[page_size - 1])
+        return result
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[A2AEvent]:
+        validate_proto_required_fields(params)
+        owner = owner_of(context)
+        row = await self._row(params.id, owner)
+        cursor = _last_event_id(context)
+        record = await self._record(row)
+        translator = Translator(row.task_id, row.context_id, [load_message(row.message)])
+        snapshot = orjson.loads(record.snapshot)
+        # ``base``: the state to fold stored events into, up to the cursor, before the first
+        # event (the task as of the cursor) can be sent; None once it has been sent.
+        base: dict[str, Any] | None = None
+        folded: list[Event] = []
+        if cursor is None:
+            if record.status in TERMINAL_STATUSES:
+                raise UnsupportedOperationError(
+                    message=f"Task {row.task_id} is in terminal state "
+                    f"{TaskState.Name(task_state(record.status))}; get it with GetTask."
+                )
+            after = record.snapshot_seq
+            yield translator.task(snapshot, after)
+        elif record.snapshot_seq <= cursor:
+            base, after = snapshot, record.snapshot_seq
+        else:
+            base, after = {}, -1
+        if base is not None and after == cursor:
+            yield translator.task(base, cursor)
+            base = None
+        try:
+            stream = await self.engine.stream(row.task_id, owner, after)
+        except APIError as exc:
+            raise _a2a_error(exc) from None
+        last = after
+        async with contextlib.aclosing(closable(stream)) as chunks:
+            async for event, payload in stored_events(chunks):
+                last = event.seq
+                if base is not None and cursor is not None:
+                    if event.seq <= cursor:
+                        if event.type not in _ITEM_DELTAS:
+                            folded.append(event)
+                        if event.seq == cursor:
+                            yield translator.task(fold(base, folded).to_dict(), cursor)
+                            base = None
+                        continue
+                    yield translator.task(fold(base, folded).to_dict(), cursor)
+                    base = None
+                translated = translator.feed(event, payload)
+                if translated is not None and not isinstance(translated, Task):
+                    yield translated
+        if base is not None:
+            # The cursor is at or past the end of a finished task: its final state is all there is.
+            yield translator.task(fold(base, folded).to_dict(), last)
+
+    # -- controlling -------------------------------------------------------------------------
+
+    async def on_cancel_task(
+        self, params: CancelTaskRequest, context: ServerCallContext
+    ) -> Task | None:
+        validate_proto_required_fields(params)
+        owner = owner_of(context)
+        row = await self._row(params.id, owner)
+        record = await self._record(row)
+        not_cancelable = TaskNotCancelableError(
+            message=f"Task {row.task_id} has already ended "
+            f"({TaskState.Name(task_state(record.status))}) and cannot be canceled."
+        )
+        if record.status in TERMINAL_STATUSES:
+            raise not_cancelable
+        try:
+            response = orjson.loads(await self.engine.cancel(row.task_id, owner))
+        except APIError as exc:
+            raise _a2a_error(exc) from None
+        if response["status"] in TERMINAL_STATUSES and response["status"] != "cancelled":
+            raise not_cancelable  # it ended by itself first
+        task = self._task(row, *await self._response(row))
+        return task
+
+    # -- push notification configs -------------------------------------------------------
+
+    async def on_create_task_push_notification_config(
+        self, params: TaskPushNotificationConfig, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        validate_proto_required_fields(params)
+        row = await self._row(params.task_id, owner_of(context))
+        await self._check_push_url(params.url)
+        stored = await self.push_store.set_info(row.task_id, params, context)
+        if row.push_after is None:
+            record = await self._record(row)
+            if record.status not in TERMINAL_STATUSES:
+                # Notify the state changes from now on: those after the current snapshot.
+                row.push_after = record.snapshot_seq
+                await self.index.set_push_after(row.task_id, row.push_after)
+        await self.watcher.watch(row)
+        return stored or normalize_push_notification_config(row.task_id, params)
+
+    async def on_get_task_push_notification_config(
+        self, params: GetTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> TaskPushNotificationConfig:
+        validate_proto_required_fields(params)
+        row = await self._row(params.task_id, owner_of(context))
+        for config in await self.push_store.get_info(row.task_id, context):
+            if config.id == params.id:
+                return config
+        raise TaskNotFoundError(
+            message=f"Task {row.task_id} has no push notification config {params.id!r}."
+        )
+
+    async def on_list_task_push_notification_configs(
+        self, params: ListTaskPushNotificationConfigsRequest, context: ServerCallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        validate_proto_required_fields(params)
+        row = await self._row(params.task_id, owner_of(context))
+        configs = await self.push_store.get_info(row.task_id, context)
+        return ListTaskPushNotificationConfigsResponse(configs=configs)
+
+    async def on_delete_task_push_notification_config(
+        self, params: DeleteTaskPushNotificationConfigRequest, context: ServerCallContext
+    ) -> None:
+        validate_proto_required_fields(params)
+        row = await self._row(params.task_id, owner_of(context))
+        await self.push_store.delete_info(row.task_id, context, params.id or None)
+
+    async def on_get_extended_agent_card(
+        self, params: GetExtendedAgentCardRequest, context: ServerCallContext
+    ) -> AgentCard:
+        raise UnsupportedOperationError(message="This agent has no extended agent card.")
+
+
+def _request_options(params: SendMessageRequest) -> dict[str, Any]:
+    """Run options from the request's metadata: ``model`` and ``instructions`` (strings) are
+    passed to the agent as such, every other string value as response metadata."""
+    if not params.HasField("metadata"):
+        return {}
+    metadata = MessageToDict(params.metadata)
+    options: dict[str, Any] = {}
+    for name in ("model", "instructions"):
+        value = metadata.pop(name, None)
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise InvalidParamsError(message=f"metadata.{name} must be a non-empty string.")
+            options[name] = value
+    strings = {key: value for key, value in metadata.items() if isinstance(value, str)}
+    if strings:
+        options["metadata"] = strings
+    return options

@@ -1,0 +1,269 @@
+"""The task index: which runs are A2A tasks, their contexts, and what listing needs.
+
+The engine's store holds the runs themselves (status, output, events); this table only adds what
+A2A has and the Responses API does not: the task's context, the user's A2A message as sent, a
+copy of the state for ``ListTasks`` filters (refreshed from the engine, which is the truth), and
+where push notifications for the task have got to. It lives in the A2A database (SQLAlchemy),
+beside a2a-sdk's push-notification config table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+metadata = MetaData()
+
+tasks = Table(
+    "outlast_a2a_tasks",
+    metadata,
+    Column("task_id", String(128), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("context_id", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("final", Boolean, nullable=False, default=False),
+    Column("expires_at", Float, nullable=True),
+    # Sequence number after which push notifications are still to be sent; NULL: none pending.
+    Column("push_after", BigInteger, nullable=True),
+    # Until when a server holds the sending of the task's notifications (one sender per task,
+    # whichever replica; another takes over when it stops renewing). NULL: nobody.
+    Column("push_lease", Float, nullable=True),
+    Index("outlast_a2a_tasks_owner_created", "owner", "created_at", "task_id"),
+    Index("outlast_a2a_tasks_context", "owner", "context_id", "created_at"),
+    Index("outlast_a2a_tasks_push", "push_after"),
+)
+
+
+@dataclass(slots=True)
+class TaskRow:
+    task_id: str
+    owner: str
+    context_id: str
+    created_at: float
+    message: bytes
+    """The user's A2A message as JSON, with its task and context ids."""
+    state: str
+    """The last known ``TaskState`` name."""
+    updated_at: float
+    final: bool = False
+    expires_at: float | None = None
+    push_after: int | None = None
+
+
+def _row(row: Row[tuple[object, ...]]) -> TaskRow:
+    m = row._mapping
+    return TaskRow(
+        task_id=m["task_id"],
+        owner=m["owner"],
+        context_id=m["context_id"],
+        created_at=m["created_at"],
+        message=bytes(m["message"]),
+        state=m["state"],
+        updated_at=m["updated_at"],
+        final=bool(m["final"]),
+        expires_at=m["expires_at"],
+        push_after=m["push_after"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[TaskRow]
+    total: int
+
+
+class TaskIndex:
+    """Reads and writes of ``outlast_a2a_tasks``; every read is scoped to an owner."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def add(self, row: TaskRow) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                tasks.insert().values(
+                    task_id=row.task_id,
+                    owner=row.owner,
+                    context_id=row.context_id,
+                    created_at=row.created_at,
+                    message=row.message,
+                    state=row.state,
+                    updated_at=row.updated_at,
+                    final=row.final,
+                    expires_at=row.expires_at,
+                    push_after=row.push_after,
+                )
+            )
+
+    async def get(self, task_id: str, owner: str) -> TaskRow | None:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tasks).where(tasks.c.task_id == task_id, tasks.c.owner == owner)
+            )
+            row = result.first()
+        return _row(row) if row is not None else None
+
+    async def latest_in_context(self, owner: str, context_id: str) -> TaskRow | None:
+        """The newest task of a context: the one a follow-up message continues."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tasks)
+                .where(tasks.c.owner == owner, tasks.c.context_id == context_id)
+                .order_by(tasks.c.created_at.desc(), tasks.c.task_id.desc())
+                .limit(1)
+            )
+            row = result.first()
+        return _row(row) if row is not None else None
+
+    async def unfinished(self, owner: str) -> list[TaskRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tasks).where(tasks.c.owner == owner, tasks.c.final.is_(False))
+            )
+            return [_row(row) for row in result]
+
+    async def set_state(
+        self, task_id: str, state: str, updated_at: float, final: bool, expires_at: float | None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == task_id)
+                .values(state=state, updated_at=updated_at, final=final, expires_at=expires_at)
+            )
+
+    async def set_push_after(self, task_id: str, after: int | None) -> None:
+        """Record where notifications have got to (``None``: all sent, which frees the lease)."""
+        values: dict[str, object] = {"push_after": after}
+        if after is None:
+            values["push_lease"] = None
+        async with self.engine.begin() as conn:
+            await conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(**values))
+
+    async def claim_push(self, task_id: str, now: float, until: float) -> TaskRow | None:
+        """Take the sending of a task's pending notifications, if nobody holds it."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(tasks)
+                .where(
+                    tasks.c.task_id == task_id,
+                    tasks.c.push_after.is_not(None),
+                    or_(tasks.c.push_lease.is_(None), tasks.c.push_lease < now),
+                )
+                .values(push_lease=until)
+            )
+            if result.rowcount != 1:
+                return None
+            row = (await conn.execute(select(tasks).where(tasks.c.task_id == task_id))).first()
+        return _row(row) if row is not None else None
+
+    async def unclaimed_push(self, now: float, limit: int = 100) -> list[str]:
+        """Tasks with notifications to send that nobody holds (new, or left by a dead server)."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(tasks.c.task_id)
+                .where(
+                    tasks.c.push_after.is_not(None),
+                    or_(tasks.c.push_lease.is_(None), tasks.c.push_lease < now),
+                )
+                .limit(limit)
+            )
+            return [row[0] for row in result]
+
+    async def renew_push(self, task_ids: list[str], until: float) -> None:
+        if task_ids:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id.in_(task_ids), tasks.c.push_after.is_not(None))
+                    .values(push_lease=until)
+                )
+
+    async def release_push(self, task_ids: list[str] | None = None) -> None:
+        """Give up holding notifications: these tasks', or (``None``) every task's."""
+        query = update(tasks).values(push_lease=None)
+        if task_ids is not None:
+            query = query.where(tasks.c.task_id.in_(task_ids))
+        async with self.engine.begin() as conn:
+            await conn.execute(query)
+
+    async def delete(self, task_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(tasks).where(tasks.c.task_id == task_id))
+
+    async def purge_expired(self, now: float | None = None) -> None:
+        """Forget tasks whose run the engine's retention has deleted."""
+        cutoff = time.time() if now is None else now
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(tasks).where(tasks.c.expires_at.is_not(None), tasks.c.expires_at <= cutoff)
+            )
+
+    async def page(
+        self,
+        owner: str,
+        *,
+        context_id: str | None,
+        state: str | None,
+        updated_after: float | None,
+        before: tuple[float, str] | None,
+        limit: int,
+    ) -> Page:
+        """Up to ``limit`` tasks, newest first, strictly after the cursor ``before``
+        (``(created_at, task_id)`` of the previous page's last task); ``total`` counts every task
+        matching the filters."""
+        now = time.time()
+        filters: list[ColumnElement[bool]] = [
+            tasks.c.owner == owner,
+            or_(tasks.c.expires_at.is_(None), tasks.c.expires_at > now),
+        ]
+        if context_id:
+            filters.append(tasks.c.context_id == context_id)
+        if state:
+            filters.append(tasks.c.state == state)
+        if updated_after is not None:
+            filters.append(tasks.c.updated_at >= updated_after)
+        query = select(tasks).where(*filters)
+        if before is not None:
+            created, task_id = before
+            query = query.where(
+                or_(
+                    tasks.c.created_at < created,
+                    and_(tasks.c.created_at == created, tasks.c.task_id < task_id),
+                )
+            )
+        query = query.order_by(tasks.c.created_at.desc(), tasks.c.task_id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = [_row(row) for row in await conn.execute(query)]
+            total = (
+                await conn.execute(select(func.count()).select_from(tasks).where(*filters))
+            ).scalar_one()
+        return Page(rows=rows, total=int(total))

@@ -1,0 +1,305 @@
+"""Push notifications: a POST to each configured URL on every state change of a task.
+
+Configs live in a2a-sdk's ``DatabasePushNotificationConfigStore`` (the A2A database), so they
+survive restarts. A :class:`PushWatcher` follows each task that has configs through the engine's
+event log, from where its notifications have got to (``outlast_a2a_tasks.push_after``), and on
+each state change (``SUBMITTED``, ``WORKING``, then the final state) has the
+:class:`RetryingPushSender` POST a ``StreamResponse`` holding the ``TaskStatusUpdateEvent``. The
+cursor moves on after each change, so a restart resumes exactly there: a task that was running
+when the server died still gets its ``FAILED`` notification.
+
+Each POST carries the config's token as ``X-A2A-Notification-Token`` and its authentication
+(``scheme`` + ``credentials``) as ``Authorization``, as the spec describes. Failures (network
+errors, 408, 429, 5xx) are retried with exponential backoff; other 4xx answers are final. URLs are
+checked against server-side request forgery when registered and again before every POST (a name
+may resolve elsewhere later): only http(s), and no loopback, private, link-local or reserved
+address unless the server allows private push URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import urllib.parse
+from typing import Any
+
+import httpx
+from a2a.server.models import Base
+from a2a.server.owner_resolver import OwnerResolver
+from a2a.server.tasks.database_push_notification_config_store import (
+    DatabasePushNotificationConfigStore,
+)
+from a2a.server.tasks.push_notification_config_store import PushNotificationConfigStore
+from a2a.server.tasks.push_notification_sender import (
+    PushNotificationEvent,
+    PushNotificationSender,
+)
+from a2a.types import StreamResponse, TaskPushNotificationConfig, TaskState
+from a2a.utils.proto_utils import to_stream_response
+from a2a.utils.push_url_validator import validate_push_notification_url
+from google.protobuf.json_format import MessageToDict
+from sqlalchemy import LargeBinary, String
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from outlast.a2a.index import TaskIndex, TaskRow
+from outlast.a2a.translate import Translator, closable, stored_events
+from outlast.engine import Engine
+from outlast.protocol.errors import APIError
+
+log = logging.getLogger("outlast.a2a.push")
+
+PUSH_ATTEMPTS = 6
+"""POSTs per notification and URL before it is given up (the first one included)."""
+PUSH_BACKOFF = 0.5
+"""Seconds before the first retry; doubled (with jitter) for each next one, up to the cap."""
+PUSH_BACKOFF_MAX = 30.0
+PUSH_TIMEOUT = 10.0
+# A watcher whose stream broke (the store was unavailable, say) tries again after this long.
+WATCH_RETRY = 2.0
+
+
+class PushConfigModel(Base):
+    """a2a-sdk's push-config table, with room for outlast's task ids (``resp_`` + 48 hex
+    digits; the SDK's own table allows 36 characters, a UUID)."""
+
+    __tablename__ = "outlast_a2a_push_configs"
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    config_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    config_data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    owner: Mapped[str] = mapped_column(String(255), nullable=True, index=True)
+    protocol_version: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class PushConfigStore(DatabasePushNotificationConfigStore):
+    """a2a-sdk's database store of push configs (owner-scoped), on :class:`PushConfigModel`."""
+
+    def __init__(self, engine: AsyncEngine, owner_resolver: OwnerResolver) -> None:
+        super().__init__(engine, owner_resolver=owner_resolver)
+        self.config_model = PushConfigModel  # type: ignore[assignment]
+
+
+async def push_url_allowed(url: str, allow_private: bool) -> bool:
+    """Whether a push URL may be called: http(s) with a host, and (unless ``allow_private``) one
+    that resolves only to public addresses (a2a-sdk's SSRF policy)."""
+    if not allow_private:
+        return await validate_push_notification_url(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+        _ = parsed.port
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
+
+
+def _retryable(status: int) -> bool:
+    return status in (408, 425, 429) or status >= 500
+
+
+def _headers(config: TaskPushNotificationConfig) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if config.token:
+        headers["X-A2A-Notification-Token"] = config.token
+    if config.HasField("authentication") and config.authentication.scheme:
+        auth = config.authentication
+        if auth.credentials:
+            headers["Authorization"] = f"{auth.scheme} {auth.credentials}"
+    return headers
+
+
+class RetryingPushSender(PushNotificationSender):
+    """POSTs an event to every push config of its task, retrying each with backoff."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        store: PushNotificationConfigStore,
+        allow_private: bool,
+        attempts: int = PUSH_ATTEMPTS,
+        backoff: float = PUSH_BACKOFF,
+    ) -> None:
+        self.http = http
+        self.store = store
+        self.allow_private = allow_private
+        self.attempts = attempts
+        self.backoff = backoff
+
+    async def send_notification(self, task_id: str, event: PushNotificationEvent) -> None:
+        """Deliver ``event`` to each config of the task (best effort: failures are logged)."""
+        configs = await self.store.get_info_for_dispatch(task_id)
+        if not configs:
+            return
+        body = MessageToDict(to_stream_response(event))
+        await asyncio.gather(*(self.deliver(task_id, config, body) for config in configs))
+
+    async def deliver(
+        self, task_id: str, config: TaskPushNotificationConfig, body: dict[str, Any]
+    ) -> bool:
+        """POST ``body`` to one config's URL until it is accepted or the attempts run out."""
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            if not await push_url_allowed(config.url, self.allow_private):
+                log.warning("%s: push URL %s refused (not a public address)", task_id, config.url)
+                return False
+            try:
+                response = await self.http.post(
+                    config.url, json=body, headers=_headers(config), timeout=PUSH_TIMEOUT
+                )
+            except httpx.HTTPError as exc:
+                outcome, retry = f"{type(exc).__name__}: {exc}", True
+            else:
+                if response.is_success:
+                    log.debug("%s: push notification delivered to %s", task_id, config.url)
+                    return True
+                outcome, retry = f"HTTP {response.status_code}", _retryable(response.status_code)
+            if not retry or attempt == self.attempts:
+                log.warning(
+                    "%s: push notification to %s failed after %d attempt(s): %s",
+                    task_id, config.url, attempt, outcome,
+                )  # fmt: skip
+                return False
+            log.info("%s: push to %s failed (%s); retrying", task_id, config.url, outcome)
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            delay = min(delay * 2, PUSH_BACKOFF_MAX)
+        return False
+
+
+_LIFECYCLE = frozenset(
+    {"response.created", "response.in_progress", "response.completed", "response.failed",
+     "response.incomplete"}
+)  # fmt: skip
+
+
+class PushWatcher:
+    """Follows the tasks that have push configs and notifies each of their state changes.
+
+    One server at a time sends a task's notifications: it holds a lease on the task
+    (``outlast_a2a_tasks.push_lease``) and renews it while it follows the task. A server that
+    stops renewing (it died) loses the lease after ``lease`` seconds, and whichever server
+    sweeps next takes the task over from where its notifications had got to.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        index: TaskIndex,
+        sender: RetryingPushSender,
+        lease: float,
+        exclusive: bool,
+    ) -> None:
+        self.engine = engine
+        self.index = index
+        self.sender = sender
+        self.lease = lease
+        # On SQLite one server owns the database: leases left by its previous process are void.
+        self.exclusive = exclusive
+        self._watching: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Take over the notifications nobody holds (a restart's), then keep sweeping."""
+        if self.exclusive:
+            await self.index.release_push()
+        await self._sweep()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="a2a-push-sweeper")
+
+    async def watch(self, row: TaskRow) -> None:
+        """Follow ``row``'s task from where its notifications have got to, if nobody does."""
+        if row.task_id not in self._watching:
+            now = time.time()
+            claimed = await self.index.claim_push(row.task_id, now, now + self.lease)
+            if claimed is not None:
+                self._follow_claimed(claimed)
+
+    def _follow_claimed(self, row: TaskRow) -> None:
+        if row.task_id in self._watching:
+            return
+        task = asyncio.create_task(self._follow(row), name=f"a2a-push-{row.task_id}")
+        self._watching[row.task_id] = task
+        task.add_done_callback(lambda _: self._watching.pop(row.task_id, None))
+
+    async def _sweep(self) -> None:
+        now = time.time()
+        await self.index.renew_push(list(self._watching), now + self.lease)
+        for task_id in await self.index.unclaimed_push(now):
+            row = await self.index.claim_push(task_id, now, now + self.lease)
+            if row is not None:
+                self._follow_claimed(row)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self._sweep()
+            except Exception:
+                log.exception("push notification sweep failed")
+
+    async def close(self) -> None:
+        """Stop following; the leases are released so that a restart goes on at once."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        held = dict(self._watching)
+        for task in held.values():
+            task.cancel()
+        for task in held.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if held:
+            with contextlib.suppress(Exception):
+                await self.index.release_push(list(held))
+
+    async def _follow(self, row: TaskRow) -> None:
+        after = row.push_after
+        assert after is not None
+        while True:
+            try:
+                after = await self._notify_from(row, after)
+                return
+            except asyncio.CancelledError:
+                raise
+            except APIError as exc:
+                if exc.status == 404:  # deleted or expired: nothing more to tell
+                    await self.index.set_push_after(row.task_id, None)
+                    return
+                log.warning("%s: push watcher: %s; retrying", row.task_id, exc.message)
+            except Exception:
+                log.exception("%s: push watcher failed; retrying", row.task_id)
+            await asyncio.sleep(WATCH_RETRY)
+            # Whatever was delivered before the failure was recorded; go on from there.
+            current = await self.index.get(row.task_id, row.owner)
+            if current is None or current.push_after is None:
+                return
+            after = current.push_after
+
+    async def _notify_from(self, row: TaskRow, after: int) -> int:
+        translator = Translator(row.task_id, row.context_id, [])
+        stream = await self.engine.stream(row.task_id, row.owner, after)
+        async with contextlib.aclosing(closable(stream)) as chunks:
+            async for event, payload in stored_events(chunks):
+                if event.type not in _LIFECYCLE:
+                    continue
+                translated = translator.feed(event, payload)
+                if translated is None:
+                    continue
+                notification = to_stream_response(translated)
+                if notification.HasField("task"):
+                    # The task's creation: announce it as its first state, SUBMITTED.
+                    task = notification.task
+                    notification = StreamResponse()
+                    update = notification.status_update
+                    update.task_id, update.context_id = task.id, task.context_id
+                    update.status.CopyFrom(task.status)
+                    update.metadata.CopyFrom(task.metadata)
+                    update.status.state = TaskState.TASK_STATE_SUBMITTED
+                await self.sender.send_notification(row.task_id, notification.status_update)
+                after = event.seq
+                if event.is_terminal:
+                    await self.index.set_push_after(row.task_id, None)
+                    return after
+                await self.index.set_push_after(row.task_id, after)
+        return after

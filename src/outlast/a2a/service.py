@@ -1,0 +1,106 @@
+"""The A2A transport of one server: its database, handler, push delivery and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import httpx
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.routing import BaseRoute
+
+from outlast.a2a.card import A2A_PATH, build_agent_card, public_url
+from outlast.a2a.handler import EngineRequestHandler, owner_of
+from outlast.a2a.index import TaskIndex
+from outlast.a2a.push import PushConfigStore, PushWatcher, RetryingPushSender
+from outlast.a2a.routes import a2a_routes
+from outlast.config import Settings
+from outlast.engine import Engine
+
+log = logging.getLogger("outlast.a2a")
+
+
+def database_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the A2A tables.
+
+    ``--a2a-db`` if given; else beside the server's store: ``outlast.db`` → ``outlast.a2a.db``
+    for SQLite (a separate file, so that A2A's writes never wait for the event log's group
+    commits or hold them up), the same database for PostgreSQL.
+    """
+    url = settings.a2a.db or settings.db
+    if url.startswith("sqlite:///") and not settings.a2a.db:
+        path = Path(url.removeprefix("sqlite:///"))
+        url = "sqlite:///" + str(path.with_name(f"{path.stem}.a2a{path.suffix or '.db'}"))
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url.removeprefix(plain)
+    return url
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(connection: object, _: object) -> None:
+        cursor = connection.cursor()  # type: ignore[attr-defined]
+        # WAL: readers never wait for a writer; a busy timeout instead of "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+
+class A2AService:
+    """Everything A2A adds to a server; :meth:`start` after the engine, :meth:`close` before."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        url = database_url(settings)
+        if url.startswith("sqlite+aiosqlite:///"):
+            Path(url.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.db = create_async_engine(url)
+        if url.startswith("sqlite"):
+            _sqlite_pragmas(self.db)
+        self.index = TaskIndex(self.db)
+        self.push_store = PushConfigStore(self.db, owner_resolver=owner_of)
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        allow_private = settings.a2a.allow_private_push
+        self.sender = RetryingPushSender(self.http, self.push_store, allow_private)
+        self.watcher = PushWatcher(
+            engine,
+            self.index,
+            self.sender,
+            lease=settings.lease_seconds,
+            exclusive=url.startswith("sqlite"),
+        )
+        self.card = build_agent_card(settings, engine.agent)
+        self.handler = EngineRequestHandler(
+            engine, self.index, self.push_store, self.watcher, self.card, allow_private
+        )
+        self.routes: list[BaseRoute] = a2a_routes(self.handler, self.card, settings.max_body_bytes)
+        self.base_url = public_url(settings) + A2A_PATH
+
+    async def start(self) -> None:
+        """Create the tables, then resume the push notifications a restart interrupted."""
+        for attempt in range(3):
+            try:
+                await self.index.create_tables()
+                await self.push_store.initialize()
+                break
+            except SQLAlchemyError:
+                # Replicas starting together race to create the tables; the loser finds them.
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
+        await self.watcher.start()
+        log.info("A2A on %s (card at /.well-known/agent-card.json)", self.base_url)
+
+    async def close(self) -> None:
+        await self.watcher.close()
+        await self.http.aclose()
+        await self.db.dispose()
