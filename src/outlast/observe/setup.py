@@ -1,0 +1,47 @@
+"""Build the observers that the settings ask for, and the routes they serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from outlast.config import Settings
+from outlast.observe.base import Observer, Observers
+from outlast.observe.metrics import Metrics
+from outlast.store.base import Store
+
+
+@dataclass(slots=True)
+class Observability:
+    """The engine's observer and what the app mounts for it."""
+
+    observer: Observers
+    metrics: Metrics | None = None
+    routes: list[Route] = field(default_factory=list)
+    middleware: list[Middleware] = field(default_factory=list)
+
+
+def build(settings: Settings, store: Store) -> Observability:
+    """Metrics (unless ``--no-metrics``), webhooks (with ``--webhook``) and traces (with the
+    ``otel`` extra installed and configured by ``OTEL_*`` variables, or a tracer provider set)."""
+    parts: list[Observer] = []
+    metrics = None
+    routes: list[Route] = []
+    if settings.observe.metrics:
+        metrics = Metrics()
+        parts.append(metrics)
+        routes.append(Route("/metrics", metrics.endpoint, methods=["GET"]))
+    if settings.observe.webhooks:
+        from outlast.observe.webhooks import Webhooks
+
+        parts.append(Webhooks(settings.observe, store, metrics))
+    from outlast.observe.tracing import tracer_observer
+
+    middleware: list[Middleware] = []
+    tracing = tracer_observer(settings.agent)
+    if tracing is not None:
+        parts.append(tracing)
+        middleware.append(tracing.middleware())
+    return Observability(Observers(parts), metrics, routes, middleware)
