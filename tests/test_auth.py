@@ -40,9 +40,9 @@ def keyed_server(
     """A server accepting key-a and key-b, configured by flags or by OUTLAST_API_KEYS."""
     if request.param == "flags":
         return make_server(
-            agent="agents:router", args=["--api-key", KEY_A, "--api-key", KEY_B]
+            agent="scripted_agents:router", args=["--api-key", KEY_A, "--api-key", KEY_B]
         ).start()
-    return make_server(agent="agents:router", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}).start()
+    return make_server(agent="scripted_agents:router", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}).start()
 
 
 @pytest.fixture
@@ -266,7 +266,7 @@ def serve_command(port: int, db: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "outlast", "serve",
         "--host", "0.0.0.0", "--port", str(port),
-        "--db", f"sqlite:///{db}", "--agent", "agents:router",
+        "--db", f"sqlite:///{db}", "--agent", "scripted_agents:router",
         *extra,
     ]  # fmt: skip
 
@@ -297,7 +297,7 @@ def test_serving_a_public_address_without_keys_is_refused(tmp_path: Path) -> Non
 def test_serving_a_public_address_with_insecure_starts(
     make_server: Callable[..., ServerProcess],
 ) -> None:
-    server = make_server(agent="agents:router", args=["--host", "0.0.0.0", "--insecure"]).start()
+    server = make_server(agent="scripted_agents:router", args=["--host", "0.0.0.0", "--insecure"]).start()
     with server.client() as client:
         assert client.responses.create(model="echo", input="open").output_text == "open"
     server.stop()  # (uvicorn re-raises SIGTERM after a clean shutdown: no exit-code check)
@@ -307,7 +307,7 @@ def test_serving_a_public_address_with_keys_starts(
     make_server: Callable[..., ServerProcess],
 ) -> None:
     server = make_server(
-        agent="agents:router", args=["--host", "0.0.0.0", "--api-key", KEY_A]
+        agent="scripted_agents:router", args=["--host", "0.0.0.0", "--api-key", KEY_A]
     ).start()
     with server.client(api_key=KEY_A) as client:
         assert client.responses.create(model="echo", input="keyed").output_text == "keyed"
@@ -318,7 +318,7 @@ def test_serving_a_public_address_with_keys_from_the_environment_starts(
     make_server: Callable[..., ServerProcess],
 ) -> None:
     server = make_server(
-        agent="agents:router", args=["--host", "0.0.0.0"], env={"OUTLAST_API_KEYS": KEY_B}
+        agent="scripted_agents:router", args=["--host", "0.0.0.0"], env={"OUTLAST_API_KEYS": KEY_B}
     ).start()
     with server.client(api_key=KEY_B) as client:
         assert client.responses.create(model="echo", input="env").output_text == "env"

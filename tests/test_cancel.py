@@ -81,7 +81,7 @@ def test_cancel_interrupts_an_agent_blocked_in_await(
 def test_a_cancelled_queued_run_never_starts(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = make_server(agent="agents:router", args=["--max-running", "1"]).start()
+    server = make_server(agent="scripted_agents:router", args=["--max-running", "1"]).start()
     running_marker, queued_marker = tmp_path / "running", tmp_path / "queued"
     with server.client() as client:
         running_id = start_block(client, running_marker)

@@ -9,7 +9,7 @@ fields, function calls / outputs / reasoning, failing agents, and the two auxili
 installed SDK's own types: the SDK client runs with ``_strict_response_validation=True`` and raw
 reads are validated with ``TypeAdapter(ResponseStreamEvent)`` / ``Response.model_validate``.
 
-Server: ``outlast serve --agent agents:router`` (see tests/agents.py): the request's ``model``
+Server: ``outlast serve --agent scripted_agents:router`` (see tests/scripted_agents.py): the request's ``model``
 picks the agent (echo, count, fail, block, tools, context).
 """
 
@@ -684,7 +684,7 @@ def test_cancel_is_idempotent_on_a_failed_response(client: OpenAI) -> None:
 def test_cancel_of_a_queued_response_means_it_never_starts(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = make_server(agent="agents:router", args=["--max-running", "1"]).start()
+    server = make_server(agent="scripted_agents:router", args=["--max-running", "1"]).start()
     with server.client() as client:
         first = start_blocked(client, tmp_path / "first")
         second = create_background(client, "block", f"marker={tmp_path / 'second'}")
