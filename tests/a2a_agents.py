@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from agents import AGENTS, params
-from agents import router as by_model
+from scripted_agents import AGENTS, params
+from scripted_agents import router as by_model
 from outlast import AgentOutput, AgentRequest
 
 

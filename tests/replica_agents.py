@@ -13,7 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agents import AGENTS, params
+from scripted_agents import AGENTS, params
 from outlast import AgentOutput, AgentRequest, retry_safe
 
 
