@@ -55,6 +55,10 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.close()
 
 
+A2A_POOL_SIZE = 2
+"""PostgreSQL connections A2A holds per replica, besides the store's ``--db-pool-size``."""
+
+
 class A2AService:
     """Everything A2A adds to a server; :meth:`start` after the engine, :meth:`close` before."""
 
@@ -63,9 +67,15 @@ class A2AService:
         if url.startswith("sqlite+aiosqlite:///"):
             Path(url.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self.db = create_async_engine(url)
         if url.startswith("sqlite"):
+            self.db = create_async_engine(url)
             _sqlite_pragmas(self.db)
+        else:
+            # A2A's task index is small and off the hot path: a few connections of its own,
+            # checked before use so that a database restart costs no failed request.
+            self.db = create_async_engine(
+                url, pool_size=A2A_POOL_SIZE, max_overflow=0, pool_pre_ping=True
+            )
         self.index = TaskIndex(self.db)
         self.push_store = PushConfigStore(self.db, owner_resolver=owner_of)
         self.http = httpx.AsyncClient(follow_redirects=False)

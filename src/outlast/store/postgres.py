@@ -116,6 +116,10 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    # A connection the server terminated in the middle of an operation can be left in a protocol
+    # state where the next call (the transaction's ROLLBACK) fails client-side; a fresh
+    # connection from the pool is the cure, exactly as for the errors above.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
