@@ -457,10 +457,6 @@ def test_runs_beyond_one_replicas_capacity_are_executed_by_another(
         assert len(marker_lines(marker)) == 2 and marker_lines(marker)[1].startswith("cancelled")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug B3: a foreground run created without a local worker is never claimed (issue 3)",
-)
 def test_a_foreground_request_through_an_api_replica_is_executed_by_a_worker(
     replica: Replicas, tmp_path: Path
 ) -> None:
@@ -481,10 +477,6 @@ def test_a_foreground_request_through_an_api_replica_is_executed_by_a_worker(
         assert marker_lines(m) == [f"started {pid(worker)}", f"finished {pid(worker)}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug B3: a foreground run created without a local worker is never claimed (issue 3)",
-)
 def test_a_foreground_request_to_a_full_replica_is_executed_by_another(
     replica: Replicas, tmp_path: Path
 ) -> None:

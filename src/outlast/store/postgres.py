@@ -91,6 +91,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_outbox_due ON webhook_outbox (endpoint, next_attempt_at)
         WHERE next_attempt_at IS NOT NULL;
     """,
+    # 3: the queue also holds foreground runs created where there was no room to execute them
+    # (an API-only replica, or a full one): they are inserted in_progress and unclaimed.
+    """
+    DROP INDEX responses_queue;
+    CREATE INDEX responses_queue ON responses (created_at)
+        WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL;
+    """,
 ]
 
 # Serialises migrations when several replicas start at once.
@@ -104,6 +111,8 @@ CHANNEL_DELETED = "outlast_deleted"
 NOTIFY_PAYLOAD_MAX = 7_900
 
 _UNFINISHED = "status IN ('queued', 'in_progress')"
+# A run waiting for a replica to execute it: queued, or foreground but created elsewhere.
+_CLAIMABLE = f"{_UNFINISHED} AND worker_id IS NULL"
 _COLUMNS = (
     "id, owner, status, background, stream, store, created_at, previous_response_id, input, "
     "snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested"
@@ -501,7 +510,7 @@ class PostgresStore(SharedStore):
     async def claim_queued(self, worker_id: str, limit: int) -> list[ResponseRecord]:
         return await self._records(
             f"UPDATE responses SET worker_id = $1 WHERE id IN ("
-            f"  SELECT id FROM responses WHERE status = 'queued' AND worker_id IS NULL"
+            f"  SELECT id FROM responses WHERE {_CLAIMABLE}"
             f"  ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED"
             f") RETURNING {_COLUMNS}",
             worker_id,
@@ -511,7 +520,7 @@ class PostgresStore(SharedStore):
     async def claim(self, response_id: str, worker_id: str) -> ResponseRecord | None:
         records = await self._records(
             f"UPDATE responses SET worker_id = $2 "
-            f"WHERE id = $1 AND status = 'queued' AND worker_id IS NULL RETURNING {_COLUMNS}",
+            f"WHERE id = $1 AND {_CLAIMABLE} RETURNING {_COLUMNS}",
             response_id,
             worker_id,
         )
@@ -550,7 +559,7 @@ class PostgresStore(SharedStore):
     async def queued_unclaimed(self) -> int:
         count = await self._run(
             lambda conn: conn.fetchval(
-                "SELECT count(*) FROM responses WHERE status = 'queued' AND worker_id IS NULL"
+                f"SELECT count(*) FROM responses WHERE {_CLAIMABLE}"
             )
         )
         return int(count or 0)
@@ -678,7 +687,7 @@ async def _notify_batch(
             [f"{rid} {a} {b}" for rid, (a, b) in spans.items()], header=batch.fence or "-"
         )
     ]
-    if any(r.worker_id is None and r.status == "queued" for r in batch.new_responses) or any(
+    if any(r.worker_id is None for r in batch.new_responses) or any(
         u.requeue for u in batch.updates.values()
     ):
         payloads.append((CHANNEL_WORK, ""))

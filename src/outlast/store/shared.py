@@ -71,7 +71,8 @@ class SharedStore(Store):
 
     @abstractmethod
     async def claim_queued(self, worker_id: str, limit: int) -> list[ResponseRecord]:
-        """Claim up to ``limit`` unclaimed queued runs, oldest first, each by one worker only."""
+        """Claim up to ``limit`` unclaimed runs (queued, or foreground created elsewhere), oldest
+        first, each by one worker only."""
 
     @abstractmethod
     async def claim(self, response_id: str, worker_id: str) -> ResponseRecord | None:
@@ -91,7 +92,7 @@ class SharedStore(Store):
 
     @abstractmethod
     async def queued_unclaimed(self) -> int:
-        """How many queued runs no worker has claimed."""
+        """How many runs wait for a worker to claim them."""
 
     @abstractmethod
     def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
