@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from outlast import AgentOutput, AgentRequest
 from scripted_agents import AGENTS, params
 from scripted_agents import router as by_model
-from outlast import AgentOutput, AgentRequest
 
 
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:

@@ -13,8 +13,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from scripted_agents import AGENTS, params
 from outlast import AgentOutput, AgentRequest, retry_safe
+from scripted_agents import AGENTS, params
 
 
 def note(request: AgentRequest, what: str) -> None:

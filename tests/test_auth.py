@@ -42,7 +42,9 @@ def keyed_server(
         return make_server(
             agent="scripted_agents:router", args=["--api-key", KEY_A, "--api-key", KEY_B]
         ).start()
-    return make_server(agent="scripted_agents:router", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}).start()
+    return make_server(
+        agent="scripted_agents:router", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}
+    ).start()
 
 
 @pytest.fixture
@@ -297,7 +299,9 @@ def test_serving_a_public_address_without_keys_is_refused(tmp_path: Path) -> Non
 def test_serving_a_public_address_with_insecure_starts(
     make_server: Callable[..., ServerProcess],
 ) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--host", "0.0.0.0", "--insecure"]).start()
+    server = make_server(
+        agent="scripted_agents:router", args=["--host", "0.0.0.0", "--insecure"]
+    ).start()
     with server.client() as client:
         assert client.responses.create(model="echo", input="open").output_text == "open"
     server.stop()  # (uvicorn re-raises SIGTERM after a clean shutdown: no exit-code check)

@@ -121,7 +121,9 @@ def test_an_unknown_response_is_run_not_found_everywhere(oc: OutlastClient) -> N
 
 
 def test_another_keys_response_is_not_found(make_server: Any) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--api-key", "a", "--api-key", "b"]).start()
+    server = make_server(
+        agent="scripted_agents:router", args=["--api-key", "a", "--api-key", "b"]
+    ).start()
     with (
         OutlastClient(openai_client=server.client(api_key="a")) as mine,
         OutlastClient(openai_client=server.client(api_key="b")) as theirs,

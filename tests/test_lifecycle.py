@@ -71,7 +71,9 @@ def count_text(n: int) -> str:
 def test_a_run_past_the_run_timeout_ends_failed_with_a_timeout_message(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--run-timeout", "1", *QUICK_DRAIN]).start()
+    server = make_server(
+        agent="scripted_agents:router", args=["--run-timeout", "1", *QUICK_DRAIN]
+    ).start()
     marker = tmp_path / "marker"
     with server.client() as client:
         response_id = create_block(client, marker)
@@ -147,7 +149,9 @@ def test_creates_beyond_max_queued_are_refused_with_429(
 def test_queued_runs_start_in_creation_order_as_slots_free(
     make_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--max-running", "1", *QUICK_DRAIN]).start()
+    server = make_server(
+        agent="scripted_agents:router", args=["--max-running", "1", *QUICK_DRAIN]
+    ).start()
     markers = [tmp_path / f"run{i}" for i in range(4)]
     with server.client() as client:
         ids = [create_block(client, marker) for marker in markers]
@@ -165,7 +169,9 @@ def test_queued_runs_start_in_creation_order_as_slots_free(
 def test_queued_runs_that_finish_by_themselves_free_slots_in_creation_order(
     make_server: Callable[..., ServerProcess],
 ) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--max-running", "1", *QUICK_DRAIN]).start()
+    server = make_server(
+        agent="scripted_agents:router", args=["--max-running", "1", *QUICK_DRAIN]
+    ).start()
     with server.client() as client:
         ids = [
             client.responses.create(model="count", input="n=8 delay=0.05", background=True).id

@@ -64,6 +64,7 @@ from helpers import (
     wait_terminal,
     wait_until,
 )
+from outlast.a2a.service import A2A_POOL_SIZE
 from replica_agents import ticks_text
 from serverproc import ServerProcess
 
@@ -616,10 +617,6 @@ def test_max_attempts_retries_any_agent_until_the_attempts_run_out(
     assert_log_ends(replay(survivor, rid), "response.failed", "failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug B5: a replica paused mid-write holds row locks that block the takeover (issue 3)",
-)
 def test_a_stalled_replica_cannot_append_to_a_run_another_took_over_and_serves_on(
     replica: Replicas, tmp_path: Path
 ) -> None:
@@ -663,6 +660,32 @@ def test_a_stalled_replica_cannot_append_to_a_run_another_took_over_and_serves_o
     later = create(a, "ticks", f"n=5 delay=0 marker={again}")
     assert wait_terminal(a, later, TAKEOVER_WAIT)["status"] == "completed"
     assert marker_lines(again) == [f"started {pid(a)}", f"finished {pid(a)}"]
+
+
+def test_a_lone_replica_paused_past_its_lease_keeps_its_runs(
+    replica: Replicas, tmp_path: Path
+) -> None:
+    # Nobody else could have taken its runs over: waking up, it renews its lease and carries on
+    # (its own takeover sweep never counts it among the dead).
+    a = replica()
+    marker = tmp_path / "marker"
+    rid = create(a, "ticks", f"n=200 delay=0.01 marker={marker}")
+    tail = Tail(a, rid)
+    tail.wait_for_text(len(ticks_text(10)))
+    worker = health(a)["worker"]
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(2 * 2.0 + 1.0)  # twice its lease, and then some
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+
+    assert wait_terminal(a, rid, TAKEOVER_WAIT)["status"] == "completed"
+    log = tail.join()
+    assert log == replay(a, rid)
+    assert deltas(log) == ticks_text(200)
+    assert health(a)["worker"] == worker
+    assert marker_lines(marker) == [f"started {pid(a)}", f"finished {pid(a)}"]
 
 
 def test_a_retry_safe_run_of_a_stalled_replica_runs_again_and_the_stale_copy_never_writes(
@@ -972,18 +995,18 @@ def _connections(url: str) -> int:
     return asyncio.run(count())
 
 
-def test_a_replica_uses_no_more_connections_than_its_pool_size_and_its_listener(
+def test_a_replica_uses_no_more_connections_than_its_pool_size_its_listener_and_a2a(
     replica: Replicas, postgres_database: TestDatabase
 ) -> None:
-    # Without the A2A transport, whose tables have a pool of their own (see issue3_bugs.md B8).
-    server = replica("--db-pool-size", "3", "--no-a2a")
+    server = replica("--db-pool-size", "3")
     ids = [create(server, "ticks", "n=100 delay=0.02") for _ in range(20)]
     tails = [Tail(server, rid) for rid in ids]
     most = _connections(postgres_database.url)
     while not all(status_of(server, rid) in TERMINAL_STATUSES for rid in ids):
         most = max(most, _connections(postgres_database.url))
         time.sleep(0.05)
-    assert 1 < most <= 3 + 1  # the pool, and the connection that listens for notifications
+    # The pool, the connection that listens for notifications, and A2A's task index.
+    assert 1 < most <= 3 + 1 + A2A_POOL_SIZE
     for rid, tail in zip(ids, tails, strict=True):
         log = tail.join()
         assert log == replay(server, rid)

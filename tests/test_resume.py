@@ -182,7 +182,9 @@ def resume_server(
     """One server per backend for the whole module (hypothesis runs many examples against it)."""
     directory: Path = tmp_path_factory.mktemp("resume")
     with fresh_database(request.param, directory) as database:
-        server = ServerProcess(database.url, agent="scripted_agents:router", log_dir=directory).start()
+        server = ServerProcess(
+            database.url, agent="scripted_agents:router", log_dir=directory
+        ).start()
         yield server
         server.stop()
 

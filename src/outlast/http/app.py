@@ -25,7 +25,10 @@ from outlast.store.base import StoreUnavailable
 def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     """The outlast app: the Responses API over an engine on the configured store and agent."""
     store = open_store(
-        settings.db, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+        settings.db,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+        lease_seconds=settings.lease_seconds,
     )
     # Metrics, webhooks and traces (outlast.observe); /metrics is served by every role.
     observability = observe.build(settings, store)

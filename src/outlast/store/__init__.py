@@ -5,7 +5,9 @@ from __future__ import annotations
 from outlast.store.base import ResponseRecord, SnapshotUpdate, Store, WriteBatch
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> Store:
+def open_store(
+    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10, lease_seconds: float = 10.0
+) -> Store:
     """The store for a database URL: ``sqlite:///path`` or ``postgresql://user@host/db``."""
     if url.startswith("sqlite://"):
         from outlast.store.sqlite import SQLiteStore
@@ -14,7 +16,7 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 1
     if url.startswith(("postgresql://", "postgres://")):
         from outlast.store.postgres import PostgresStore
 
-        return PostgresStore(url, pool_size=pool_size)
+        return PostgresStore(url, pool_size=pool_size, lease_seconds=lease_seconds)
     raise ValueError(
         f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://…)"
     )

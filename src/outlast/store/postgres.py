@@ -100,6 +100,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# How long a takeover sweep waits for row locks before leaving the runs to the next sweep.
+TAKEOVER_LOCK_TIMEOUT_MS = 500
+
 # Serialises migrations when several replicas start at once.
 _MIGRATION_LOCK = 0x6F75746C  # "outl"
 
@@ -129,6 +132,8 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     # state where the next call (the transaction's ROLLBACK) fails client-side; a fresh
     # connection from the pool is the cure, exactly as for the errors above.
     asyncpg.exceptions.InternalClientError,
+    # PostgreSQL ended a transaction left idle too long (see ``idle_transaction_ms``).
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
 )
 
 
@@ -180,9 +185,14 @@ def _unavailable_on_connection_errors() -> Iterator[None]:
 class PostgresStore(SharedStore):
     """Responses, events and workers in one PostgreSQL database."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, lease_seconds: float = 10.0) -> None:
         self.url = url
         self.pool_size = max(2, pool_size)
+        # A replica frozen inside a transaction (SIGSTOP, a VM pause, a stalled event loop) must
+        # not keep its row locks past its lease, or the takeover of its runs would wait for it.
+        # PostgreSQL ends such a session after this long; a live writer that is merely slow
+        # finds its connection gone and retries on a new one (every write is idempotent).
+        self.idle_transaction_ms = max(1000, int(lease_seconds * 500))
         self._pool: asyncpg.Pool | None = None
 
     # -- connections ------------------------------------------------------------------------
@@ -198,6 +208,9 @@ class PostgresStore(SharedStore):
                 # connection is left that would fail its first query.
                 max_inactive_connection_lifetime=60,
                 reset=_reset_connection,
+                server_settings={
+                    "idle_in_transaction_session_timeout": str(self.idle_transaction_ms)
+                },
             )
             await self.migrate()
 
@@ -497,15 +510,30 @@ class PostgresStore(SharedStore):
         # Runs of expired workers, and runs of workers that no longer exist at all (a worker
         # removed while it still held runs). One statement: a stale writer's fenced write either
         # committed before it (and is seen) or waits for it (and is refused).
-        return await self._records(
-            f"WITH dead AS (DELETE FROM workers WHERE expires_at < now() RETURNING id) "
-            f"UPDATE responses SET worker_id = $1 "
-            f"WHERE {_UNFINISHED} AND worker_id IS NOT NULL AND worker_id <> $1 AND ("
-            f"  worker_id IN (SELECT id FROM dead)"
-            f"  OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = responses.worker_id)"
-            f") RETURNING {_COLUMNS}",
-            worker_id,
-        )
+        # The sweeper never removes itself: it is evidently alive, even if it was paused past
+        # its lease (its heartbeat renews it next). Row locks held by a stalled writer are
+        # waited for only briefly; the next sweep tries again, by when PostgreSQL has ended
+        # that writer's idle transaction.
+        async def take_over(conn: asyncpg.Connection) -> list[ResponseRecord]:
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL lock_timeout = {TAKEOVER_LOCK_TIMEOUT_MS}")
+                rows = await conn.fetch(
+                    f"WITH dead AS ("
+                    f"  DELETE FROM workers WHERE expires_at < now() AND id <> $1 RETURNING id"
+                    f") "
+                    f"UPDATE responses SET worker_id = $1 "
+                    f"WHERE {_UNFINISHED} AND worker_id IS NOT NULL AND worker_id <> $1 AND ("
+                    f"  worker_id IN (SELECT id FROM dead)"
+                    f"  OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = responses.worker_id)"
+                    f") RETURNING {_COLUMNS}",
+                    worker_id,
+                )
+            return [_record(row) for row in rows]
+
+        try:
+            return await self._run(take_over)
+        except asyncpg.exceptions.LockNotAvailableError:
+            return []
 
     async def claim_queued(self, worker_id: str, limit: int) -> list[ResponseRecord]:
         return await self._records(
@@ -558,9 +586,7 @@ class PostgresStore(SharedStore):
 
     async def queued_unclaimed(self) -> int:
         count = await self._run(
-            lambda conn: conn.fetchval(
-                f"SELECT count(*) FROM responses WHERE {_CLAIMABLE}"
-            )
+            lambda conn: conn.fetchval(f"SELECT count(*) FROM responses WHERE {_CLAIMABLE}")
         )
         return int(count or 0)
 
