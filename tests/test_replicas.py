@@ -360,6 +360,21 @@ def test_cancel_and_delete_through_another_replica_stop_the_agent_where_it_runs(
     wait_until(lambda: health(a)["running"] == 0, "A runs nothing any more")
 
 
+def test_a_finished_response_deleted_through_one_replica_is_gone_at_once_from_every_other(
+    replica: Replicas,
+) -> None:
+    a, b = replica(), replica()
+    ids = [create(a, "ticks", "n=3 delay=0") for _ in range(20)]
+    for rid in ids:
+        wait_terminal(b, rid, TAKEOVER_WAIT)  # B has read it finished (and may keep it in memory)
+    with httpx.Client(timeout=30.0) as http:
+        for rid in ids:
+            assert http.delete(f"{a.base_url}/responses/{rid}").status_code == 200
+            # No pause: B must not serve it from memory before A's notification reaches B.
+            after = http.get(f"{b.base_url}/responses/{rid}")
+            assert after.status_code == 404, after.text
+
+
 def test_a_run_waiting_in_the_shared_queue_is_cancelled_through_any_replica_and_never_starts(
     replica: Replicas, tmp_path: Path
 ) -> None:

@@ -742,6 +742,15 @@ class Engine:
     async def record(self, response_id: str, owner: str) -> ResponseRecord:
         """The visible record of a response of ``owner``, or 404."""
         record = self.finished.get(response_id)
+        if (
+            record is not None
+            and self.cluster is not None
+            and not await self.cluster.store.response_exists(response_id)
+        ):
+            # Deleted through another replica, whose notification may not have arrived yet: a
+            # primary-key probe keeps read-after-delete exact without refetching the snapshot.
+            self.finished.evict(response_id)
+            record = None
         if record is None:
             record = await self.store.get_response(response_id, None)
             if record is not None and record.status in TERMINAL_STATUSES:

@@ -347,6 +347,12 @@ class PostgresStore(SharedStore):
 
     # -- reads ------------------------------------------------------------------------------
 
+    async def response_exists(self, response_id: str) -> bool:
+        found = await self._run(
+            lambda conn: conn.fetchval("SELECT 1 FROM responses WHERE id = $1", response_id)
+        )
+        return found is not None
+
     async def get_response(self, response_id: str, owner: str | None) -> ResponseRecord | None:
         async def query(conn: asyncpg.Connection) -> ResponseRecord | None:
             if owner is None:

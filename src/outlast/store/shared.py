@@ -51,6 +51,10 @@ class SharedStore(Store):
     """The coordination half of a store shared by many replicas."""
 
     @abstractmethod
+    async def response_exists(self, response_id: str) -> bool:
+        """Whether the response is still stored (another replica may have deleted it)."""
+
+    @abstractmethod
     async def register_worker(self, worker_id: str, lease_seconds: float, info: str) -> None:
         """Add this replica as a worker whose lease lasts ``lease_seconds``."""
 
