@@ -197,6 +197,7 @@ class Engine:
             self._stop(run, "handoff" if retry else "shutdown")
         if runs:
             await asyncio.wait([asyncio.create_task(r.done.wait()) for r in runs], timeout=5.0)
+        self.hub.close()
 
     async def _hand_back_queued(self) -> None:
         """On a shared store, runs claimed here but not started go back to the queue."""

@@ -21,12 +21,15 @@ SUBSCRIBER_BUFFER = 16_384
 class Subscription:
     """One reader's buffer of live events for one response."""
 
-    __slots__ = ("buffer", "overflowed", "response_id", "wakeup")
+    __slots__ = ("buffer", "closed", "overflowed", "response_id", "wakeup")
 
     def __init__(self, response_id: str) -> None:
         self.response_id = response_id
         self.buffer: list[Event] = []
         self.overflowed = False
+        # Set when this server shuts down: the reader sends what is stored and ends, and its
+        # client resumes on another replica.
+        self.closed = False
         self.wakeup = asyncio.Event()
 
     def push(self, events: list[Event]) -> None:
@@ -40,8 +43,8 @@ class Subscription:
         self.wakeup.set()
 
     async def wait(self, timeout: float) -> bool:
-        """Wait for events (or an overflow); False on timeout."""
-        if self.buffer or self.overflowed:
+        """Wait for events (or an overflow, or the close); False on timeout."""
+        if self.buffer or self.overflowed or self.closed:
             return True
         self.wakeup.clear()
         try:
@@ -55,6 +58,10 @@ class Subscription:
         events, self.buffer = self.buffer, []
         return events
 
+    def close(self) -> None:
+        self.closed = True
+        self.wakeup.set()
+
     def reset(self) -> None:
         """Forget an overflow; the reader has caught up from the store."""
         self.overflowed = False
@@ -66,11 +73,22 @@ class Hub:
 
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+        self.closed = False
 
     def subscribe(self, response_id: str) -> Subscription:
         subscription = Subscription(response_id)
+        if self.closed:
+            subscription.close()
         self._subscribers[response_id].add(subscription)
         return subscription
+
+    def close(self) -> None:
+        """End every stream once it has sent what is stored (at shutdown, after the drain: only
+        streams of runs executing on other replicas are left, and their clients resume there)."""
+        self.closed = True
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.close()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.response_id)

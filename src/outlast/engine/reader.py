@@ -70,13 +70,15 @@ async def read_stream(
                             if not events[-1].is_terminal:
                                 continue
                         return
+                if subscription.closed:
+                    return  # shutting down: the client resumes elsewhere from what it has
             catch_up = True
-            # 3. Live, until the end, an overflow, a gap or a quiet spell.
+            # 3. Live, until the end, an overflow, a gap, a quiet spell or the server's close.
             while True:
                 if not await subscription.wait(KEEPALIVE_SECONDS):
                     yield KEEPALIVE
                     break
-                if subscription.overflowed:
+                if subscription.overflowed or subscription.closed:
                     break
                 fresh = [event for event in subscription.take() if event.seq > last]
                 if not fresh:
