@@ -565,7 +565,7 @@ class PostgresStore(SharedStore):
             async with conn.transaction():
                 await conn.execute(
                     "UPDATE responses SET worker_id = NULL "
-                    "WHERE id = ANY($2::text[]) AND worker_id = $1 AND status = 'queued'",
+                    f"WHERE id = ANY($2::text[]) AND worker_id = $1 AND {_UNFINISHED}",
                     worker_id,
                     response_ids,
                 )
