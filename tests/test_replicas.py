@@ -729,14 +729,17 @@ def test_a_retry_safe_run_of_a_stalled_replica_runs_again_and_the_stale_copy_nev
     wait_until(lambda: health(a)["running"] == 0, "A stopped its copy")
     assert replay(b, rid) == log
     assert_log_ends(log, "response.completed", "completed")
-    assert response["metadata"]["outlast_attempt"] == "2"
     assert messages(response)[-1] == ("completed", ticks_text(40))
-    assert marker_lines(marker) == [
-        f"started {pid(a)}",
-        f"started {pid(b)}",
-        f"finished {pid(b)}",
-        f"cancelled {pid(a)}",
-    ]
+    # Normally: started on A, started on B, finished on B, A's copy cancelled (attempt 2). On a
+    # slow machine A's lease may also lapse before the pause, which spends one more attempt: the
+    # response still names the attempt that produced it, and only B's copy ever finished.
+    lines = marker_lines(marker)
+    starts = [line for line in lines if line.startswith("started ")]
+    assert starts[0] == f"started {pid(a)}"
+    assert starts[-1] == f"started {pid(b)}"
+    assert response["metadata"]["outlast_attempt"] == str(len(starts))
+    assert [line for line in lines if line.startswith("finished ")] == [f"finished {pid(b)}"]
+    assert lines.count(f"cancelled {pid(a)}") == lines.count(f"started {pid(a)}")
 
 
 def test_a_cancel_requested_while_the_executing_replica_is_stalled_ends_the_run_cancelled(

@@ -103,7 +103,16 @@ class Cluster:
             if not renewed:
                 await self._fenced()
                 continue
-            self._last_renewal = time.monotonic()
+            now = time.monotonic()
+            if now - self._last_renewal > self.lease / 2:
+                # Close to losing the lease while healthy: the event loop or the database
+                # stalled. Worth a line, because the next stall may cost this replica its runs.
+                log.warning(
+                    "the lease was renewed %.1f s after the previous renewal (lease %g s)",
+                    now - self._last_renewal,
+                    self.lease,
+                )
+            self._last_renewal = now
             await self._reconcile()
 
     async def _fenced(self) -> None:
