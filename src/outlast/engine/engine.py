@@ -34,7 +34,14 @@ from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.request import CreateRequest, new_response_fields
 from outlast.protocol.state import ResponseState
-from outlast.store.base import Fenced, ResponseRecord, SnapshotUpdate, Store, StoreUnavailable
+from outlast.store.base import (
+    Fenced,
+    OutboxRow,
+    ResponseRecord,
+    SnapshotUpdate,
+    Store,
+    StoreUnavailable,
+)
 from outlast.store.shared import SharedStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -255,17 +262,32 @@ class Engine:
         info = RunInfo(rid, str(normalizer.state.fields.get("model", "")), record.background,
                        record.created_at, record.attempt)  # fmt: skip
         ended = normalizer.state.status if status != "requeue" else None
-        outbox = self.observe.outbox(info, ended) if ended and record.background else []
+        outbox = self._outbox(info, ended)
         await self.writer.flush(
             rid, events, update, on_commit=lambda: self.hub.publish(rid, events), outbox=outbox
         )
+        self._observe_end(info, ended, normalizer.next_seq, error, outbox)
+
+    def _outbox(self, info: RunInfo, ended: str | None) -> list[OutboxRow]:
+        """Webhook deliveries to store with the terminal event (a background run that ended)."""
+        return self.observe.outbox(info, ended) if ended and info.background else []
+
+    def _observe_end(
+        self,
+        info: RunInfo,
+        ended: str | None,
+        event_count: int,
+        error: dict[str, str] | None,
+        outbox: list[OutboxRow],
+    ) -> None:
+        """Tell the observer an attempt's end was stored: the run ended ``ended``, or (None) it
+        left this replica without ending (re-queued, or another replica holds it)."""
         if ended is None:
-            self.observe.run_released(rid)
-        else:
-            message = error["message"] if error else None
-            self.observe.run_ended(info, ended, normalizer.next_seq, message)
-            if outbox:
-                self.observe.outbox_committed()
+            self.observe.run_released(info.response_id)
+            return
+        self.observe.run_ended(info, ended, event_count, error["message"] if error else None)
+        if outbox:
+            self.observe.outbox_committed()
 
     def _closing(
         self,
@@ -556,10 +578,8 @@ class Engine:
     def cancel_requested(self, response_id: str) -> None:
         """Another replica asked to cancel this run: stop it if it executes here."""
         run = self._runs.get(response_id)
-        if run is not None and run.background:
-            self._stop(run, "cancelled")
-        elif run is not None:
-            self._stop(run, "client_disconnected")
+        if run is not None:
+            self._stop(run, "cancelled" if run.background else "client_disconnected")
 
     async def _execute(self, run: Run) -> None:
         loop = asyncio.get_running_loop()
@@ -697,7 +717,7 @@ class Engine:
             events, update = self._closing(run.normalizer, status, error, run.attempt, run.store)
         info = _info(run)
         ended = run.state.status if events and status != "requeue" else None
-        outbox = self.observe.outbox(info, ended) if ended and run.background else []
+        outbox = self._outbox(info, ended)
         try:
             if events and update is not None:
                 await self.writer.flush(
@@ -707,13 +727,7 @@ class Engine:
                     on_commit=lambda: self.hub.publish(response_id, events),
                     outbox=outbox,
                 )
-            if ended is None:
-                self.observe.run_released(response_id)
-            else:
-                message = error["message"] if error else None
-                self.observe.run_ended(info, ended, run.normalizer.next_seq, message)
-                if outbox:
-                    self.observe.outbox_committed()
+            self._observe_end(info, ended, run.normalizer.next_seq, error, outbox)
         except Exception as exc:
             log.error("%s: could not store the terminal event: %s", response_id, exc)
             self.observe.run_released(response_id)
