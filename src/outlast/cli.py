@@ -248,8 +248,9 @@ def is_loopback(host: str) -> bool:
 def serve(settings: Settings, access_log: bool = False) -> int:
     import uvicorn
 
-    from outlast.agents.base import AgentLoadError, load_agent
-    from outlast.http.app import create_app
+    from outlast.agents.base import AgentLoadError
+    from outlast.agents.loading import load_agent
+    from outlast.server import create_app
 
     logging.basicConfig(
         level=settings.log_level.upper(),

@@ -37,8 +37,8 @@ from starlette.types import Message as ASGIMessage
 from outlast.a2a.card import A2A_PATH
 from outlast.a2a.convert import SEQUENCE_KEY
 from outlast.a2a.handler import OWNER_STATE
-from outlast.http.auth import OWNER_SCOPE_KEY
-from outlast.http.body import BodyTooLarge, read_body
+from outlast.asgi.body import BodyTooLarge, read_body
+from outlast.asgi.owner import OWNER_SCOPE_KEY
 
 log = logging.getLogger("outlast.a2a")
 

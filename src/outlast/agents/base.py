@@ -1,4 +1,4 @@
-"""The agent interface: what outlast hands an agent, and how it finds one by name.
+"""The agent interface: what outlast hands an agent. A leaf: it imports nothing of outlast but the outputs.
 
 An agent is an async generator function ``agent(request: AgentRequest)`` that yields ``str``
 text deltas and the output items of :mod:`outlast.protocol.outputs`. It knows nothing of HTTP or
@@ -8,7 +8,6 @@ an exception it raises ends the run ``failed`` with the exception's message.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,33 +61,3 @@ def message_text(item: Mapping[str, Any]) -> str:
         if isinstance(part, Mapping) and isinstance(part.get("text"), str):
             parts.append(part["text"])
     return "".join(parts)
-
-
-def load_agent(spec: str) -> Agent:
-    """Import ``module:attr`` and make it an agent.
-
-    An async generator function is used as it is; an OpenAI Agents SDK ``Agent``, an Agent
-    Framework agent or a LangGraph compiled graph is wrapped by its framework's adapter
-    (:mod:`outlast.agents.adapters`).
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise AgentLoadError(f"--agent must look like 'package.module:attribute', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        from outlast.agents.adapters import install_hint
-
-        raise AgentLoadError(
-            f"cannot import agent module {module_name!r}: {exc}{install_hint(exc)}"
-        ) from exc
-    target: Any = module
-    for part in attr.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise AgentLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
-    # The adapter is chosen by what the attribute is (a framework's agent or graph is wrapped).
-    from outlast.agents.adapters import adapt
-
-    return adapt(target, spec)

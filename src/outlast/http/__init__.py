@@ -1,5 +1,4 @@
-"""The ASGI app: routes, SSE, errors, auth."""
+"""The Responses API over HTTP: routes, request parsing, SSE, errors, auth.
 
-from outlast.http.app import create_app
-
-__all__ = ["create_app"]
+The app that serves it, with the A2A transport beside it, is built by :mod:`outlast.server`.
+"""

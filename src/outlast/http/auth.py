@@ -6,18 +6,11 @@ server is open and every caller is the same (empty) owner.
 
 from __future__ import annotations
 
-import hashlib
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from outlast.asgi.owner import OWNER_SCOPE_KEY, owner_of
 from outlast.http.errors import error_response
 from outlast.protocol.errors import APIError
-
-OWNER_SCOPE_KEY = "outlast.owner"
-
-
-def owner_of(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class AuthMiddleware:

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from outlast.asgi.body import BodyTooLarge, read_body
+from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, Run
-from outlast.http.auth import OWNER_SCOPE_KEY
-from outlast.http.body import BodyTooLarge, read_body
 from outlast.http.openapi import openapi_document
 from outlast.http.responses import EventStreamResponse, json_bytes, json_response
 from outlast.protocol.errors import APIError, invalid

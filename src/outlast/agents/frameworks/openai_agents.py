@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from outlast.agents.adapters import require
+from outlast.agents._extras import require
 from outlast.agents.base import Agent, AgentRequest
 from outlast.agents.history import conversation, responses_input
 from outlast.agents.responses_stream import ResponsesTranslator

@@ -1,8 +1,9 @@
-"""Which adapter hosts an ``--agent`` target, chosen by what the target is.
+"""Finding an agent by name: ``--agent module:attr`` imported, then hosted by the adapter its type calls for.
 
 An async generator function is an agent already. An OpenAI Agents SDK ``Agent``, a Microsoft
 Agent Framework agent and a LangGraph compiled graph are wrapped by the adapter of their framework
-(:mod:`.openai_agents`, :mod:`.agent_framework`, :mod:`.langgraph`), which turns the framework's
+(:mod:`.frameworks.openai_agents`, :mod:`.frameworks.agent_framework`,
+:mod:`.frameworks.langgraph`), which turns the framework's
 stream into the outputs of :mod:`outlast.protocol.outputs`. Frameworks are optional extras: none
 is imported before a target needs it.
 """
@@ -11,39 +12,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from types import ModuleType
 from typing import Any
 
+from outlast.agents._extras import install_hint
 from outlast.agents.base import Agent, AgentLoadError
 from outlast.agents.options import MAX_ATTEMPTS_ATTRIBUTE
-
-# The top-level module of each framework package, and the extra that installs it.
-EXTRAS = {
-    "agents": "openai-agents",
-    "agent_framework": "agent-framework",
-    "agent_framework_openai": "agent-framework",
-    "langgraph": "langgraph",
-    "langchain_core": "langgraph",
-    "langchain_openai": "langgraph",
-}
-
-
-def install_hint(exc: ImportError) -> str:
-    """`` (pip install 'outlast[X]')`` when ``exc`` is a framework of an extra missing, else ''."""
-    top = (exc.name or "").partition(".")[0]
-    extra = EXTRAS.get(top)
-    return f" (pip install 'outlast[{extra}]')" if extra else ""
-
-
-def require(module: str, what: str) -> ModuleType:
-    """Import ``module`` or fail with one line naming the extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        extra = EXTRAS.get(module.partition(".")[0], module)
-        raise AgentLoadError(
-            f"{what} needs the {extra!r} extra: pip install 'outlast[{extra}]' ({exc})"
-        ) from None
 
 
 def _class_names(target: Any) -> set[str]:
@@ -66,17 +39,17 @@ def _wrap(target: Any, spec: str) -> Agent:
     names = _class_names(target)
     modules = {name.rpartition(".")[0] for name in names}
     if "agents.agent.Agent" in names:
-        from outlast.agents import openai_agents
+        from outlast.agents.frameworks import openai_agents
 
         return openai_agents.adapt(target)
     if any(m.startswith("agent_framework") for m in modules) and callable(
         getattr(target, "run", None)
     ):
-        from outlast.agents import agent_framework
+        from outlast.agents.frameworks import agent_framework
 
         return agent_framework.adapt(target)
     if "langgraph.pregel.main.Pregel" in names:
-        from outlast.agents import langgraph
+        from outlast.agents.frameworks import langgraph
 
         return langgraph.adapt(target)
     if "langgraph.graph.state.StateGraph" in names:
@@ -88,3 +61,29 @@ def _wrap(target: Any, spec: str) -> Agent:
         "function (`async def f(request): yield ...`), an OpenAI Agents SDK Agent, an Agent "
         "Framework agent or a LangGraph compiled graph"
     )
+
+
+def load_agent(spec: str) -> Agent:
+    """Import ``module:attr`` and make it an agent.
+
+    An async generator function is used as it is; an OpenAI Agents SDK ``Agent``, an Agent
+    Framework agent or a LangGraph compiled graph is wrapped by its framework's adapter
+    (:func:`adapt`).
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise AgentLoadError(f"--agent must look like 'package.module:attribute', got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentLoadError(
+            f"cannot import agent module {module_name!r}: {exc}{install_hint(exc)}"
+        ) from exc
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AgentLoadError(f"module {module_name!r} has no attribute {attr!r}") from None
+    # The adapter is chosen by what the attribute is (a framework's agent or graph is wrapped).
+    return adapt(target, spec)

@@ -1,4 +1,7 @@
-"""Build the ASGI application around one engine."""
+"""The composition root: the store, the engine, the observers and both transports in one app.
+
+It sits above :mod:`outlast.http` and :mod:`outlast.a2a`, which never import each other.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from outlast.a2a import create_a2a
-from outlast.agents.base import Agent, load_agent
+from outlast.agents.base import Agent
+from outlast.agents.loading import load_agent
 from outlast.config import Settings
 from outlast.engine import Engine
 from outlast.http import errors

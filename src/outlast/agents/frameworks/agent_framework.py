@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from outlast.agents.adapters import require
+from outlast.agents._extras import require
 from outlast.agents.base import Agent, AgentRequest
 from outlast.agents.history import Item, conversation
 from outlast.protocol.outputs import (
