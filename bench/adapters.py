@@ -5,10 +5,10 @@ Run it from the repository root::
     .venv/bin/python bench/adapters.py                 # 5,000 deltas, median of 3 runs each
     .venv/bin/python bench/adapters.py --deltas 2000 --runs 1
 
-A fake model server (``tests/fake_model.py``, its own process on a loopback port) answers every
-request with the same text: N chunks of 16 bytes, streamed as fast as it can. Each adapter
-hosts a framework agent pointed at it (the agents of ``tests/adapter_agents.py``; the upstream
-model agent for ``upstream-*``) in a fresh ``outlast serve`` process. The client starts one
+A fake model server (``tests/support/fake_model.py``, its own process on a loopback port)
+answers every request with the same text: N chunks of 16 bytes, streamed as fast as it can. Each
+adapter hosts a framework agent pointed at it (the agents of ``tests/support/adapter_agents.py``;
+the upstream model agent for ``upstream-*``) in a fresh ``outlast serve`` process. The client starts one
 background streamed response (prompt "go"), reads its events to the terminal one, and checks
 that the text is the N chunks; events per second are counted from sending the POST to the
 terminal event.
@@ -36,7 +36,7 @@ import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ROOT / "tests"
+TESTS = ROOT / "tests" / "support"
 sys.path.insert(0, str(TESTS))
 
 from serverproc import ServerProcess, free_port  # noqa: E402

@@ -19,7 +19,7 @@ The figures:
 
 1. faults: one background+stream run of 5,000 deltas (quick: 1,000), 2 ms apart, streamed with
    ``OutlastClient.stream`` (``--client async``: ``AsyncOutlastClient``) through the loopback
-   ``FaultProxy`` of ``tests/faultproxy.py``. The proxy cuts every connection after a random
+   ``FaultProxy`` of ``tests/support/faultproxy.py``. The proxy cuts every connection after a random
    number of bytes of the server's answer, uniformly 2-60 KB (seeded, ``--seed``), half of them
    with a FIN and half with a TCP reset; the client reconnects by itself
    (``GET /v1/responses/{id}?stream=true&starting_after=N``), dozens of times. A connection that
@@ -71,7 +71,8 @@ import orjson
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
-sys.path.append(str(ROOT / "tests"))  # for faultproxy (appended: nothing there shadows a package)
+# for faultproxy (appended: nothing there shadows a package)
+sys.path.append(str(ROOT / "tests" / "support"))
 
 from faultproxy import Cut, Fault, FaultProxy, Plan  # noqa: E402
 from outlast.client import (  # noqa: E402

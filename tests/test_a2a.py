@@ -24,9 +24,7 @@ from a2a.types import (
 )
 from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError
 
-from helpers import iter_sse, wait_for_marker
-from serverproc import ServerProcess
-from test_a2a_support import (
+from a2a_support import (
     JSONRPC,
     REST,
     TIMEOUT,
@@ -43,6 +41,8 @@ from test_a2a_support import (
     until_final,
     wait_for_task,
 )
+from helpers import iter_sse, wait_for_marker
+from serverproc import ServerProcess
 
 BINDINGS = [JSONRPC, REST]
 

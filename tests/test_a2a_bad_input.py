@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from a2a_support import TIMEOUT, a2a_server, rpc, rpc_message
 from databases import TestDatabase
 from serverproc import ServerProcess
-from test_a2a_support import TIMEOUT, a2a_server, rpc, rpc_message
 
 
 @pytest.fixture

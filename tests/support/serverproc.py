@@ -58,7 +58,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = dict(os.environ)
-        # tests/ on the path, so that test agents (tests/scripted_agents.py) can be hosted.
+        # tests/support/ on the path, so that test agents (tests/support/scripted_agents.py) can be hosted.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
         env.pop("OUTLAST_API_KEYS", None)
         env.update(self.env)

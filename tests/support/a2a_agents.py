@@ -1,6 +1,6 @@
 """Agents hosted by the A2A test servers.
 
-``router`` picks an agent of ``tests/scripted_agents.py`` by an ``agent=NAME`` word in the prompt (for
+``router`` picks an agent of ``tests/support/scripted_agents.py`` by an ``agent=NAME`` word in the prompt (for
 clients that cannot set request metadata, such as Agent Framework's ``A2AAgent``), and otherwise
 by the request's ``model`` (an A2A request sets it with ``metadata.model``), e.g.
 ``"agent=count n=50 delay=0.02"``.

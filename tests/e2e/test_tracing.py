@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from databases import TestDatabase
 from helpers import wait_ended
 from outlast.config import Settings
-from outlast.http.app import create_app
+from outlast.server import create_app
 from serverproc import ServerProcess, free_port
 
 EXPORTER = InMemorySpanExporter()

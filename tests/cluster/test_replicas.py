@@ -2,7 +2,7 @@
 
 Every test starts real ``outlast serve`` processes (each on its own port) on one fresh PostgreSQL
 database and talks to them with the ``openai`` SDK or raw HTTP, as a client behind a load balancer
-would. The agents (tests/replica_agents.py) note ``started <pid>``, ``cancelled <pid>`` and
+would. The agents (tests/support/replica_agents.py) note ``started <pid>``, ``cancelled <pid>`` and
 ``finished <pid>`` in a marker file, which is how a test knows which replica ran what and what the
 agent itself observed.
 

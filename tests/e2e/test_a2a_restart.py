@@ -18,10 +18,7 @@ from a2a.types import (
 )
 from a2a.utils.errors import UnsupportedOperationError
 
-from databases import TestDatabase
-from helpers import wait_for_marker
-from serverproc import ServerProcess
-from test_a2a_support import (
+from a2a_support import (
     TERMINAL,
     Receiver,
     Text,
@@ -34,6 +31,9 @@ from test_a2a_support import (
     until_final,
     wait_for_task,
 )
+from databases import TestDatabase
+from helpers import wait_for_marker
+from serverproc import ServerProcess
 
 
 async def test_a_task_running_when_the_server_dies_ends_failed(

@@ -551,7 +551,7 @@ class ResponsesStream:
 
 
 def main() -> None:
-    """``python tests/fake_model.py --port P --deltas N``: serve a model that answers every
+    """``python tests/support/fake_model.py --port P --deltas N``: serve a model that answers every
     request with the same ``N`` text chunks of 16 bytes (for bench/adapters.py)."""
     import argparse
 

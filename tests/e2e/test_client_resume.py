@@ -1,6 +1,6 @@
 """The client's streams survive faults: every event exactly once, in order, whatever breaks.
 
-A loopback proxy (tests/faultproxy.py) sits between :class:`outlast.client.OutlastClient` and a
+A loopback proxy (tests/support/faultproxy.py) sits between :class:`outlast.client.OutlastClient` and a
 real ``outlast serve``, and breaks the client's connections at random points: a FIN or a TCP
 reset in the middle of an SSE frame, a connection that goes silent (the client's read timeout
 must fire), a ``502`` from the "load balancer". Once, the server itself is killed and restarted

@@ -1,5 +1,5 @@
 """The agent adapters, end to end: each framework's real agent, hosted by a real ``outlast serve``,
-talking to a fake model server on loopback (tests/fake_model.py), driven by the ``openai`` SDK.
+talking to a fake model server on loopback (tests/support/fake_model.py), driven by the ``openai`` SDK.
 
 Every adapter is run through the same scenarios: a plain answer, a tool loop, an error in the
 middle of the model's stream, a cancel while the model streams, and a two-turn conversation

@@ -4,7 +4,7 @@
 by itself after a dropped connection and says so on stderr; ``--detach`` prints the id. ``tail``,
 ``get``, ``cancel`` and ``ls`` do what their names say. Exit codes: 0 done, 1 the run did not
 complete or does not exist, 2 the server is unreachable or refused the request.
-(tests/test_cli_pty.py drives ``run`` in a terminal.)
+(tests/e2e/test_cli_pty.py drives ``run`` in a terminal.)
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def request(
     return_immediately: bool = False,
     history_length: int | None = None,
 ) -> SendMessageRequest:
-    """A SendMessage request; ``model`` picks the test agent (tests/scripted_agents.py)."""
+    """A SendMessage request; ``model`` picks the test agent (tests/support/scripted_agents.py)."""
     config = SendMessageConfiguration(return_immediately=return_immediately)
     if history_length is not None:
         config.history_length = history_length

@@ -19,8 +19,8 @@ from a2a.client import A2ACardResolver
 from a2a.utils.errors import UnsupportedOperationError
 from agent_framework_a2a import A2AAgent, A2AContinuationToken
 
+from a2a_support import EVENTUALLY, TIMEOUT, a2a_server, count_text
 from serverproc import ServerProcess
-from test_a2a_support import EVENTUALLY, TIMEOUT, a2a_server, count_text
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from a2a.types import (
 )
 from a2a.utils.errors import TaskNotFoundError
 
+from a2a_support import Receiver, a2a_client, a2a_server, request, send
 from helpers import wait_for_marker
 from serverproc import ServerProcess
-from test_a2a_support import Receiver, a2a_client, a2a_server, request, send
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``outlast.client``: start, stream, resume, poll, wait, result, cancel, and their errors.
 
-Against a real ``outlast serve`` hosting the test agents (tests/scripted_agents.py). The client uses only
+Against a real ``outlast serve`` hosting the test agents (tests/support/scripted_agents.py). The client uses only
 the standard Responses endpoints (plus the listing extension for ``list_responses``), so each
 behaviour here is also what it does against OpenAI's API.
 """
