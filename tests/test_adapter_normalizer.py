@@ -10,6 +10,7 @@ import orjson
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from outlast.http.request import parse_create
 from outlast.protocol.events import Event
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.outputs import (
@@ -19,7 +20,7 @@ from outlast.protocol.outputs import (
     Reasoning,
     ReasoningDelta,
 )
-from outlast.protocol.request import new_response_fields, parse_create
+from outlast.protocol.spec import new_response_fields
 from outlast.protocol.state import ResponseState
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)

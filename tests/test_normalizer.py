@@ -14,11 +14,12 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from outlast import FunctionCall, FunctionCallOutput, Message, Reasoning
+from outlast.http.request import parse_create
 from outlast.protocol.events import Event
 from outlast.protocol.fold import fold
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.outputs import FunctionCallDelta, ReasoningDelta
-from outlast.protocol.request import new_response_fields, parse_create
+from outlast.protocol.spec import new_response_fields
 from outlast.protocol.state import ResponseState
 
 EVENT = TypeAdapter(ResponseStreamEvent)

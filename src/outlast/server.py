@@ -17,11 +17,11 @@ from outlast.agents.base import Agent
 from outlast.agents.loading import load_agent
 from outlast.config import Settings
 from outlast.engine import Engine
+from outlast.engine.errors import EngineError
 from outlast.http import errors
 from outlast.http.auth import AuthMiddleware
 from outlast.http.routes import HEALTH_ROUTES, ROUTES
 from outlast.observe import setup as observe
-from outlast.protocol.errors import APIError
 from outlast.store import open_store
 from outlast.store.base import StoreUnavailable
 
@@ -68,7 +68,8 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
             Middleware(AuthMiddleware, keys=settings.api_keys),
         ],
         exception_handlers={
-            APIError: errors.api_error,
+            errors.APIError: errors.api_error,
+            EngineError: errors.engine_error,
             HTTPException: errors.http_error,
             StoreUnavailable: errors.store_unavailable,
             Exception: errors.server_error,

@@ -54,7 +54,6 @@ from a2a.types import (
     TaskState,
 )
 from a2a.utils.errors import (
-    A2AError,
     ContentTypeNotSupportedError,
     InternalError,
     InvalidParamsError,
@@ -73,15 +72,21 @@ from outlast.a2a.convert import (
     task_from_response,
     task_state,
 )
+from outlast.a2a.errors import from_engine
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.push import PushWatcher, push_url_allowed
 from outlast.a2a.translate import A2AEvent, Translator, closable, stored_events
-from outlast.engine import Engine, Run
-from outlast.engine.hub import Subscription
-from outlast.protocol.errors import APIError
+from outlast.engine import Engine, RunHandle
+from outlast.engine.errors import EngineError, NotFound
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
-from outlast.protocol.request import CreateRequest, parse_create
+from outlast.protocol.spec import (
+    METADATA_MAX_KEY,
+    METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE,
+    RunSpec,
+    stamp_item,
+)
 from outlast.store.base import ResponseRecord
 
 log = logging.getLogger("outlast.a2a")
@@ -107,16 +112,6 @@ def owner_of(context: ServerCallContext) -> str:
     if not isinstance(owner, str):  # only reachable if the routes are mounted without auth
         raise InternalError(message="The request has no caller identity.")
     return owner
-
-
-def _a2a_error(exc: APIError) -> A2AError:
-    """The A2A error for an engine error."""
-    if exc.status == 404:
-        return TaskNotFoundError()
-    if exc.status in (400, 413):
-        return InvalidParamsError(message=exc.message)
-    # 429 (queue full) and 503 (shutting down) have no A2A code of their own.
-    return InternalError(message=exc.message)
 
 
 def _last_event_id(context: ServerCallContext) -> int | None:
@@ -152,7 +147,7 @@ def _decode_cursor(token: str) -> tuple[float, str]:
 class _Send:
     """A checked ``SendMessage``: nothing is stored until all of it is valid."""
 
-    request: CreateRequest
+    spec: RunSpec
     context_id: str
     message: Message
     push: TaskPushNotificationConfig | None
@@ -188,19 +183,19 @@ class EngineRequestHandler(RequestHandler):
     async def _record(self, row: TaskRow) -> ResponseRecord:
         try:
             return await self.engine.record(row.task_id, row.owner)
-        except APIError as exc:
-            if exc.status == 404:  # deleted through the Responses API, or past retention
-                await self.index.delete(row.task_id)
-                raise TaskNotFoundError(message=f"Task {row.task_id!r} not found.") from None
-            raise _a2a_error(exc) from None
+        except NotFound:  # deleted through the Responses API, or past retention
+            await self.index.delete(row.task_id)
+            raise TaskNotFoundError(message=f"Task {row.task_id!r} not found.") from None
+        except EngineError as exc:
+            raise from_engine(exc) from None
 
     async def _response(self, row: TaskRow) -> tuple[dict[str, Any], float | None]:
         """The task's response object now and, if it has ended, when."""
         if self.engine.live(row.task_id, row.owner) is not None:
             try:
                 body = await self.engine.get(row.task_id, row.owner)
-            except APIError as exc:
-                raise _a2a_error(exc) from None
+            except EngineError as exc:
+                raise from_engine(exc) from None
             response: dict[str, Any] = orjson.loads(body)
             await self._note(row, response["status"])
             return response, None
@@ -265,23 +260,20 @@ class EngineRequestHandler(RequestHandler):
                 "characters."
             )
         previous = await self._previous(owner, context_id) if context_id else None
-        body: dict[str, Any] = {
-            "model": DEFAULT_MODEL,
-            "input": message_input(message),
-            "background": True,
-            "store": True,
-            "previous_response_id": previous,
-        }
-        body.update(_request_options(params))
-        try:
-            request = parse_create(body)
-        except APIError as exc:
-            raise InvalidParamsError(message=exc.message) from None
+        model, instructions, metadata = _request_options(params)
+        spec = RunSpec(
+            model=model,
+            input_items=[stamp_item(item) for item in message_input(message)],
+            instructions=instructions,
+            metadata=metadata,
+            previous_response_id=previous,
+            background=True,
+        )
         push = None
         if config.HasField("task_push_notification_config"):
             push = config.task_push_notification_config
             await self._check_push_url(push.url)
-        return _Send(request, context_id or str(uuid.uuid4()), message, push)
+        return _Send(spec, context_id or str(uuid.uuid4()), message, push)
 
     async def _previous(self, owner: str, context_id: str) -> str | None:
         """The task a message in ``context_id`` continues: the context's newest one."""
@@ -290,7 +282,7 @@ class EngineRequestHandler(RequestHandler):
             return None
         try:
             record = await self.engine.record(latest.task_id, owner)
-        except APIError:
+        except NotFound:
             return None  # deleted or expired: the conversation starts afresh after it
         if record.status not in TERMINAL_STATUSES:
             raise UnsupportedOperationError(
@@ -308,14 +300,14 @@ class EngineRequestHandler(RequestHandler):
 
     async def _start(
         self, params: SendMessageRequest, context: ServerCallContext, stream: bool
-    ) -> tuple[Run, Subscription | None, TaskRow, Message]:
+    ) -> tuple[RunHandle, TaskRow, Message]:
         """Create the run and index it as a task (with its push config, if any)."""
         owner = owner_of(context)
         send = await self._check_send(params, owner)
         try:
-            run, subscription = await self.engine.create(send.request, owner, subscribe=stream)
-        except APIError as exc:
-            raise _a2a_error(exc) from None
+            run = await self.engine.create(send.spec, owner, subscribe=stream)
+        except EngineError as exc:
+            raise from_engine(exc) from None
         message = Message()
         message.CopyFrom(send.message)
         message.task_id, message.context_id = run.id, send.context_id
@@ -337,18 +329,17 @@ class EngineRequestHandler(RequestHandler):
                 await self.watcher.watch(row)
         except Exception:
             log.exception("%s: could not index the task; cancelling its run", run.id)
-            if subscription is not None:
-                self.engine.hub.unsubscribe(subscription)
+            self.engine.release(run)
             with contextlib.suppress(Exception):
                 await self.engine.cancel(run.id, owner)
             raise InternalError(message="The task could not be stored.") from None
         log.info("%s: A2A task in context %s", run.id, send.context_id)
-        return run, subscription, row, message
+        return run, row, message
 
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
-        run, _, row, _ = await self._start(params, context, stream=False)
+        run, row, _ = await self._start(params, context, stream=False)
         if params.configuration.return_immediately:
             task = self._task(row, orjson.loads(run.created), None)
         else:
@@ -359,10 +350,9 @@ class EngineRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[A2AEvent]:
-        run, subscription, row, message = await self._start(params, context, stream=True)
-        assert subscription is not None
+        run, row, message = await self._start(params, context, stream=True)
         translator = Translator(row.task_id, row.context_id, [message])
-        events = self.engine.stream_run(run, subscription)
+        events = self.engine.stream_run(run)
         async with contextlib.aclosing(closable(events)) as chunks:
             async for event, payload in stored_events(chunks):
                 translated = translator.feed(event, payload)
@@ -451,8 +441,8 @@ class EngineRequestHandler(RequestHandler):
             base = None
         try:
             stream = await self.engine.stream(row.task_id, owner, after)
-        except APIError as exc:
-            raise _a2a_error(exc) from None
+        except EngineError as exc:
+            raise from_engine(exc) from None
         last = after
         async with contextlib.aclosing(closable(stream)) as chunks:
             async for event, payload in stored_events(chunks):
@@ -491,8 +481,8 @@ class EngineRequestHandler(RequestHandler):
             raise not_cancelable
         try:
             response = orjson.loads(await self.engine.cancel(row.task_id, owner))
-        except APIError as exc:
-            raise _a2a_error(exc) from None
+        except EngineError as exc:
+            raise from_engine(exc) from None
         if response["status"] in TERMINAL_STATUSES and response["status"] != "cancelled":
             raise not_cancelable  # it ended by itself first
         task = self._task(row, *await self._response(row))
@@ -549,13 +539,14 @@ class EngineRequestHandler(RequestHandler):
         raise UnsupportedOperationError(message="This agent has no extended agent card.")
 
 
-def _request_options(params: SendMessageRequest) -> dict[str, Any]:
-    """Run options from the request's metadata: ``model`` and ``instructions`` (strings) are
-    passed to the agent as such, every other string value as response metadata."""
+def _request_options(params: SendMessageRequest) -> tuple[str, str | None, dict[str, str]]:
+    """The run's model, instructions and metadata from the request's metadata: ``model`` and
+    ``instructions`` (strings) are passed to the agent as such, every other string value as
+    response metadata (within OpenAI's metadata limits)."""
     if not params.HasField("metadata"):
-        return {}
+        return DEFAULT_MODEL, None, {}
     metadata = MessageToDict(params.metadata)
-    options: dict[str, Any] = {}
+    options: dict[str, str] = {}
     for name in ("model", "instructions"):
         value = metadata.pop(name, None)
         if value is not None:
@@ -563,6 +554,21 @@ def _request_options(params: SendMessageRequest) -> dict[str, Any]:
                 raise InvalidParamsError(message=f"metadata.{name} must be a non-empty string.")
             options[name] = value
     strings = {key: value for key, value in metadata.items() if isinstance(value, str)}
-    if strings:
-        options["metadata"] = strings
-    return options
+    if len(strings) > METADATA_MAX_PAIRS:
+        raise InvalidParamsError(
+            message=f"Invalid 'metadata': too many properties. Expected at most "
+            f"{METADATA_MAX_PAIRS} properties, but got {len(strings)} instead."
+        )
+    for key, value in strings.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise InvalidParamsError(
+                message=f"Invalid 'metadata': key '{key[:20]}…' is longer than "
+                f"{METADATA_MAX_KEY} characters."
+            )
+        if len(value) > METADATA_MAX_VALUE:
+            raise InvalidParamsError(
+                message=f"Invalid 'metadata.{key}': string too long. Expected a string with "
+                f"maximum length {METADATA_MAX_VALUE}, but got a string with length "
+                f"{len(value)} instead."
+            )
+    return options.get("model", DEFAULT_MODEL), options.get("instructions"), strings

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.translate import Translator, closable, stored_events
 from outlast.engine import Engine
-from outlast.protocol.errors import APIError
+from outlast.engine.errors import EngineError, NotFound
 
 log = logging.getLogger("outlast.a2a.push")
 
@@ -262,10 +262,10 @@ class PushWatcher:
                 return
             except asyncio.CancelledError:
                 raise
-            except APIError as exc:
-                if exc.status == 404:  # deleted or expired: nothing more to tell
-                    await self.index.set_push_after(row.task_id, None)
-                    return
+            except NotFound:  # deleted or expired: nothing more to tell
+                await self.index.set_push_after(row.task_id, None)
+                return
+            except EngineError as exc:
                 log.warning("%s: push watcher: %s; retrying", row.task_id, exc.message)
             except Exception:
                 log.exception("%s: push watcher failed; retrying", row.task_id)

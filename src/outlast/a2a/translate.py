@@ -46,28 +46,14 @@ from outlast.protocol.events import TERMINAL_EVENT_TYPES, Event
 A2AEvent = Task | TaskStatusUpdateEvent | TaskArtifactUpdateEvent
 
 
-def parse_frames(chunk: bytes) -> list[tuple[Event, dict[str, Any]]]:
-    """The events in a chunk of the engine's SSE bytes, each with its parsed JSON.
-
-    The engine's frames are ``event: <type>\\ndata: <json>\\n\\n`` (or a ``:`` comment); JSON never
-    holds a raw newline, so splitting on blank lines is exact.
-    """
-    parsed: list[tuple[Event, dict[str, Any]]] = []
-    for frame in chunk.split(b"\n\n"):
-        if not frame or frame.startswith(b":"):
-            continue
-        _, _, data = frame.partition(b"data: ")
-        payload: dict[str, Any] = orjson.loads(data)
-        parsed.append((Event(payload["sequence_number"], payload["type"], data), payload))
-    return parsed
-
-
-async def closable(stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+async def closable(
+    stream: AsyncIterator[list[Event]],
+) -> AsyncGenerator[list[Event], None]:
     """An async generator over an engine stream: closing it (``contextlib.aclosing``) closes the
     stream, and with it the engine's hub subscription."""
     try:
-        async for chunk in stream:
-            yield chunk
+        async for batch in stream:
+            yield batch
     finally:
         close = getattr(stream, "aclose", None)
         if close is not None:
@@ -75,12 +61,12 @@ async def closable(stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
 
 
 async def stored_events(
-    chunks: AsyncIterator[bytes],
+    batches: AsyncIterator[list[Event]],
 ) -> AsyncIterator[tuple[Event, dict[str, Any]]]:
-    """Each event of an engine stream, in order."""
-    async for chunk in chunks:
-        for parsed in parse_frames(chunk):
-            yield parsed
+    """Each event of an engine stream, in order, with its parsed JSON (keep-alives skipped)."""
+    async for batch in batches:
+        for event in batch:
+            yield event, orjson.loads(event.data)
 
 
 class Translator:

@@ -1,5 +1,11 @@
-"""Runs: queue, concurrency, timeouts, cancellation, recovery; and live event fan-out."""
+"""Runs: queue, concurrency, timeouts, cancellation, recovery; and live event fan-out.
 
-from outlast.engine.engine import Engine, Run
+Transports use :class:`Engine` (its methods speak domain terms: a
+:class:`~outlast.protocol.spec.RunSpec` in, a :class:`RunHandle` and
+:class:`~outlast.protocol.events.Event` batches out) and the errors of :mod:`outlast.engine.errors`.
+"""
 
-__all__ = ["Engine", "Run"]
+from outlast.engine.engine import Engine
+from outlast.engine.run import RunHandle
+
+__all__ = ["Engine", "RunHandle"]

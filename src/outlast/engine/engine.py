@@ -23,16 +23,17 @@ from outlast.agents.options import max_attempts
 from outlast.config import Settings
 from outlast.engine.cache import FinishedCache
 from outlast.engine.cluster import Cluster
-from outlast.engine.hub import Hub, Subscription
+from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, QueueFull, ShuttingDown
+from outlast.engine.hub import Hub
 from outlast.engine.reader import read_stream
+from outlast.engine.run import Run, RunHandle
 from outlast.observe.base import Observer, RunInfo
-from outlast.protocol.errors import APIError, invalid, not_found
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
 from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
-from outlast.protocol.request import CreateRequest, new_response_fields
+from outlast.protocol.spec import RunSpec, new_response_fields
 from outlast.protocol.state import ResponseState
 from outlast.store.base import (
     Fenced,
@@ -67,50 +68,6 @@ STORE_LOST = "The run was stopped because its events could not be stored; it did
 
 def server_error(message: str) -> dict[str, str]:
     return {"code": "server_error", "message": message}
-
-
-class Run:
-    """A response that is queued or running on this server."""
-
-    __slots__ = (
-        "agent_request", "attempt", "background", "created", "done", "finishing", "id", "lost",
-        "normalizer", "owner", "remote", "snapshot_at", "stop_reason", "store", "task",
-        "timeout_handle", "write_error",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        normalizer: Normalizer,
-        owner: str,
-        agent_request: AgentRequest,
-        store: bool,
-        attempt: int = 1,
-    ) -> None:
-        self.id = normalizer.state.id
-        self.normalizer = normalizer
-        self.owner = owner
-        self.agent_request = agent_request
-        self.background = agent_request.background
-        self.store = store
-        self.task: asyncio.Task[None] | None = None
-        self.stop_reason: str | None = None
-        self.finishing = False
-        self.done = asyncio.Event()
-        self.timeout_handle: asyncio.TimerHandle | None = None
-        self.snapshot_at = 0.0
-        # The response object as created (status queued for a background response): what the
-        # create request answers, even if the run has started by the time it does.
-        self.created = b""
-        self.attempt = attempt
-        # Executed by another replica (this one only created it and waits for or streams it).
-        self.remote = False
-        # This replica may no longer write the run's events (fenced, or a write failed for good).
-        self.lost = False
-        self.write_error: Any = None
-
-    @property
-    def state(self) -> ResponseState:
-        return self.normalizer.state
 
 
 class Engine:
@@ -355,21 +312,15 @@ class Engine:
 
     # -- creating ----------------------------------------------------------------------------
 
-    async def create(
-        self, request: CreateRequest, owner: str, subscribe: bool = False
-    ) -> tuple[Run, Subscription | None]:
-        """Store a new response and queue its run; returns once the response is durable.
+    async def create(self, spec: RunSpec, owner: str, *, subscribe: bool = False) -> RunHandle:
+        """Store a new response for ``owner`` and queue its run; returns once it is durable.
 
-        With ``subscribe``, also a hub subscription taken before anything of the response was
-        published, for :meth:`stream_run`.
+        With ``subscribe``, the handle holds a hub subscription taken before anything of the
+        response was published, for :meth:`stream_run` (or give it back with :meth:`release`).
         """
+        request = spec
         if not self.accepting:
-            raise APIError(
-                503,
-                "The server is shutting down and accepts no new responses; retry shortly.",
-                type="server_error",
-                code="server_shutting_down",
-            )
+            raise ShuttingDown
         # On a shared store a run this replica has no room for waits in the store's queue for
         # any replica to claim; on a local store, in this process's queue.
         local = self.cluster is None or (
@@ -380,12 +331,7 @@ class Engine:
         else:
             queued = 0 if local else await self.cluster.store.queued_unclaimed()
         if queued >= self.settings.max_queued:
-            raise APIError(
-                429,
-                f"Too many queued responses ({queued}); retry later.",
-                type="rate_limit_error",
-                code="rate_limit_exceeded",
-            )
+            raise QueueFull(queued)
         history: list[dict[str, Any]] = []
         if request.previous_response_id is not None:
             history = await self._history(request.previous_response_id, owner)
@@ -400,10 +346,10 @@ class Engine:
             input=history + request.input_items,
             instructions=request.instructions,
             metadata=request.metadata,
-            tools=request.echo.get("tools") or [],
+            tools=request.tools,
             previous_response_id=request.previous_response_id,
             background=request.background,
-            params={**request.echo, **request.extra},
+            params={**request.options, **request.extra},
         )
         run = Run(normalizer, owner, agent_request, request.store)
         run.write_error = functools.partial(self._write_failed, run)
@@ -447,7 +393,7 @@ class Engine:
             raise
         where = "" if local else ", for another replica"
         log.info("%s created, %s (model=%s)%s", response_id, status, request.model, where)
-        return run, subscription
+        return RunHandle(response_id, run.created, run.background, run, subscription)
 
     async def _chain(self, record: ResponseRecord, owner: str) -> list[dict[str, Any]]:
         """The inputs and outputs of ``record``'s chain up to and including it, oldest first."""
@@ -467,17 +413,17 @@ class Engine:
         """The chain's inputs and outputs, oldest first."""
         record = await self.store.get_response(previous_id, owner)
         if record is None or not self._visible(record):
-            raise invalid(
+            raise InvalidRequest(
                 f"Previous response with id '{previous_id}' not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
+                field="previous_response_id",
+                reason="previous_response_not_found",
             )
         if record.status not in TERMINAL_STATUSES:
-            raise invalid(
+            raise InvalidRequest(
                 f"Previous response with id '{previous_id}' is still {record.status}; "
                 "wait for it to finish.",
-                param="previous_response_id",
-                code="previous_response_in_progress",
+                field="previous_response_id",
+                reason="previous_response_in_progress",
             )
         return await self._chain(record, owner)
 
@@ -771,7 +717,7 @@ class Engine:
             if record is not None and record.status in TERMINAL_STATUSES:
                 self.finished.put(record)
         if record is None or record.owner != owner or not self._visible(record):
-            raise not_found(response_id)
+            raise NotFound(response_id)
         return record
 
     async def get(self, response_id: str, owner: str) -> bytes:
@@ -781,22 +727,32 @@ class Engine:
             return orjson.dumps(run.state.to_dict())
         return (await self.record(response_id, owner)).snapshot
 
-    async def stream(self, response_id: str, owner: str, after: int) -> AsyncIterator[bytes]:
-        """The event stream of a background response (checked before the first byte)."""
+    async def stream(self, response_id: str, owner: str, after: int) -> AsyncIterator[list[Event]]:
+        """The events after ``after`` of a background response, in batches (an empty batch: a
+        quiet spell). Checked before the first event: a missing or foreground one raises."""
         record = await self.record(response_id, owner)
         if not record.background:
-            raise invalid(
+            raise InvalidRequest(
                 "This response cannot be streamed because it was not created with background=true.",
-                param="stream",
-                code="invalid_request_error",
+                field="stream",
+                reason="invalid_request_error",
             )
-        chunks = read_stream(self.store, self.hub, response_id, after, self._is_live)
-        return self.observe.stream(chunks, resume=after >= 0)
+        batches = read_stream(self.store, self.hub, response_id, after, self._is_live)
+        return self.observe.stream(batches, resume=after >= 0)
 
-    def stream_run(self, run: Run, subscription: Subscription) -> AsyncIterator[bytes]:
-        """The stream of a response just created (its POST stream), from its first event."""
-        chunks = read_stream(self.store, self.hub, run.id, -1, self._is_live, subscription)
-        return self.observe.stream(chunks, resume=False)
+    def stream_run(self, handle: RunHandle) -> AsyncIterator[list[Event]]:
+        """The events of a response just created with ``subscribe`` (its POST stream), from the
+        first one."""
+        assert handle.subscription is not None, "create(subscribe=True) first"
+        batches = read_stream(
+            self.store, self.hub, handle.id, -1, self._is_live, handle.subscription
+        )
+        return self.observe.stream(batches, resume=False)
+
+    def release(self, handle: RunHandle) -> None:
+        """Give back the subscription of a handle that will not be streamed."""
+        if handle.subscription is not None:
+            self.hub.unsubscribe(handle.subscription)
 
     def _is_live(self, response_id: str) -> bool:
         return response_id in self._runs
@@ -805,24 +761,31 @@ class Engine:
         """The run executes here, or is being started or ended here."""
         return response_id in self._runs or response_id in self._handling
 
-    async def wait(self, run: Run) -> None:
+    async def wait(self, handle: RunHandle) -> None:
         """Until the run has ended (wherever it executes)."""
+        run = handle.run
         if run.remote:
             async for _ in read_stream(self.store, self.hub, run.id, -1, self._is_live):
                 pass
             run.done.set()
         await run.done.wait()
 
-    async def final(self, run: Run) -> bytes:
+    def has_ended(self, handle: RunHandle) -> bool:
+        """The run has ended (as far as this replica has seen)."""
+        return handle.run.done.is_set()
+
+    async def final(self, handle: RunHandle) -> bytes:
         """The response object of a run that has ended."""
+        run = handle.run
         if run.remote:
             record = await self.store.get_response(run.id, None)
             if record is not None:
                 return record.snapshot
         return orjson.dumps(run.state.to_dict())
 
-    def abandon(self, run: Run) -> None:
+    def abandon(self, handle: RunHandle) -> None:
         """The client of a foreground response went away: cancel it (OpenAI's rule)."""
+        run = handle.run
         if run.background or run.finishing or run.done.is_set():
             return
         if run.remote and self.cluster is not None:
@@ -864,13 +827,13 @@ class Engine:
         if run is None:
             record = await self.record(response_id, owner)
             if not record.background:
-                raise _not_cancellable()
+                raise NotCancellable
             if self.cluster is not None and record.status not in TERMINAL_STATUSES:
                 await self._cancel_elsewhere(record)
                 return (await self.record(response_id, owner)).snapshot
             return record.snapshot
         if not run.background:
-            raise _not_cancellable()
+            raise NotCancellable
         self._stop(run, "cancelled")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
@@ -911,7 +874,9 @@ class Engine:
                 owner, after=after, limit=limit, order=order, status=status
             )
         except LookupError:
-            raise invalid(f"No response with id '{after}' to list after.", param="after") from None
+            raise InvalidRequest(
+                f"No response with id '{after}' to list after.", field="after"
+            ) from None
         page: list[tuple[str, bytes]] = []
         for record in records:
             run = self.live(record.id, owner)
@@ -971,14 +936,6 @@ def _info(run: Run) -> RunInfo:
     created = run.state.fields.get("created_at")
     return RunInfo(run.id, run.agent_request.model, run.background,
                    float(created) if created is not None else time.time(), run.attempt)  # fmt: skip
-
-
-def _not_cancellable() -> APIError:
-    return invalid(
-        "Responses can only be cancelled if they were created with background=true.",
-        param=None,
-        code="invalid_request_error",
-    )
 
 
 def _request_json(request: AgentRequest) -> bytes:

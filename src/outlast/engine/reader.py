@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 from outlast.engine.hub import Hub, Subscription
-from outlast.protocol.events import TERMINAL_STATUSES, frames
+from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.store.base import Store
 
 STORE_PAGE = 1000
-# A silent stream gets an SSE comment this often, which keeps proxies from closing it and doubles
-# as a safety net: the reader re-checks the store each time.
+# A silent stream yields an empty batch this often (a transport sends a keep-alive, which keeps
+# proxies from closing it); it doubles as a safety net: the reader re-checks the store each time.
 KEEPALIVE_SECONDS = 15.0
-KEEPALIVE = b": keep-alive\n\n"
 
 
 async def read_stream(
@@ -28,8 +27,10 @@ async def read_stream(
     after: int = -1,
     is_live: Callable[[str], bool] | None = None,
     subscription: Subscription | None = None,
-) -> AsyncIterator[bytes]:
-    """SSE bytes of every event with ``seq > after``, ending after the terminal event.
+) -> AsyncIterator[list[Event]]:
+    """Every event with ``seq > after``, in batches, ending after the terminal event.
+
+    An empty batch means the stream has been quiet for :data:`KEEPALIVE_SECONDS`.
 
     ``is_live(response_id)`` says the run is executing here, so its end will come through the hub
     and the store need not be asked whether it has ended (one query fewer per resume).
@@ -52,7 +53,7 @@ async def read_stream(
                     if not events:
                         break
                     last = events[-1].seq
-                    yield frames(events)
+                    yield events
                     if events[-1].is_terminal:
                         return
                 # 2. Nothing more is stored. A finished (or deleted) response has nothing more
@@ -66,7 +67,7 @@ async def read_stream(
                         events = await store.read_events(response_id, last, STORE_PAGE)
                         if events:
                             last = events[-1].seq
-                            yield frames(events)
+                            yield events
                             if not events[-1].is_terminal:
                                 continue
                         return
@@ -76,7 +77,7 @@ async def read_stream(
             # 3. Live, until the end, an overflow, a gap, a quiet spell or the server's close.
             while True:
                 if not await subscription.wait(KEEPALIVE_SECONDS):
-                    yield KEEPALIVE
+                    yield []
                     break
                 if subscription.overflowed or subscription.closed:
                     break
@@ -86,7 +87,7 @@ async def read_stream(
                 if fresh[0].seq != last + 1:
                     break
                 last = fresh[-1].seq
-                yield frames(fresh)
+                yield fresh
                 if fresh[-1].is_terminal:
                     return
     finally:

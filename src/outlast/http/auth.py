@@ -9,8 +9,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outlast.asgi.owner import OWNER_SCOPE_KEY, owner_of
-from outlast.http.errors import error_response
-from outlast.protocol.errors import APIError
+from outlast.http.errors import APIError, error_response
 
 
 class AuthMiddleware:

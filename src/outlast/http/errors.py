@@ -1,17 +1,85 @@
-"""Every error leaves as an OpenAI error envelope; internals never reach the client."""
+"""Every error leaves as an OpenAI error envelope; internals never reach the client.
+
+:class:`APIError` is an error of the Responses API itself (a bad body, a bad query parameter,
+a missing key), raised by this package. What the engine refuses arrives as an
+:class:`~outlast.engine.errors.EngineError` and is mapped to the envelope by one table,
+:data:`ENGINE_ERRORS`.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from outlast.http.responses import json_response
-from outlast.protocol.errors import APIError
+from outlast.engine.errors import (
+    EngineError,
+    InvalidRequest,
+    NotCancellable,
+    NotFound,
+    QueueFull,
+    ShuttingDown,
+)
+from outlast.http.replies import json_response
 
 log = logging.getLogger("outlast.http")
+
+
+class APIError(Exception):
+    """An error the client caused or must know about, with its HTTP status and envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+def invalid(message: str, *, param: str | None = None, code: str = "invalid_value") -> APIError:
+    """A 400 ``invalid_request_error`` on ``param``."""
+    return APIError(400, message, param=param, code=code)
+
+
+# Engine error → (HTTP status, OpenAI error type, code). ``None`` as the code: the error's own
+# ``reason`` (InvalidRequest). The param is the error's ``field`` where it has one.
+ENGINE_ERRORS: dict[type[EngineError], tuple[int, str, str | None]] = {
+    NotFound: (404, "invalid_request_error", "response_not_found"),
+    InvalidRequest: (400, "invalid_request_error", None),
+    NotCancellable: (400, "invalid_request_error", "invalid_request_error"),
+    QueueFull: (429, "rate_limit_error", "rate_limit_exceeded"),
+    ShuttingDown: (503, "server_error", "server_shutting_down"),
+}
+
+
+def from_engine(exc: EngineError) -> APIError:
+    """The API error an engine error is answered with."""
+    status, kind, code = ENGINE_ERRORS[type(exc)]
+    if isinstance(exc, InvalidRequest):
+        return APIError(status, exc.message, type=kind, param=exc.field, code=exc.reason)
+    return APIError(status, exc.message, type=kind, code=code)
 
 
 def error_response(error: APIError) -> Response:
@@ -21,6 +89,11 @@ def error_response(error: APIError) -> Response:
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
     return error_response(exc)
+
+
+async def engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EngineError)
+    return error_response(from_engine(exc))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

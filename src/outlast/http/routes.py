@@ -14,11 +14,12 @@ from starlette.routing import Route
 
 from outlast.asgi.body import BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
-from outlast.engine import Engine, Run
+from outlast.engine import Engine, RunHandle
+from outlast.http.errors import APIError, invalid
 from outlast.http.openapi import openapi_document
-from outlast.http.responses import EventStreamResponse, json_bytes, json_response
-from outlast.protocol.errors import APIError, invalid
-from outlast.protocol.request import parse_create
+from outlast.http.replies import json_bytes, json_response
+from outlast.http.request import parse_create
+from outlast.http.sse import EventStreamResponse
 
 
 def _engine(request: Request) -> Engine:
@@ -54,22 +55,20 @@ async def read_json(request: Request) -> Any:
 
 
 async def create_response(request: Request) -> Response | EventStreamResponse:
-    params = parse_create(await read_json(request))
+    spec = parse_create(await read_json(request))
     engine = _engine(request)
-    run, subscription = await engine.create(params, _owner(request), subscribe=params.stream)
-    if subscription is not None:
-        on_disconnect = None if params.background else (lambda: engine.abandon(run))
-        return EventStreamResponse(
-            engine.stream_run(run, subscription), on_disconnect=on_disconnect
-        )
-    if params.background:
+    run = await engine.create(spec, _owner(request), subscribe=spec.stream)
+    if spec.stream:
+        on_disconnect = None if spec.background else (lambda: engine.abandon(run))
+        return EventStreamResponse(engine.stream_run(run), on_disconnect=on_disconnect)
+    if spec.background:
         return json_bytes(run.created)
     if not await _wait_unless_disconnected(request, engine, run):
         return Response(status_code=499)
     return json_bytes(await engine.final(run))
 
 
-async def _wait_unless_disconnected(request: Request, engine: Engine, run: Run) -> bool:
+async def _wait_unless_disconnected(request: Request, engine: Engine, run: RunHandle) -> bool:
     """Wait for a foreground run; if its client leaves first, cancel the run (False)."""
 
     async def disconnected() -> None:
@@ -85,7 +84,7 @@ async def _wait_unless_disconnected(request: Request, engine: Engine, run: Run) 
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if run.done.is_set():
+    if engine.has_ended(run):
         return True
     engine.abandon(run)
     return False

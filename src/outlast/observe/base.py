@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from outlast.protocol.events import Event
 from outlast.store.base import OutboxRow
 
 log = logging.getLogger("outlast.observe")
@@ -66,9 +67,12 @@ class Observer:
     def commit(self, events: int, seconds: float) -> None:
         """The group-commit writer committed a batch of ``events`` in ``seconds``."""
 
-    def stream(self, chunks: AsyncIterator[bytes], resume: bool) -> AsyncIterator[bytes]:
-        """Wrap an SSE stream (to count it); ``resume``: it starts after a sequence number."""
-        return chunks
+    def stream(
+        self, batches: AsyncIterator[list[Event]], resume: bool
+    ) -> AsyncIterator[list[Event]]:
+        """Wrap a reader's stream of event batches (to count it); ``resume``: it starts after a
+        sequence number. An empty batch is a keep-alive."""
+        return batches
 
 
 class Observers(Observer):
@@ -131,7 +135,9 @@ class Observers(Observer):
         for o in self.observers:
             o.commit(events, seconds)
 
-    def stream(self, chunks: AsyncIterator[bytes], resume: bool) -> AsyncIterator[bytes]:
+    def stream(
+        self, batches: AsyncIterator[list[Event]], resume: bool
+    ) -> AsyncIterator[list[Event]]:
         for o in self.observers:
-            chunks = o.stream(chunks, resume)
-        return chunks
+            batches = o.stream(batches, resume)
+        return batches

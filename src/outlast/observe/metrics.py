@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from outlast.observe.base import Observer, RunInfo
+from outlast.protocol.events import Event
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -25,8 +26,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
-# KEEPALIVE comments are not events.
-_KEEPALIVE_PREFIX = b":"
 
 
 class Metrics(Observer):
@@ -110,24 +109,25 @@ class Metrics(Observer):
         self.batch_events.observe(events)
         self.commit_seconds.observe(seconds)
 
-    def stream(self, chunks: AsyncIterator[bytes], resume: bool) -> AsyncIterator[bytes]:
+    def stream(
+        self, batches: AsyncIterator[list[Event]], resume: bool
+    ) -> AsyncIterator[list[Event]]:
         if resume:
             self.resumes.inc()
-        return self._counted(chunks)
+        return self._counted(batches)
 
-    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _counted(self, batches: AsyncIterator[list[Event]]) -> AsyncIterator[list[Event]]:
         self.streams_opened.inc()
         self.streams_open.inc()
         delivered = self.events_delivered
         try:
-            async for chunk in chunks:
-                yield chunk
-                if not chunk.startswith(_KEEPALIVE_PREFIX):
-                    # One frame per event, each ending in a blank line; JSON has no raw newline.
-                    delivered.inc(chunk.count(b"\n\n"))
+            async for batch in batches:
+                yield batch
+                if batch:  # an empty batch is a keep-alive
+                    delivered.inc(len(batch))
         finally:
             self.streams_open.dec()
-            aclose = getattr(chunks, "aclose", None)
+            aclose = getattr(batches, "aclose", None)
             if aclose is not None:
                 await aclose()
 

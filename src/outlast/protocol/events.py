@@ -1,7 +1,8 @@
 """One Responses stream event, serialised once.
 
 An event's JSON is produced exactly once, by the normaliser; the same bytes are stored and sent to
-every SSE reader (design-notes: "serialise each event to JSON once").
+every reader (design-notes: "serialise each event to JSON once"). How an event is framed on the
+wire is each transport's business (SSE: :mod:`outlast.http.sse`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,5 @@ class Event:
     def is_terminal(self) -> bool:
         return self.type in TERMINAL_EVENT_TYPES
 
-    def frame(self) -> bytes:
-        """The SSE frame: ``event: <type>``, ``data: <json>``, blank line."""
-        return b"event: " + self.type.encode() + b"\ndata: " + self.data + b"\n\n"
-
     def __repr__(self) -> str:
         return f"Event({self.seq}, {self.type!r})"
-
-
-def frames(events: list[Event]) -> bytes:
-    """Several events as one SSE chunk (one write to the socket instead of many)."""
-    return b"".join([e.frame() for e in events])

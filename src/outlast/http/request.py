@@ -1,4 +1,4 @@
-"""Validate a ``POST /v1/responses`` body into a :class:`CreateRequest`.
+"""Validate a ``POST /v1/responses`` body into the engine's :class:`~outlast.protocol.spec.RunSpec`.
 
 The set of accepted parameters is the installed ``openai`` SDK's ``ResponseCreateParams``, and
 every parameter echoed back in the response object is checked against the SDK's ``Response``
@@ -8,16 +8,20 @@ field type, so whatever we accept also comes back valid. Errors follow OpenAI's 
 from __future__ import annotations
 
 import functools
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.responses import Response
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 from pydantic import TypeAdapter, ValidationError
 
-from outlast.protocol.errors import invalid
-from outlast.protocol.ids import new_id
+from outlast.http.errors import invalid
+from outlast.protocol.spec import (
+    METADATA_MAX_KEY,
+    METADATA_MAX_PAIRS,
+    METADATA_MAX_VALUE,
+    RunSpec,
+    stamp_item,
+)
 
 KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
 RESPONSE_FIELDS = frozenset(Response.model_fields)
@@ -29,9 +33,6 @@ _OWN = frozenset(
      "background", "stream", "conversation"}
 )  # fmt: skip
 
-METADATA_MAX_PAIRS = 16
-METADATA_MAX_KEY = 64
-METADATA_MAX_VALUE = 512
 
 _TYPE_NAMES = {
     str: "a string", bool: "a boolean", int: "an integer", float: "a number",
@@ -49,24 +50,6 @@ def _wrong_type(name: str, expected: str, value: Any) -> Exception:
         param=name,
         code="invalid_type",
     )
-
-
-@dataclass(slots=True)
-class CreateRequest:
-    """A validated create request."""
-
-    model: str
-    input_items: list[dict[str, Any]]
-    instructions: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    previous_response_id: str | None = None
-    store: bool = True
-    background: bool = False
-    stream: bool = False
-    echo: dict[str, Any] = field(default_factory=dict)
-    """Parameters copied into the response object (tools, temperature, text, …)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Accepted parameters that are not response fields (include, stream_options, …)."""
 
 
 @functools.cache
@@ -90,7 +73,7 @@ def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any
     return value
 
 
-def parse_create(body: Any) -> CreateRequest:
+def parse_create(body: Any) -> RunSpec:
     """Check a create body; raise :class:`~outlast.protocol.errors.APIError` if it is bad."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_type", param=None)
@@ -148,7 +131,7 @@ def parse_create(body: Any) -> CreateRequest:
             echo[name] = value
         else:
             extra[name] = value
-    return CreateRequest(
+    return RunSpec(
         model=model,
         input_items=items,
         instructions=instructions,
@@ -157,7 +140,7 @@ def parse_create(body: Any) -> CreateRequest:
         store=store,
         background=background,
         stream=stream,
-        echo=echo,
+        options=echo,
         extra=extra,
     )
 
@@ -196,8 +179,6 @@ def _metadata(value: Any) -> dict[str, str]:
     return dict(value)
 
 
-_ID_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco",
-              "reasoning": "rs"}  # fmt: skip
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
 
 
@@ -253,42 +234,5 @@ def input_items(value: Any) -> list[dict[str, Any]]:
                     param=f"{param}.content",
                     code="invalid_type",
                 )
-        item.setdefault("id", new_id(_ID_PREFIX.get(kind, "item")))
-        item.setdefault("status", "completed")
-        items.append(item)
+        items.append(stamp_item(item))
     return items
-
-
-def new_response_fields(response_id: str, request: CreateRequest, status: str) -> dict[str, Any]:
-    """Every field of a new response object except ``output``."""
-    fields: dict[str, Any] = {
-        "id": response_id,
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": status,
-        "background": request.background,
-        "completed_at": None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": request.instructions,
-        "metadata": request.metadata,
-        "model": request.model,
-        "parallel_tool_calls": True,
-        "previous_response_id": request.previous_response_id,
-        "store": request.store,
-        "temperature": None,
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": None,
-        "truncation": "disabled",
-        "usage": None,
-    }
-    fields.update(request.echo)
-    for name in ("tools", "metadata"):
-        if fields[name] is None:
-            fields[name] = [] if name == "tools" else {}
-    if fields["tool_choice"] is None:
-        fields["tool_choice"] = "auto"
-    if fields["parallel_tool_calls"] is None:
-        fields["parallel_tool_calls"] = True
-    return fields

@@ -1,35 +1,45 @@
-"""JSON and Server-Sent Events responses."""
+"""Server-Sent Events: the engine's events framed for the wire, and the streaming response.
+
+The engine hands out :class:`~outlast.protocol.events.Event` objects whose JSON was serialised
+once; framing joins those bytes (one socket write per batch of ready events), never re-encodes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import orjson
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from outlast.protocol.events import Event
 
-def json_response(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+# Sent when the engine's stream has been quiet for a while (an empty batch): proxies see traffic
+# and keep the connection open.
+KEEPALIVE = b": keep-alive\n\n"
 
 
-def json_bytes(body: bytes, status: int = 200) -> Response:
-    """Already-serialised JSON (a stored snapshot goes out without being parsed)."""
-    return Response(body, status_code=status, media_type="application/json")
+def frame(event: Event) -> bytes:
+    """The SSE frame of one event: ``event: <type>``, ``data: <json>``, blank line."""
+    return b"event: " + event.type.encode() + b"\ndata: " + event.data + b"\n\n"
+
+
+def frames(events: list[Event]) -> bytes:
+    """A batch of events as one SSE chunk; an empty batch is a keep-alive comment."""
+    if not events:
+        return KEEPALIVE
+    return b"".join([frame(e) for e in events])
 
 
 class EventStreamResponse:
-    """``text/event-stream`` from an iterator of ready SSE bytes.
+    """``text/event-stream`` from the engine's batches of events, one write per batch.
 
     It watches for the client's disconnect while streaming (even while no event is due), stops
     the iterator then, and calls ``on_disconnect`` (a foreground run is cancelled that way).
     """
 
     def __init__(
-        self, body: AsyncIterator[bytes], on_disconnect: Callable[[], None] | None = None
+        self, body: AsyncIterator[list[Event]], on_disconnect: Callable[[], None] | None = None
     ) -> None:
         self.body = body
         self.on_disconnect = on_disconnect
@@ -76,8 +86,8 @@ class EventStreamResponse:
                 self.on_disconnect()
 
     async def _pump(self, send: Send) -> None:
-        async for chunk in self.body:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for events in self.body:
+            await send({"type": "http.response.body", "body": frames(events), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
