@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint fmt typecheck bench clean
+.PHONY: serve test lint fmt typecheck docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the demo agent
 	$(BIN)/outlast serve
 
-test: $(STAMP)  ## run every test
+test: $(STAMP) docs  ## run every test
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -29,6 +29,9 @@ fmt: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+docs: $(STAMP)  ## build the documentation site into site/; any warning (a broken link) fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)  ## baseline vs outlast, side by side
 	$(BIN)/python bench/run.py
