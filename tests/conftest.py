@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from databases import BACKENDS, TestDatabase, fresh_database
+from databases import BACKENDS, TestDatabase, drop_template, fresh_database
 from serverproc import ServerProcess
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the PostgreSQL template this session (or xdist worker) migrated, if any."""
+    drop_template()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -82,9 +82,14 @@ Replicas = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def postgres_database(tmp_path: Path) -> Iterator[TestDatabase]:
-    """A fresh PostgreSQL database (skipped without PostgreSQL, failed under CI=true)."""
-    with fresh_database("postgres", tmp_path) as db:
+def postgres_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestDatabase]:
+    """A fresh PostgreSQL database (skipped without PostgreSQL, failed under CI=true).
+
+    Already migrated (a copy of the session's template), except for a test marked
+    ``unmigrated``: the tests of migrating start from a database without the schema.
+    """
+    migrated = request.node.get_closest_marker("unmigrated") is None
+    with fresh_database("postgres", tmp_path, migrated=migrated) as db:
         yield db
 
 
@@ -986,6 +991,7 @@ def test_replicas_reconnect_when_the_database_drops_their_connections(
     assert ticks_text(100_000).startswith(deltas(log))
 
 
+@pytest.mark.unmigrated
 def test_replicas_started_together_on_a_fresh_database_migrate_it_once(
     replica: Replicas, postgres_database: TestDatabase
 ) -> None:
@@ -1045,6 +1051,7 @@ def _schema_versions(url: str) -> list[int]:
     return asyncio.run(read())
 
 
+@pytest.mark.unmigrated
 def test_db_upgrade_creates_the_schema_once_and_a_replica_then_serves(
     postgres_database: TestDatabase, tmp_path: Path
 ) -> None:

@@ -5,6 +5,13 @@ SQLite is a file in the test's directory. PostgreSQL is a new database on the se
 afterwards. Without a reachable PostgreSQL its tests are skipped, except under ``CI=true``, where
 they fail: CI provides one, and a suite that silently skipped half its backends would pass while
 proving nothing.
+
+A fresh PostgreSQL database is a copy of a template migrated once per test session (per xdist
+worker: each worker is a session), as procrastinate's test suite does: ``CREATE DATABASE …
+TEMPLATE`` copies files, which is much cheaper than applying every migration again. The template
+is migrated by the store itself (``PostgresStore.open``), so it holds exactly what a server would
+create, and it is dropped when the session ends. A test about migrating (``outlast db upgrade``,
+replicas that start together on nothing) asks for ``fresh_database(..., migrated=False)``.
 """
 
 from __future__ import annotations
@@ -99,15 +106,57 @@ def require_postgres() -> str:
     return url
 
 
+# The session's migrated template: created on first use, dropped by ``drop_template``.
+_template: str | None = None
+
+
+async def _migrate(url: str) -> None:
+    from outlast.store import open_store
+
+    store = open_store(url, pool_size=2)
+    await store.open()  # opening applies every migration, as a server's start does
+    await store.close()
+
+
+def migrated_template(admin: str) -> str:
+    """The name of this session's migrated template database, creating it the first time."""
+    global _template
+    if _template is None:
+        name = f"outlast_template_{secrets.token_hex(6)}"
+        _run(_admin, admin, f'CREATE DATABASE "{name}"')
+        try:
+            _run(_migrate, _with_database(admin, name))
+        except BaseException:
+            _run(_admin, admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            raise
+        _template = name
+    return _template
+
+
+def drop_template() -> None:
+    """Drop the session's template, if one was made (called when the test session ends)."""
+    global _template
+    if _template is not None:
+        name, _template = _template, None
+        _run(_admin, postgres_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @contextmanager
-def fresh_database(backend: str, directory: Path) -> Iterator[TestDatabase]:
+def fresh_database(backend: str, directory: Path, migrated: bool = True) -> Iterator[TestDatabase]:
+    """A new database for one test (or one module's server), dropped afterwards.
+
+    On PostgreSQL it is already migrated (a copy of the session's template) unless
+    ``migrated=False``; on SQLite it is a file that does not exist yet, which the server creates
+    and migrates at start-up in milliseconds.
+    """
     if backend == "sqlite":
         path = directory / "outlast.db"
         yield TestDatabase("sqlite", f"sqlite:///{path}", path)
         return
     admin = require_postgres()
     name = f"outlast_test_{secrets.token_hex(6)}"
-    _run(_admin, admin, f'CREATE DATABASE "{name}"')
+    template = f' TEMPLATE "{migrated_template(admin)}"' if migrated else ""
+    _run(_admin, admin, f'CREATE DATABASE "{name}"{template}')
     try:
         yield TestDatabase("postgres", _with_database(admin, name))
     finally:
