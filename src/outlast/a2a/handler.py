@@ -16,11 +16,8 @@ only (as the Responses routes do) and keeps nothing of a run itself; the task in
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -63,11 +60,9 @@ from a2a.utils.errors import (
 )
 from a2a.utils.proto_utils import validate_proto_required_fields
 from a2a.utils.task import apply_history_length, validate_history_length, validate_page_size
-from google.protobuf.json_format import MessageToDict
 
 from outlast.a2a.convert import (
     load_message,
-    message_input,
     stored_message,
     task_from_response,
     task_state,
@@ -75,30 +70,21 @@ from outlast.a2a.convert import (
 from outlast.a2a.errors import from_engine
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.push import PushWatcher, push_url_allowed
+from outlast.a2a.requests import decode_cursor, encode_cursor, last_event_id, run_spec
 from outlast.a2a.translate import A2AEvent, Translator, closable, stored_events
 from outlast.engine import Engine, RunHandle
 from outlast.engine.errors import EngineError, NotFound
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
-from outlast.protocol.spec import (
-    METADATA_MAX_KEY,
-    METADATA_MAX_PAIRS,
-    METADATA_MAX_VALUE,
-    RunSpec,
-    stamp_item,
-)
+from outlast.protocol.spec import RunSpec
 from outlast.store.base import ResponseRecord
 
 log = logging.getLogger("outlast.a2a")
 
 OWNER_STATE = "outlast.owner"
 """``ServerCallContext.state`` key of the caller's owner id (set from the API key)."""
-LAST_EVENT_ID = "last-event-id"
-DEFAULT_MODEL = "a2a"
-"""The ``model`` an agent sees for an A2A task whose request metadata names none."""
 DEFAULT_PAGE_SIZE = 50
 MAX_CONTEXT_ID = 256
-_SEQUENCE = re.compile(r"[0-9]{1,18}")
 # Deltas of items A2A shows only once they are done (a function call's arguments, a reasoning
 # summary): the task as of an event needs the items' done events, not these.
 _ITEM_DELTAS = frozenset(
@@ -112,35 +98,6 @@ def owner_of(context: ServerCallContext) -> str:
     if not isinstance(owner, str):  # only reachable if the routes are mounted without auth
         raise InternalError(message="The request has no caller identity.")
     return owner
-
-
-def _last_event_id(context: ServerCallContext) -> int | None:
-    headers = context.state.get("headers") or {}
-    value = headers.get(LAST_EVENT_ID)
-    if value is None or value == "":
-        return None
-    if not _SEQUENCE.fullmatch(value.strip()):
-        raise InvalidParamsError(
-            message=f"Invalid Last-Event-ID {value!r}: expected the sequence number (an integer "
-            "of at least 0) of the last event received."
-        )
-    return int(value)
-
-
-def _encode_cursor(row: TaskRow) -> str:
-    raw = orjson.dumps([row.created_at, row.task_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(token: str) -> tuple[float, str]:
-    try:
-        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        created, task_id = value
-        if isinstance(created, int | float) and isinstance(task_id, str):
-            return float(created), task_id
-    except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError):
-        pass
-    raise InvalidParamsError(message="Invalid page_token: pass the next_page_token of a page.")
 
 
 @dataclass(slots=True)
@@ -260,15 +217,7 @@ class EngineRequestHandler(RequestHandler):
                 "characters."
             )
         previous = await self._previous(owner, context_id) if context_id else None
-        model, instructions, metadata = _request_options(params)
-        spec = RunSpec(
-            model=model,
-            input_items=[stamp_item(item) for item in message_input(message)],
-            instructions=instructions,
-            metadata=metadata,
-            previous_response_id=previous,
-            background=True,
-        )
+        spec = run_spec(params, message, previous)
         push = None
         if config.HasField("task_push_notification_config"):
             push = config.task_push_notification_config
@@ -379,7 +328,7 @@ class EngineRequestHandler(RequestHandler):
             validate_page_size(params.page_size)
         owner = owner_of(context)
         page_size = params.page_size or DEFAULT_PAGE_SIZE
-        before = _decode_cursor(params.page_token) if params.page_token else None
+        before = decode_cursor(params.page_token) if params.page_token else None
         # States of unfinished tasks may have moved on (or ended in a crash): refresh them from
         # the engine first, so that the status filter and the total are right.
         for row in await self.index.unfinished(owner):
@@ -407,7 +356,7 @@ class EngineRequestHandler(RequestHandler):
                 task.ClearField("artifacts")
             result.tasks.append(apply_history_length(task, params))
         if len(page.rows) > page_size:
-            result.next_page_token = _encode_cursor(page.rows[page_size - 1])
+            result.next_page_token = encode_cursor(page.rows[page_size - 1])
         return result
 
     async def on_subscribe_to_task(
@@ -416,7 +365,7 @@ class EngineRequestHandler(RequestHandler):
         validate_proto_required_fields(params)
         owner = owner_of(context)
         row = await self._row(params.id, owner)
-        cursor = _last_event_id(context)
+        cursor = last_event_id(context)
         record = await self._record(row)
         translator = Translator(row.task_id, row.context_id, [load_message(row.message)])
         snapshot = orjson.loads(record.snapshot)
@@ -537,38 +486,3 @@ class EngineRequestHandler(RequestHandler):
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise UnsupportedOperationError(message="This agent has no extended agent card.")
-
-
-def _request_options(params: SendMessageRequest) -> tuple[str, str | None, dict[str, str]]:
-    """The run's model, instructions and metadata from the request's metadata: ``model`` and
-    ``instructions`` (strings) are passed to the agent as such, every other string value as
-    response metadata (within OpenAI's metadata limits)."""
-    if not params.HasField("metadata"):
-        return DEFAULT_MODEL, None, {}
-    metadata = MessageToDict(params.metadata)
-    options: dict[str, str] = {}
-    for name in ("model", "instructions"):
-        value = metadata.pop(name, None)
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise InvalidParamsError(message=f"metadata.{name} must be a non-empty string.")
-            options[name] = value
-    strings = {key: value for key, value in metadata.items() if isinstance(value, str)}
-    if len(strings) > METADATA_MAX_PAIRS:
-        raise InvalidParamsError(
-            message=f"Invalid 'metadata': too many properties. Expected at most "
-            f"{METADATA_MAX_PAIRS} properties, but got {len(strings)} instead."
-        )
-    for key, value in strings.items():
-        if len(key) > METADATA_MAX_KEY:
-            raise InvalidParamsError(
-                message=f"Invalid 'metadata': key '{key[:20]}…' is longer than "
-                f"{METADATA_MAX_KEY} characters."
-            )
-        if len(value) > METADATA_MAX_VALUE:
-            raise InvalidParamsError(
-                message=f"Invalid 'metadata.{key}': string too long. Expected a string with "
-                f"maximum length {METADATA_MAX_VALUE}, but got a string with length "
-                f"{len(value)} instead."
-            )
-    return options.get("model", DEFAULT_MODEL), options.get("instructions"), strings

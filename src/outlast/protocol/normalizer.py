@@ -4,6 +4,11 @@ Whatever an agent yields (text deltas, messages, function calls and their output
 through :class:`Normalizer`, which assigns sequence numbers, item ids and ``output_index`` values,
 opens and closes content parts, keeps the response snapshot and serialises each event once.
 Nothing downstream edits or re-numbers its events.
+
+It is longer than most modules (about 500 lines) on purpose: it is one state machine (the open
+item, its content part, the sequence counter and the snapshot move together), and the Responses
+event shapes of each output kind sit beside the transitions that emit them. Split by output kind,
+every piece would need the whole machine's state.
 """
 
 from __future__ import annotations
