@@ -4,22 +4,27 @@ Raw ``httpx`` against a real server: malformed JSON, wrong types, unknown parame
 limits, bad ``input`` shapes, oversized bodies (413), bad query parameters (``starting_after``,
 ``limit``, ``order``), unknown response ids (404 ``response_not_found`` on every endpoint) and
 unknown routes. Every error body must be exactly ``{"error": {"message", "type", "param",
-"code"}}``. After each bad request the test checks that nothing was stored (the server's SQLite
-``responses`` table, read-only) and that the server still serves a normal request.
+"code"}}``. After each bad request the test checks that nothing was stored (the server's
+``responses`` table, read-only: the rows beyond those there when the test began are exactly the
+test's good requests) and that the server still serves a normal request.
+
+The tests share one in-process server on SQLite (request validation does not depend on the
+backend); the 429 test has a server of its own, since ``--max-queued`` bounds every caller.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from inprocess import InProcessServer
 
 from databases import TestDatabase
-from serverproc import ServerProcess
 
 AUTH = {"Authorization": "Bearer test-key"}
 WAIT = 30.0
@@ -27,12 +32,16 @@ MiB = 1024 * 1024
 
 
 class Api:
-    """A raw HTTP client for one server that also tracks how many responses should be stored."""
+    """A raw HTTP client for one server that also tracks how many responses should be stored.
 
-    def __init__(self, server: ServerProcess, database: TestDatabase) -> None:
+    The server may be shared: what counts is the rows added since this client was made.
+    """
+
+    def __init__(self, server: InProcessServer, database: TestDatabase) -> None:
         self.server = server
         self.database = database
         self.http = httpx.Client(base_url=server.url, headers=AUTH, timeout=WAIT)
+        self.before = database.count_responses() or 0
         self.stored = 0
 
     def close(self) -> None:
@@ -63,27 +72,37 @@ class Api:
             time.sleep(0.05)
 
     def stored_count(self) -> int | None:
-        """Rows in the server's ``responses`` table, or None when the database has no such table."""
-        return self.database.count_responses()
+        """Rows this client's requests added to the server's ``responses`` table, or None when
+        the database has no such table."""
+        count = self.database.count_responses()
+        return None if count is None else count - self.before
+
+    def settle(self) -> int | None:
+        """The rows added, once the good requests' rows are visible (writes may be
+        group-committed)."""
+        deadline = time.monotonic() + WAIT
+        count = self.stored_count()
+        while count is not None and count < self.stored and time.monotonic() < deadline:
+            time.sleep(0.05)
+            count = self.stored_count()
+        return count
 
     def check_unharmed(self) -> None:
         """The server still serves a normal request, and only the good requests were stored."""
         self.create_ok()
-        deadline = time.monotonic() + WAIT
-        count = self.stored_count()
-        # writes may be group-committed: wait until the good one is visible
-        while count is not None and count < self.stored and time.monotonic() < deadline:
-            time.sleep(0.05)
-            count = self.stored_count()
+        count = self.settle()
         if count is not None:
             assert count == self.stored, f"{count} responses stored, expected {self.stored}"
         assert httpx.get(f"{self.server.url}/healthz", timeout=WAIT).status_code == 200
 
 
 @pytest.fixture
-def api(server: ServerProcess, database: TestDatabase) -> Iterator[Api]:
-    client = Api(server, database)
+def api(server: InProcessServer) -> Iterator[Api]:
+    """An :class:`Api` on the shared server; at the end its rows are visible, so that the next
+    test's count starts from all of them."""
+    client = Api(server, server.database)
     yield client
+    client.settle()
     client.close()
 
 
@@ -557,12 +576,10 @@ def test_a_bad_stream_request_answers_json_not_an_event_stream(api: Api) -> None
 
 
 def test_too_much_queued_work_is_429_rate_limit_exceeded(
-    make_server: Any, database: TestDatabase, tmp_path: Any
+    make_server: Callable[..., InProcessServer], tmp_path: Path
 ) -> None:
-    server = make_server(
-        agent="scripted_agents:router", args=["--max-running", "1", "--max-queued", "1"]
-    ).start()
-    api = Api(server, database)
+    server = make_server("--max-running", "1", "--max-queued", "1")
+    api = Api(server, server.database)
     try:
         marker = tmp_path / "marker"
         running = api.http.post(
