@@ -238,9 +238,9 @@ class AsyncOutlastClient:
 class AsyncRunStream:
     """A run's events, each exactly once and in order, across dropped connections.
 
-    Iterate it (``async for``) for ``openai`` event objects. :attr:`token` is, at every event, the token that
-    resumes right after that event: save it, and :meth:`AsyncOutlastClient.resume` continues there,
-    in this process or another.
+    ``async for`` over it yields ``openai`` event objects. :attr:`token` is, at every event, the
+    token that resumes right after that event: save it, and :meth:`AsyncOutlastClient.resume`
+    continues there, in this process or another.
     """
 
     def __init__(

@@ -1,3 +1,5 @@
+# Generated from _async.py by scripts/unasync.py: do not edit. Change _async.py and run
+# `python scripts/unasync.py` (`make lint` checks that this file is up to date).
 """The synchronous client: :class:`OutlastClient` and its :class:`RunStream`."""
 
 from __future__ import annotations
@@ -234,9 +236,9 @@ class OutlastClient:
 class RunStream:
     """A run's events, each exactly once and in order, across dropped connections.
 
-    Iterate it for ``openai`` event objects. :attr:`token` is, at every event, the token that
-    resumes right after that event: save it, and :meth:`OutlastClient.resume` continues there,
-    in this process or another.
+    ``for`` over it yields ``openai`` event objects. :attr:`token` is, at every event, the
+    token that resumes right after that event: save it, and :meth:`OutlastClient.resume`
+    continues there, in this process or another.
     """
 
     def __init__(
