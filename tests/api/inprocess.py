@@ -42,6 +42,7 @@ __all__ = [
     "ServerPool",
     "cli_settings",
     "fresh_key",
+    "serve_environment",
 ]
 
 ROUTER = "scripted_agents:router"
@@ -60,17 +61,31 @@ def fresh_key() -> str:
     return KEY_POOL[next(_next_key)]
 
 
-def cli_settings(args: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
-    """The settings ``outlast serve ARGS`` builds with ``env`` as its only ``OUTLAST_*`` variables.
+@contextlib.contextmanager
+def serve_environment(env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """``os.environ`` as a fresh ``outlast serve`` child sees it, while a server is built.
 
-    Built by the CLI's own parser, so a test of a flag or an environment variable checks what the
-    command line does; the parser reads the environment when it is built, hence the patch.
+    As with ``ServerProcess``, no ``OUTLAST_*`` variable of the developer's shell leaks in (an
+    ``OUTLAST_API_KEYS`` would lock every test out), and tracing is off unless a test asks for
+    it, as in a child without ``OTEL_*`` variables, even when another module of this session set
+    a tracer provider (tests/e2e/test_tracing.py does).
     """
     with pytest.MonkeyPatch.context() as patch:
         for name in [name for name in os.environ if name.startswith("OUTLAST_")]:
             patch.delenv(name)
+        patch.setenv("OTEL_SDK_DISABLED", "true")
         for name, value in (env or {}).items():
             patch.setenv(name, value)
+        yield
+
+
+def cli_settings(args: Sequence[str], env: Mapping[str, str] | None = None) -> Settings:
+    """The settings ``outlast serve ARGS`` builds with ``env`` as its only ``OUTLAST_*`` variables.
+
+    Built by the CLI's own parser, so a test of a flag or an environment variable checks what the
+    command line does; the parser reads the environment when it is built.
+    """
+    with serve_environment(env):
         return settings_from(build_parser().parse_args(["serve", *args]))
 
 
@@ -94,11 +109,14 @@ class InProcessServer:
         agent = options.get("agent", ROUTER)
         argv = ["--port", str(self.port), "--db", database.url, "--agent", agent, *args]
         self.settings = cli_settings(argv, options.get("env"))
-        self.app = create_app(self.settings)
+        with serve_environment(options.get("env")):
+            self.app = create_app(self.settings)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
                 log_level="warning",
+                log_config=None,  # the test process's logging (pytest's capture) stays as it is
+                access_log=False,  # as `outlast serve` without --access-log
                 lifespan="on",
                 # As `outlast serve`: open streams end when their runs end, bounded by the drain.
                 timeout_graceful_shutdown=int(self.settings.drain_timeout) + 10,

@@ -9,8 +9,11 @@ fields, function calls / outputs / reasoning, failing agents, and the two auxili
 installed SDK's own types: the SDK client runs with ``_strict_response_validation=True`` and raw
 reads are validated with ``TypeAdapter(ResponseStreamEvent)`` / ``Response.model_validate``.
 
-Server: ``outlast serve --agent scripted_agents:router`` (see tests/scripted_agents.py): the request's ``model``
-picks the agent (echo, count, fail, block, tools, context).
+Server: ``outlast serve --agent scripted_agents:router`` (see tests/support/scripted_agents.py):
+the request's ``model`` picks the agent (echo, count, fail, block, tools, context). It is one
+in-process server shared by the tests (tests/api/conftest.py), so each test checks only the
+responses it created. On SQLite; the core lifecycle (create, poll, stream, replay and resume,
+cancel, delete, chains, input items) runs on PostgreSQL too (``ON_EVERY_BACKEND``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from inprocess import BACKENDS, InProcessServer
 from openai import OpenAI
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
-
-from serverproc import ServerProcess
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
@@ -39,6 +41,8 @@ LIFECYCLE_EVENTS = frozenset(
 )
 AUTH = {"Authorization": "Bearer test-key"}
 WAIT = 30.0  # generous deadline for anything that should take well under a second
+ON_EVERY_BACKEND = pytest.mark.parametrize("backend", BACKENDS)
+"""The core lifecycle, whose storage and live tail differ by backend, runs on each of them."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ def iter_sse(response: httpx.Response) -> Iterator[tuple[str | None, dict[str, A
 
 
 def read_raw_stream(
-    server: ServerProcess,
+    server: InProcessServer,
     method: str,
     path: str,
     *,
@@ -139,7 +143,7 @@ def read_raw_stream(
 
 
 def raw_replay(
-    server: ServerProcess, response_id: str, starting_after: int | None = None
+    server: InProcessServer, response_id: str, starting_after: int | None = None
 ) -> list[dict[str, Any]]:
     params: dict[str, Any] = {"stream": "true"}
     if starting_after is not None:
@@ -147,7 +151,7 @@ def raw_replay(
     return read_raw_stream(server, "GET", f"/v1/responses/{response_id}", params=params)
 
 
-def raw_response(server: ServerProcess, response_id: str) -> Response:
+def raw_response(server: InProcessServer, response_id: str) -> Response:
     """``GET /v1/responses/{id}`` with httpx, validated with ``Response.model_validate``."""
     reply = httpx.get(f"{server.base_url}/responses/{response_id}", headers=AUTH, timeout=WAIT)
     assert reply.status_code == 200, reply.text
@@ -263,8 +267,9 @@ def api_error(exc: openai.APIStatusError) -> dict[str, Any]:
 # create: background, foreground, JSON, stream
 
 
+@ON_EVERY_BACKEND
 def test_background_create_returns_queued_then_completes_with_the_agent_text(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     created = client.responses.create(model="echo", input="hello background world", background=True)
     assert created.status == "queued"
@@ -286,7 +291,7 @@ def test_background_create_returns_queued_then_completes_with_the_agent_text(
     assert raw_response(server, created.id) == done
 
 
-def test_background_create_raw_json_validates_as_a_response(server: ServerProcess) -> None:
+def test_background_create_raw_json_validates_as_a_response(server: InProcessServer) -> None:
     reply = httpx.post(
         f"{server.base_url}/responses",
         json={"model": "echo", "input": "raw", "background": True},
@@ -299,6 +304,7 @@ def test_background_create_raw_json_validates_as_a_response(server: ServerProces
     assert created.status == "queued"
 
 
+@ON_EVERY_BACKEND
 def test_background_stream_begins_created_queued_in_progress_and_numbers_events_gaplessly(
     client: OpenAI,
 ) -> None:
@@ -334,7 +340,7 @@ def test_background_stream_begins_created_queued_in_progress_and_numbers_events_
 
 
 def test_background_stream_raw_events_have_matching_sse_names_and_validate(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     events = read_raw_stream(
         server,
@@ -348,8 +354,9 @@ def test_background_stream_raw_events_have_matching_sse_names_and_validate(
             Response.model_validate(e["response"])
 
 
+@ON_EVERY_BACKEND
 def test_foreground_json_returns_the_completed_response(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     response = client.responses.create(model="echo", input="in the foreground")
     assert response.status == "completed"
@@ -361,6 +368,7 @@ def test_foreground_json_returns_the_completed_response(
     assert raw_response(server, response.id).status == "completed"
 
 
+@ON_EVERY_BACKEND
 def test_foreground_stream_starts_in_progress_without_a_queued_event(client: OpenAI) -> None:
     events = list(client.responses.create(model="echo", input="fg stream", stream=True))
     types = types_of(events)
@@ -375,8 +383,9 @@ def test_foreground_stream_starts_in_progress_without_a_queued_event(client: Ope
     assert client.responses.retrieve(events[0].response.id).status == "completed"
 
 
+@ON_EVERY_BACKEND
 def test_background_stream_run_goes_on_after_the_client_disconnects(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     with (
         httpx.Client(timeout=WAIT) as http,
@@ -399,8 +408,9 @@ def test_background_stream_run_goes_on_after_the_client_disconnects(
     assert done.output_text == count_text(20)
 
 
+@ON_EVERY_BACKEND
 def test_foreground_stream_disconnect_cancels_the_run(
-    client: OpenAI, server: ServerProcess, tmp_path: Path
+    client: OpenAI, server: InProcessServer, tmp_path: Path
 ) -> None:
     marker = tmp_path / "fg-stream-marker"
     with (
@@ -423,7 +433,9 @@ def test_foreground_stream_disconnect_cancels_the_run(
     assert wait_until_done(client, response_id).status == "cancelled"
 
 
-def test_foreground_json_disconnect_cancels_the_run(server: ServerProcess, tmp_path: Path) -> None:
+def test_foreground_json_disconnect_cancels_the_run(
+    server: InProcessServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "fg-json-marker"
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
@@ -439,6 +451,7 @@ def test_foreground_json_disconnect_cancels_the_run(server: ServerProcess, tmp_p
 # GET: polling, replay, resume
 
 
+@ON_EVERY_BACKEND
 def test_polling_a_running_response_shows_the_output_so_far(client: OpenAI) -> None:
     created = create_background(client, "count", "n=50 delay=0.05")
     full = count_text(50)
@@ -463,8 +476,9 @@ def test_polling_a_running_response_shows_the_output_so_far(client: OpenAI) -> N
     assert done.output_text == full
 
 
+@ON_EVERY_BACKEND
 def test_get_stream_replays_every_event_from_sequence_zero(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     live = read_raw_stream(
         server,
@@ -489,7 +503,7 @@ def test_get_stream_replays_every_event_from_sequence_zero(
 
 
 def test_background_response_created_without_stream_can_be_streamed(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     done = finished_background(client, "echo", "no stream at creation")
     events = list(client.responses.retrieve(done.id, stream=True))
@@ -499,9 +513,10 @@ def test_background_response_created_without_stream_can_be_streamed(
     check_stream_invariants(raw_replay(server, done.id))
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.parametrize("starting_after", [0, 2, 4, 6])
 def test_get_stream_with_starting_after_skips_events_up_to_that_number(
-    client: OpenAI, server: ServerProcess, starting_after: int
+    client: OpenAI, server: InProcessServer, starting_after: int
 ) -> None:
     done = finished_background(client, "echo", "a b c d")
     full = raw_replay(server, done.id)
@@ -511,6 +526,7 @@ def test_get_stream_with_starting_after_skips_events_up_to_that_number(
     assert raw_replay(server, done.id, starting_after) == full[starting_after + 1 :]
 
 
+@ON_EVERY_BACKEND
 def test_get_stream_of_a_running_response_replays_then_follows_live(client: OpenAI) -> None:
     created = create_background(client, "count", "n=30 delay=0.05")
     events = list(client.responses.retrieve(created.id, stream=True, timeout=WAIT))
@@ -535,7 +551,7 @@ def test_get_stream_with_starting_after_on_a_running_response_waits_for_newer_ev
 
 @pytest.mark.parametrize("beyond", [0, 1, 1000])
 def test_starting_after_at_or_beyond_the_last_event_of_a_finished_response_is_an_empty_stream(
-    client: OpenAI, server: ServerProcess, beyond: int
+    client: OpenAI, server: InProcessServer, beyond: int
 ) -> None:
     done = finished_background(client)
     last = raw_replay(server, done.id)[-1]["sequence_number"]
@@ -548,7 +564,7 @@ def test_starting_after_at_or_beyond_the_last_event_of_a_finished_response_is_an
 
 @pytest.mark.parametrize("starting_after", [None, 0, 3, 7])
 def test_sdk_stream_helper_resumes_a_finished_response_and_returns_its_final_response(
-    client: OpenAI, server: ServerProcess, starting_after: int | None
+    client: OpenAI, server: InProcessServer, starting_after: int | None
 ) -> None:
     done = finished_background(client, "echo", "resume with the helper")
     kwargs: dict[str, Any] = {} if starting_after is None else {"starting_after": starting_after}
@@ -582,7 +598,7 @@ def test_sdk_stream_helper_creates_and_streams_a_background_response(client: Ope
     assert final.background is True
 
 
-async def test_async_client_runs_concurrent_background_streams(server: ServerProcess) -> None:
+async def test_async_client_runs_concurrent_background_streams(server: InProcessServer) -> None:
     import asyncio
 
     async with server.async_client() as aclient:
@@ -600,9 +616,10 @@ async def test_async_client_runs_concurrent_background_streams(server: ServerPro
     assert texts == [f"concurrent {i}" for i in range(5)]
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.parametrize("resume_with", ["get", "sdk-helper"])
 def test_a_dropped_background_stream_resumes_gaplessly_from_the_last_seen_event(
-    client: OpenAI, server: ServerProcess, resume_with: str
+    client: OpenAI, server: InProcessServer, resume_with: str
 ) -> None:
     seen: list[dict[str, Any]] = []
     with (
@@ -641,8 +658,9 @@ def test_a_dropped_background_stream_resumes_gaplessly_from_the_last_seen_event(
 # cancel
 
 
+@ON_EVERY_BACKEND
 def test_cancel_stops_a_running_response_and_interrupts_the_agent(
-    client: OpenAI, server: ServerProcess, tmp_path: Path
+    client: OpenAI, server: InProcessServer, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     created = start_blocked(client, marker)
@@ -682,9 +700,9 @@ def test_cancel_is_idempotent_on_a_failed_response(client: OpenAI) -> None:
 
 
 def test_cancel_of_a_queued_response_means_it_never_starts(
-    make_server: Callable[..., ServerProcess], tmp_path: Path
+    make_server: Callable[..., InProcessServer], tmp_path: Path
 ) -> None:
-    server = make_server(agent="scripted_agents:router", args=["--max-running", "1"]).start()
+    server = make_server("--max-running", "1")
     with server.client() as client:
         first = start_blocked(client, tmp_path / "first")
         second = create_background(client, "block", f"marker={tmp_path / 'second'}")
@@ -702,8 +720,9 @@ def test_cancel_of_a_queued_response_means_it_never_starts(
         assert events[-1].response.status == "cancelled"
 
 
+@ON_EVERY_BACKEND
 def test_open_stream_of_a_cancelled_response_ends_with_response_incomplete_status_cancelled(
-    client: OpenAI, server: ServerProcess, tmp_path: Path
+    client: OpenAI, server: InProcessServer, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     stream = client.responses.create(
@@ -729,6 +748,7 @@ def test_open_stream_of_a_cancelled_response_ends_with_response_incomplete_statu
     assert Response.model_validate(replay[-1]["response"]) == raw_response(server, response_id)
 
 
+@ON_EVERY_BACKEND
 def test_get_stream_follower_of_a_running_response_ends_when_it_is_cancelled(
     client: OpenAI, tmp_path: Path
 ) -> None:
@@ -771,8 +791,9 @@ def test_cancel_of_a_foreground_response_is_rejected(client: OpenAI) -> None:
 # delete
 
 
+@ON_EVERY_BACKEND
 def test_delete_returns_a_deleted_object_and_then_the_response_is_gone(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     done = finished_background(client)
     reply = httpx.delete(f"{server.base_url}/responses/{done.id}", headers=AUTH, timeout=WAIT)
@@ -818,8 +839,9 @@ def test_string_input_becomes_one_user_message_item_with_an_id(client: OpenAI) -
     assert page.has_more is False
 
 
+@ON_EVERY_BACKEND
 def test_input_items_are_paged_with_limit_order_and_after(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     texts = [f"m{i}" for i in range(5)]
     response = client.responses.create(
@@ -912,6 +934,7 @@ def context_of(response: Response) -> dict[str, Any]:
     return seen
 
 
+@ON_EVERY_BACKEND
 def test_previous_response_chain_gives_the_agent_earlier_inputs_and_outputs_first(
     client: OpenAI,
 ) -> None:
@@ -993,6 +1016,7 @@ def test_previous_response_id_cannot_be_combined_with_conversation(client: OpenA
 # store: false
 
 
+@ON_EVERY_BACKEND
 def test_store_false_foreground_works_but_the_response_is_not_retrievable(client: OpenAI) -> None:
     response = client.responses.create(model="echo", input="ephemeral", store=False)
     assert response.status == "completed"
@@ -1029,7 +1053,7 @@ def test_background_with_store_false_is_rejected(client: OpenAI) -> None:
 
 
 def test_metadata_instructions_and_parameters_are_echoed_and_reach_the_agent(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     tool = {
         "type": "function",
@@ -1108,7 +1132,7 @@ def check_tools_output(output: Sequence[Any]) -> None:
 
 
 def test_tools_agent_output_items_have_the_expected_types_and_matching_call_ids(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     response = client.responses.create(model="tools", input="weather in Paris?")
     assert response.status == "completed"
@@ -1118,7 +1142,7 @@ def test_tools_agent_output_items_have_the_expected_types_and_matching_call_ids(
 
 
 def test_tools_agent_stream_events_validate_and_index_items_consistently(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     events = list(
         client.responses.create(model="tools", input="weather?", background=True, stream=True)
@@ -1182,8 +1206,9 @@ def test_tools_agent_foreground_stream_via_sdk_helper_returns_parsed_final_respo
 # failure
 
 
+@ON_EVERY_BACKEND
 def test_agent_exception_fails_the_response_with_its_message(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     created = create_background(client, "fail", "boom-123")
     failed = wait_until_done(client, created.id)
@@ -1254,8 +1279,9 @@ def test_streaming_a_foreground_streamed_response_via_get_is_rejected(client: Op
     assert api_error(info.value)["param"] == "stream"
 
 
+@ON_EVERY_BACKEND
 def test_many_fast_deltas_keep_gapless_numbers_and_the_exact_text(
-    client: OpenAI, server: ServerProcess
+    client: OpenAI, server: InProcessServer
 ) -> None:
     events = list(
         client.responses.create(model="count", input="n=500", background=True, stream=True)
@@ -1268,8 +1294,9 @@ def test_many_fast_deltas_keep_gapless_numbers_and_the_exact_text(
     assert wait_until_done(client, events[0].response.id).output_text == count_text(500)
 
 
+@ON_EVERY_BACKEND
 def test_concurrent_followers_of_a_running_response_see_the_same_events(
-    server: ServerProcess, client: OpenAI
+    server: InProcessServer, client: OpenAI
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1282,8 +1309,9 @@ def test_concurrent_followers_of_a_running_response_see_the_same_events(
     assert results[0][-1]["response"]["output"][0]["content"][0]["text"] == count_text(30)
 
 
+@ON_EVERY_BACKEND
 def test_deleting_a_running_response_stops_its_run(
-    client: OpenAI, server: ServerProcess, tmp_path: Path
+    client: OpenAI, server: InProcessServer, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     created = start_blocked(client, marker)
@@ -1349,12 +1377,12 @@ def test_lifecycle_snapshots_carry_the_request_fields(client: OpenAI) -> None:
 # auxiliary endpoints
 
 
-def test_healthz_answers_200(server: ServerProcess) -> None:
+def test_healthz_answers_200(server: InProcessServer) -> None:
     reply = httpx.get(f"{server.url}/healthz", timeout=WAIT)
     assert reply.status_code == 200
 
 
-def test_openapi_document_lists_the_responses_paths(server: ServerProcess) -> None:
+def test_openapi_document_lists_the_responses_paths(server: InProcessServer) -> None:
     reply = httpx.get(f"{server.url}/openapi.json", timeout=WAIT)
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("application/json")
