@@ -1,28 +1,28 @@
-"""API keys and ownership (contract: "Errors" 401/404, and the bind-address safety rule).
+"""API keys and ownership (contract: "Errors" 401/404).
 
 With ``--api-key`` (or ``OUTLAST_API_KEYS``) every ``/v1/`` request needs ``Authorization: Bearer
 <key>``: none or a wrong one is 401 ``invalid_api_key``; ``/healthz`` stays open. A response
 belongs to the key that created it: for any other key it does not exist (404 on get, stream,
-cancel, delete and input items; 400 ``previous_response_not_found`` as a chain's parent). Without
-keys, ``outlast serve`` refuses a non-loopback address unless given ``--insecure``.
+cancel, delete and input items; 400 ``previous_response_not_found`` as a chain's parent).
+
+The keys are configured as the command line does it, by flags or by ``OUTLAST_API_KEYS`` (each
+test runs on both), on two in-process servers the tests share. That ``outlast serve`` refuses a
+non-loopback address without keys unless given ``--insecure`` is a check of the process itself:
+tests/e2e/test_bind_address.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from inprocess import InProcessServer, ServerPool
 from openai import OpenAI
-
-from serverproc import TESTS_DIR, ServerProcess, free_port
 
 WAIT = 30.0
 KEY_A = "key-a"
@@ -34,27 +34,23 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture(params=["flags", "env"])
-def keyed_server(
-    request: pytest.FixtureRequest, make_server: Callable[..., ServerProcess]
-) -> ServerProcess:
+def keyed_server(request: pytest.FixtureRequest, servers: ServerPool) -> InProcessServer:
     """A server accepting key-a and key-b, configured by flags or by OUTLAST_API_KEYS."""
     if request.param == "flags":
-        return make_server(
-            agent="scripted_agents:router", args=["--api-key", KEY_A, "--api-key", KEY_B]
-        ).start()
-    return make_server(
-        agent="scripted_agents:router", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}
-    ).start()
+        return servers.get("sqlite", "--drain-timeout", "1", "--api-key", KEY_A, "--api-key", KEY_B)
+    return servers.get(
+        "sqlite", "--drain-timeout", "1", env={"OUTLAST_API_KEYS": f"{KEY_A},{KEY_B}"}
+    )
 
 
 @pytest.fixture
-def client_a(keyed_server: ServerProcess) -> Iterator[OpenAI]:
+def client_a(keyed_server: InProcessServer) -> Iterator[OpenAI]:
     with keyed_server.client(api_key=KEY_A) as c:
         yield c
 
 
 @pytest.fixture
-def client_b(keyed_server: ServerProcess) -> Iterator[OpenAI]:
+def client_b(keyed_server: InProcessServer) -> Iterator[OpenAI]:
     with keyed_server.client(api_key=KEY_B) as c:
         yield c
 
@@ -110,7 +106,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, str] | None]] = [
     ids=["none", "wrong", "empty", "case", "no-scheme", "basic", "other-header", "both"],
 )
 def test_missing_or_wrong_keys_are_401_invalid_api_key_on_every_endpoint(
-    keyed_server: ServerProcess, headers: dict[str, str]
+    keyed_server: InProcessServer, headers: dict[str, str]
 ) -> None:
     for method, path, params in ENDPOINTS:
         reply = httpx.request(
@@ -124,7 +120,7 @@ def test_missing_or_wrong_keys_are_401_invalid_api_key_on_every_endpoint(
         assert_envelope(reply, 401, "invalid_api_key")
 
 
-def test_a_wrong_key_in_the_sdk_raises_authentication_error(keyed_server: ServerProcess) -> None:
+def test_a_wrong_key_in_the_sdk_raises_authentication_error(keyed_server: InProcessServer) -> None:
     with (
         keyed_server.client(api_key="wrong") as client,
         pytest.raises(openai.AuthenticationError) as info,
@@ -134,7 +130,11 @@ def test_a_wrong_key_in_the_sdk_raises_authentication_error(keyed_server: Server
     assert info.value.code == "invalid_api_key"
 
 
-def test_a_rejected_request_creates_nothing(keyed_server: ServerProcess, client_a: OpenAI) -> None:
+def test_a_rejected_request_creates_nothing(
+    keyed_server: InProcessServer, client_a: OpenAI
+) -> None:
+    before_health = httpx.get(f"{keyed_server.url}/healthz", timeout=WAIT).json()
+    before = keyed_server.database.count_responses()
     reply = httpx.post(
         f"{keyed_server.base_url}/responses",
         json={"model": "echo", "input": "x", "background": True},
@@ -143,11 +143,14 @@ def test_a_rejected_request_creates_nothing(keyed_server: ServerProcess, client_
     )
     assert reply.status_code == 401
     assert "id" not in reply.json()
+    # The server is shared: nothing was added to what ran, waited or was stored before.
     health = httpx.get(f"{keyed_server.url}/healthz", timeout=WAIT).json()
-    assert health.get("running", 0) == 0 and health.get("queued", 0) == 0
+    assert health.get("running", 0) <= before_health.get("running", 0)
+    assert health.get("queued", 0) <= before_health.get("queued", 0)
+    assert keyed_server.database.count_responses() == before
 
 
-def test_healthz_needs_no_key(keyed_server: ServerProcess) -> None:
+def test_healthz_needs_no_key(keyed_server: InProcessServer) -> None:
     assert httpx.get(f"{keyed_server.url}/healthz", timeout=WAIT).status_code == 200
     assert (
         httpx.get(f"{keyed_server.url}/healthz", headers=bearer("wrong"), timeout=WAIT).status_code
@@ -156,13 +159,13 @@ def test_healthz_needs_no_key(keyed_server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("key", [KEY_A, KEY_B])
-def test_every_configured_key_is_accepted(keyed_server: ServerProcess, key: str) -> None:
+def test_every_configured_key_is_accepted(keyed_server: InProcessServer, key: str) -> None:
     with keyed_server.client(api_key=key) as client:
         response = client.responses.create(model="echo", input=f"hello {key}")
     assert response.output_text == f"hello {key}"
 
 
-def test_the_bearer_scheme_is_case_insensitive(keyed_server: ServerProcess) -> None:
+def test_the_bearer_scheme_is_case_insensitive(keyed_server: InProcessServer) -> None:
     reply = httpx.post(
         f"{keyed_server.base_url}/responses",
         json={"model": "echo", "input": "x"},
@@ -177,7 +180,7 @@ def test_the_bearer_scheme_is_case_insensitive(keyed_server: ServerProcess) -> N
 
 
 def test_a_response_of_key_a_does_not_exist_for_key_b(
-    keyed_server: ServerProcess, client_a: OpenAI, client_b: OpenAI
+    keyed_server: InProcessServer, client_a: OpenAI, client_b: OpenAI
 ) -> None:
     created = client_a.responses.create(model="echo", input="owned by a", background=True)
     done = wait_until_done(client_a, created.id)
@@ -258,71 +261,3 @@ def test_key_b_cannot_chain_on_a_chain_of_key_a(client_a: OpenAI, client_b: Open
     with pytest.raises(openai.BadRequestError) as info:
         client_b.responses.create(model="echo", input="three", previous_response_id=second.id)
     assert info.value.code == "previous_response_not_found"
-
-
-# --------------------------------------------------------------------------------------------
-# bind-address safety
-
-
-def serve_command(port: int, db: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "outlast", "serve",
-        "--host", "0.0.0.0", "--port", str(port),
-        "--db", f"sqlite:///{db}", "--agent", "scripted_agents:router",
-        *extra,
-    ]  # fmt: skip
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("OUTLAST_API_KEYS", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")]))
-    return env
-
-
-def test_serving_a_public_address_without_keys_is_refused(tmp_path: Path) -> None:
-    port = free_port()
-    try:
-        result = subprocess.run(
-            serve_command(port, tmp_path / "refuse.db"),
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("outlast serve --host 0.0.0.0 without keys started instead of refusing")
-    assert result.returncode != 0
-    assert "--insecure" in result.stdout + result.stderr
-
-
-def test_serving_a_public_address_with_insecure_starts(
-    make_server: Callable[..., ServerProcess],
-) -> None:
-    server = make_server(
-        agent="scripted_agents:router", args=["--host", "0.0.0.0", "--insecure"]
-    ).start()
-    with server.client() as client:
-        assert client.responses.create(model="echo", input="open").output_text == "open"
-    server.stop()  # (uvicorn re-raises SIGTERM after a clean shutdown: no exit-code check)
-
-
-def test_serving_a_public_address_with_keys_starts(
-    make_server: Callable[..., ServerProcess],
-) -> None:
-    server = make_server(
-        agent="scripted_agents:router", args=["--host", "0.0.0.0", "--api-key", KEY_A]
-    ).start()
-    with server.client(api_key=KEY_A) as client:
-        assert client.responses.create(model="echo", input="keyed").output_text == "keyed"
-    assert httpx.get(f"{server.base_url}/responses/resp_x", timeout=WAIT).status_code == 401
-
-
-def test_serving_a_public_address_with_keys_from_the_environment_starts(
-    make_server: Callable[..., ServerProcess],
-) -> None:
-    server = make_server(
-        agent="scripted_agents:router", args=["--host", "0.0.0.0"], env={"OUTLAST_API_KEYS": KEY_B}
-    ).start()
-    with server.client(api_key=KEY_B) as client:
-        assert client.responses.create(model="echo", input="env").output_text == "env"
