@@ -4,27 +4,28 @@ JSON-RPC codes: -32700 parse error, -32600 invalid request, -32601 method not fo
 invalid params, -32001 task not found, -32002 task not cancelable, -32004 unsupported operation,
 -32005 content type not supported, -32009 version not supported. The HTTP+JSON binding answers
 the same errors with their HTTP status.
+
+The tests share one in-process server (SQLite, ``--max-body-size 4096``), so "stores nothing"
+means no task listed and no response stored beyond those there before the test.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from inprocess import A2A_ROUTER, InProcessServer, ServerPool
 
-from a2a_support import TIMEOUT, a2a_server, rpc, rpc_message
-from databases import TestDatabase
-from serverproc import ServerProcess
+from a2a_support import TIMEOUT, rpc, rpc_message
 
 
 @pytest.fixture
-def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return a2a_server(make_server, "--max-body-size", "4096")
+def server(servers: ServerPool) -> InProcessServer:
+    return servers.get(
+        "sqlite", "--drain-timeout", "1", "--max-body-size", "4096", agent=A2A_ROUTER
+    )
 
 
 def error_code(answer: dict[str, Any]) -> int:
@@ -33,21 +34,21 @@ def error_code(answer: dict[str, Any]) -> int:
     return code
 
 
-def call(server: ServerProcess, method: str, params: Any, **headers: str) -> dict[str, Any]:
+def call(server: InProcessServer, method: str, params: Any, **headers: str) -> dict[str, Any]:
     answer: dict[str, Any] = rpc(
         server, {"jsonrpc": "2.0", "id": 7, "method": method, "params": params}, headers
     )
     return answer
 
 
-def finished_task(server: ServerProcess) -> str:
+def finished_task(server: InProcessServer) -> str:
     answer = call(server, "SendMessage", rpc_message("short"))
     task_id: str = answer["result"]["task"]["id"]
     assert answer["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
     return task_id
 
 
-def listed(server: ServerProcess) -> int:
+def listed(server: InProcessServer) -> int:
     total: int = call(server, "ListTasks", {})["result"].get("totalSize", 0)
     return total
 
@@ -68,13 +69,13 @@ def listed(server: ServerProcess) -> int:
     ids=["not-json", "wrong-version", "no-method", "batch", "unknown-method", "bad-params"],
 )
 def test_malformed_json_rpc_gets_the_spec_error(
-    server: ServerProcess, body: str, code: int
+    server: InProcessServer, body: str, code: int
 ) -> None:
     assert error_code(rpc(server, body)) == code
 
 
 def test_a_request_without_the_a2a_version_header_is_taken_as_0_3_and_refused(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     response = httpx.post(
         f"{server.url}/v1/a2a",
@@ -144,26 +145,28 @@ BAD_SENDS: list[tuple[str, dict[str, Any], int]] = [
     ("params", "code"), [(p, c) for _, p, c in BAD_SENDS], ids=[n for n, _, _ in BAD_SENDS]
 )
 def test_a_bad_send_gets_the_spec_error_and_stores_nothing(
-    server: ServerProcess, database: TestDatabase, params: dict[str, Any], code: int
+    server: InProcessServer, params: dict[str, Any], code: int
 ) -> None:
+    tasks, responses = listed(server), server.database.count_responses()
     for method in ("SendMessage", "SendStreamingMessage"):
         assert error_code(call(server, method, params)) == code
-    assert listed(server) == 0
-    assert not database.count_responses()
+    assert listed(server) == tasks
+    assert server.database.count_responses() == responses
 
 
 def test_a_message_to_a_finished_task_is_unsupported_and_starts_nothing(
-    server: ServerProcess, database: TestDatabase
+    server: InProcessServer,
 ) -> None:
+    tasks, responses = listed(server), server.database.count_responses() or 0
     task_id = finished_task(server)
     params = rpc_message("more?")
     params["message"]["taskId"] = task_id
     assert error_code(call(server, "SendMessage", params)) == -32004
-    assert listed(server) == 1
-    assert database.count_responses() == 1
+    assert listed(server) == tasks + 1
+    assert server.database.count_responses() == responses + 1
 
 
-def test_a_body_over_the_limit_is_an_invalid_request(server: ServerProcess) -> None:
+def test_a_body_over_the_limit_is_an_invalid_request(server: InProcessServer) -> None:
     answer = call(server, "SendMessage", rpc_message("x" * 5000))
     assert error_code(answer) == -32600
     assert "larger than the limit" in answer["error"]["message"]
@@ -185,17 +188,17 @@ def test_a_body_over_the_limit_is_an_invalid_request(server: ServerProcess) -> N
         ),
     ],
 )
-def test_an_unknown_task_is_not_found(server: ServerProcess, method: str, params: Any) -> None:
+def test_an_unknown_task_is_not_found(server: InProcessServer, method: str, params: Any) -> None:
     assert error_code(call(server, method, params)) == -32001
 
 
-def test_a_response_of_the_responses_api_is_not_an_a2a_task(server: ServerProcess) -> None:
+def test_a_response_of_the_responses_api_is_not_an_a2a_task(server: InProcessServer) -> None:
     with server.client() as openai:
         response = openai.responses.create(model="echo", input="hi")
     assert error_code(call(server, "GetTask", {"id": response.id})) == -32001
 
 
-def test_a_finished_task_cannot_be_cancelled_or_subscribed_to(server: ServerProcess) -> None:
+def test_a_finished_task_cannot_be_cancelled_or_subscribed_to(server: InProcessServer) -> None:
     task_id = finished_task(server)
     assert error_code(call(server, "CancelTask", {"id": task_id})) == -32002
     answer = call(server, "SubscribeToTask", {"id": task_id})
@@ -204,7 +207,7 @@ def test_a_finished_task_cannot_be_cancelled_or_subscribed_to(server: ServerProc
 
 
 @pytest.mark.parametrize("value", ["abc", "-1", "1.5", "99999999999999999999"])
-def test_a_bad_last_event_id_is_invalid_params(server: ServerProcess, value: str) -> None:
+def test_a_bad_last_event_id_is_invalid_params(server: InProcessServer, value: str) -> None:
     task_id = finished_task(server)
     answer = call(server, "SubscribeToTask", {"id": task_id}, **{"Last-Event-ID": value})
     assert error_code(answer) == -32602
@@ -214,14 +217,14 @@ def test_a_bad_last_event_id_is_invalid_params(server: ServerProcess, value: str
     "params",
     [{"pageSize": 0}, {"pageSize": 101}, {"pageToken": "not-a-token"}, {"historyLength": -2}],
 )
-def test_bad_list_parameters_are_invalid_params(server: ServerProcess, params: Any) -> None:
+def test_bad_list_parameters_are_invalid_params(server: InProcessServer, params: Any) -> None:
     assert error_code(call(server, "ListTasks", params)) == -32602
 
 
 # -- the HTTP+JSON binding -----------------------------------------------------------------------
 
 
-def test_rest_errors_carry_their_http_status(server: ServerProcess) -> None:
+def test_rest_errors_carry_their_http_status(server: InProcessServer) -> None:
     headers = {"A2A-Version": "1.0"}
     with httpx.Client(base_url=f"{server.url}/v1/a2a", timeout=TIMEOUT, headers=headers) as http:
         missing = http.get("/tasks/resp_unknown")
@@ -234,25 +237,12 @@ def test_rest_errors_carry_their_http_status(server: ServerProcess) -> None:
 
 
 # -- switching A2A on and off ----------------------------------------------------------------------
+# (Without the a2a extra installed, asking for A2A is refused by the CLI: a process of its own,
+# in tests/e2e/test_a2a_without_extra.py.)
 
 
-def test_without_the_a2a_extra_asking_for_a2a_is_a_one_line_error(tmp_path: Path) -> None:
-    # a2a-sdk made unimportable, as on an installation without the extra.
-    code = (
-        "import sys; sys.modules['a2a'] = None; from outlast.cli import main; "
-        f"main(['serve', '--a2a', '--port', '1', '--db', 'sqlite:///{tmp_path}/x.db'])"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "pip install 'outlast[a2a]'" in lines[0]
-
-
-def test_no_a2a_serves_no_agent_card(make_server: Callable[..., ServerProcess]) -> None:
-    server = a2a_server(make_server, "--no-a2a")
+def test_no_a2a_serves_no_agent_card(make_server: Callable[..., InProcessServer]) -> None:
+    server = make_server("--drain-timeout", "1", "--no-a2a", agent=A2A_ROUTER)
     assert (
         httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=TIMEOUT).status_code == 404
     )
