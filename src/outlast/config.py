@@ -1,81 +1,496 @@
-"""One typed settings object, built in one place (the CLI) from flags and environment variables."""
+"""The server's options, declared once, and the typed settings built from them.
+
+:data:`OPTIONS` is the one table of every server option: its flag, its ``OUTLAST_*`` environment
+variable, how its text is parsed, its default and its help. The command line's parser
+(:func:`add_arguments`), the environment (:func:`settings_from`, the one place that reads it), the
+defaults of :class:`Settings` and the documentation page (``scripts/gen_config_docs.py`` writes
+``docs/configuration.md``) are all built from it, so nothing about an option is written twice.
+A flag wins over its environment variable, which wins over the default.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 DEFAULT_DB = "sqlite:///./var/outlast.db"
 DEFAULT_AGENT = "outlast.agents.demo:agent"
+
+# -- parsing one value ---------------------------------------------------------------------
+
+
+class OptionError(ValueError):
+    """A value that an option cannot take; its message is one line, for the command line."""
+
+
+def duration(text: str) -> float:
+    """Seconds, or a number with a unit: ``90``, ``30s``, ``15m``, ``12h``, ``7d``."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    scale = units.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        value = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 30s, 15m, 7d)"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a duration must be positive")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def integer(text: str) -> int:
+    """Any whole number."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def text(value: str) -> str:
+    """The text as it is."""
+    return value
+
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+
+
+def boolean(value: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+    lowered = value.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r} (1/0, true/false, yes/no)")
+
+
+# -- the table -------------------------------------------------------------------------------
+
+Kind = Literal["value", "list", "switch", "mode"]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One server option: where it goes in :class:`Settings`, its flag, variable, type and help."""
+
+    dest: str
+    """The :class:`Settings` field: ``max_running``, or ``a2a.name`` in a nested group."""
+    flag: str
+    """The command-line flag, ``--max-running``."""
+    env: str
+    """The environment variable, ``OUTLAST_MAX_RUNNING``."""
+    help: str
+    """One line for ``--help`` and the docs table."""
+    group: str
+    """The section of ``--help`` and of the docs page."""
+    default: Any = None
+    parse: Callable[[str], Any] = text
+    """Turns one value's text (a flag's argument, the variable's value) into the setting."""
+    kind: Kind = "value"
+    """``value``: ``--flag X``; ``list``: repeatable, the variable holding several (see
+    ``separator``); ``switch``: ``--flag`` alone sets ``flag_value``, the variable is a boolean;
+    ``mode``: ``--flag`` and ``--no-flag`` pick two of the ``choices`` the variable may name."""
+    choices: tuple[str, ...] = ()
+    metavar: str | None = None
+    env_note: str = ""
+    """How the variable's value is written, when not as the flag's (``comma-separated``)."""
+    default_text: str | None = None
+    """How the default reads in help and docs, when its value alone does not say it."""
+    details: str = ""
+    """More for the docs page (Markdown), after the help."""
+    separator: str | None = ","
+    """For a ``list``: what separates items in the variable (``None``: the value is one item)."""
+    flag_value: Any = True
+    """For a ``switch``: what the flag sets (``False`` for a ``--no-…`` flag); for a ``mode``: what
+    ``--flag`` picks."""
+    negative: tuple[Any, str] | None = None
+    """For a ``mode``: what ``--no-flag`` picks, and its help."""
+    env_fallbacks: tuple[str, ...] = ()
+    """Variables read, in order, when ``env`` is unset (another program's standard name)."""
+    commands: tuple[str, ...] = ("serve",)
+    """The commands that take the option."""
+
+    @property
+    def settings_field(self) -> str:
+        """The field's name inside its group (``name`` for ``a2a.name``)."""
+        return self.dest.rpartition(".")[2]
+
+    @property
+    def shown_metavar(self) -> str:
+        """The flag's argument in ``--help``: ``--lease LEASE``."""
+        return self.metavar or self.flag.removeprefix("--").upper().replace("-", "_")
+
+    @property
+    def env_usage(self) -> str:
+        """The variable as help and docs name it: ``OUTLAST_INSECURE=1``, ``OUTLAST_API_KEYS,
+        comma-separated``."""
+        if self.kind == "switch":
+            return f"{self.env}={1 if self.flag_value else 0}"
+        return f"{self.env}, {self.env_note}" if self.env_note else self.env
+
+    @property
+    def negative_flag(self) -> str:
+        """A ``mode`` option's second flag: ``--no-a2a`` for ``--a2a``."""
+        return "--no-" + self.flag.removeprefix("--")
+
+    def shown_default(self) -> str | None:
+        """The default as help and docs show it (``None``: it has none worth showing)."""
+        if self.default_text is not None:
+            return self.default_text
+        default = self.default
+        if default is None or default == [] or default is False:
+            return None
+        if isinstance(default, float) and default.is_integer():
+            return str(int(default))
+        return str(default)
+
+    def from_text(self, value: str, source: str) -> Any:
+        """Parse one value; an :class:`OptionError` naming ``source`` when it does not parse."""
+        try:
+            parsed = self.parse(value)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise OptionError(f"{source}: {exc}") from None
+        if self.choices and parsed not in self.choices:
+            allowed = ", ".join(self.choices)
+            raise OptionError(f"{source} must be one of {allowed}, not {value!r}")
+        return parsed
+
+    def from_env(self, environ: Mapping[str, str]) -> Any:
+        """The value the environment gives (``None``: unset or empty, so the default holds)."""
+        for name in (self.env, *self.env_fallbacks):
+            raw = environ.get(name, "")
+            if raw.strip():
+                break
+        else:
+            return None
+        if self.kind == "list":
+            items = [raw] if self.separator is None else raw.split(self.separator)
+            return [self.from_text(item.strip(), name) for item in items if item.strip()]
+        return self.from_text(raw.strip(), name)
+
+
+SERVER = "Server"
+RUNS = "Runs"
+REPLICAS = "PostgreSQL replicas"
+A2A = "A2A (Agent2Agent) transport"
+OBSERVE = "Metrics and webhooks"
+UPSTREAM = "The upstream model agent"
+
+OPTIONS: tuple[Option, ...] = (
+    # -- the server ------------------------------------------------------------------------
+    Option("host", "--host", "OUTLAST_HOST", "address to bind", SERVER, default="127.0.0.1",
+           details="Without API keys, a non-loopback address is refused unless `--insecure`."),
+    Option("port", "--port", "OUTLAST_PORT", "port", SERVER, default=8000, parse=integer),
+    Option("db", "--db", "OUTLAST_DATABASE_URL", "database URL", SERVER, default=DEFAULT_DB,
+           commands=("serve", "db upgrade"),
+           details="`sqlite:///relative`, `sqlite:////absolute/path`, or "
+                   "`postgresql://user@host:5432/db` ([many replicas](replicas.md))."),
+    Option("agent", "--agent", "OUTLAST_AGENT", "the agent, as module:attribute", SERVER,
+           default=DEFAULT_AGENT, default_text="the demo agent",
+           details="An async generator function or a framework's agent ([Agents](agents.md)); "
+                   f"the demo agent is `{DEFAULT_AGENT}`."),
+    Option("api_keys", "--api-key", "OUTLAST_API_KEYS",
+           "an accepted API key", SERVER, default=[], kind="list",
+           env_note="comma-separated",
+           details="With keys, `/v1/` needs `Authorization: Bearer <key>` "
+                   "([auth](api.md#auth-and-isolation))."),
+    Option("insecure", "--insecure", "OUTLAST_INSECURE",
+           "allow binding a non-loopback address without API keys", SERVER, default=False,
+           parse=boolean, kind="switch"),
+    Option("max_body_bytes", "--max-body-size", "OUTLAST_MAX_BODY_SIZE",
+           "largest request body in bytes", SERVER, default=16 * 1024 * 1024,
+           parse=positive_int, default_text="16 MiB", details="Larger request bodies get 413."),
+    Option("sqlite_synchronous", "--sqlite-synchronous", "OUTLAST_SQLITE_SYNCHRONOUS",
+           "FULL survives power loss; NORMAL only process crashes", SERVER, default="FULL",
+           choices=("FULL", "NORMAL"), details="See [durability](durability.md)."),
+    Option("log_level", "--log-level", "OUTLAST_LOG_LEVEL", "how much to log", SERVER,
+           default="info", choices=("debug", "info", "warning", "error"),
+           details="At `info`, one log line per run state change."),
+    Option("access_log", "--access-log", "OUTLAST_ACCESS_LOG", "log every HTTP request", SERVER,
+           default=False, parse=boolean, kind="switch"),
+    # -- runs --------------------------------------------------------------------------------
+    Option("max_running", "--max-running", "OUTLAST_MAX_RUNNING",
+           "runs executing at once; more wait as queued", RUNS, default=1000,
+           parse=positive_int, details="Queued runs start in order."),
+    Option("max_queued", "--max-queued", "OUTLAST_MAX_QUEUED",
+           "runs waiting at once; beyond it, 429", RUNS, default=10_000, parse=positive_int,
+           details="Beyond it `POST /v1/responses` answers 429 `rate_limit_exceeded`."),
+    Option("run_timeout", "--run-timeout", "OUTLAST_RUN_TIMEOUT",
+           "seconds a run may execute before it fails", RUNS, default=3600.0, parse=duration,
+           details="Counted from when it starts; past it the run ends `failed` saying so."),
+    Option("drain_timeout", "--drain-timeout", "OUTLAST_DRAIN_TIMEOUT",
+           "on SIGTERM, seconds runs get to finish", RUNS, default=30.0, parse=duration,
+           details="On SIGTERM/SIGINT the server keeps answering (new runs get 503) while running "
+                   "runs finish; those still running then end `failed`."),
+    Option("retention", "--retention", "OUTLAST_RETENTION",
+           "how long responses are kept after they end", RUNS, default=7 * 86400.0,
+           parse=duration, default_text="7d",
+           details="Then the response and its events are deleted, and it answers 404."),
+    Option("retention_interval", "--retention-interval", "OUTLAST_RETENTION_INTERVAL",
+           "seconds between sweeps deleting expired responses", RUNS, default=60.0,
+           parse=duration,
+           details="On a shared database one replica at a time sweeps (500 at a time)."),
+    # -- replicas ----------------------------------------------------------------------------
+    Option("role", "--role", "OUTLAST_ROLE",
+           "with PostgreSQL: serve HTTP and execute runs (both), only serve (api) or only "
+           "execute (worker)", REPLICAS, default="both", choices=("both", "api", "worker"),
+           details="A worker answers only `/healthz` (and `/metrics`); with SQLite one process "
+                   "serves and executes."),
+    Option("lease_seconds", "--lease", "OUTLAST_LEASE",
+           "with PostgreSQL: seconds a replica that stops answering keeps its runs before "
+           "another replica ends them", REPLICAS, default=10.0, parse=duration),
+    Option("max_attempts", "--max-attempts", "OUTLAST_MAX_ATTEMPTS",
+           "with PostgreSQL: attempts a run gets when its replica dies", REPLICAS,
+           parse=positive_int, default_text="1, or what the agent declares with "
+                                            "outlast.retry_safe"),
+    Option("db_pool_size", "--db-pool-size", "OUTLAST_DB_POOL_SIZE",
+           "PostgreSQL connections per replica", REPLICAS, default=10, parse=positive_int,
+           details="For runs and the API; a replica holds at most this many plus one for "
+                   "notifications and two for A2A's task index."),
+    # -- A2A ---------------------------------------------------------------------------------
+    Option("a2a.enabled", "--a2a", "OUTLAST_A2A",
+           "require the A2A transport", A2A, default="auto", env_note="on, off or auto",
+           kind="mode", choices=("auto", "on", "off"), flag_value="on",
+           negative=("off", "do not serve A2A"),
+           default_text="auto: served when the a2a extra is installed"),
+    Option("a2a.name", "--a2a-name", "OUTLAST_A2A_NAME", "agent card name", A2A,
+           default_text="the --agent spec"),
+    Option("a2a.description", "--a2a-description", "OUTLAST_A2A_DESCRIPTION",
+           "agent card description", A2A, default_text="the agent's docstring",
+           details="The first paragraph of the agent's docstring, by default."),
+    Option("a2a.skills", "--a2a-skill", "OUTLAST_A2A_SKILLS",
+           "an agent card skill, 'Name: description' or a JSON object", A2A, default=[],
+           kind="list", separator=None, env_note="a JSON array", default_text="one skill named after the agent",
+           details='A JSON object has `{"id", "name", "description", "tags", "examples"}`.'),
+    Option("a2a.url", "--a2a-url", "OUTLAST_A2A_URL",
+           "public base URL advertised in the agent card", A2A, default_text="http://HOST:PORT",
+           details="Set it behind a proxy."),
+    Option("a2a.db", "--a2a-db", "OUTLAST_A2A_DATABASE_URL", "database URL of the A2A tables",
+           A2A, default_text="beside --db",
+           details="For SQLite a sibling file, for PostgreSQL the same database."),
+    Option("a2a.allow_private_push", "--a2a-allow-private-push",
+           "OUTLAST_A2A_ALLOW_PRIVATE_PUSH",
+           "accept push-notification URLs on loopback/private addresses", A2A, default=False,
+           parse=boolean, kind="switch"),
+    # -- metrics and webhooks ----------------------------------------------------------------
+    Option("observe.metrics", "--no-metrics", "OUTLAST_METRICS",
+           "do not serve Prometheus metrics at /metrics",
+           OBSERVE, default=True, parse=boolean, kind="switch", flag_value=False,
+           default_text="metrics on"),
+    Option("observe.webhooks", "--webhook", "OUTLAST_WEBHOOKS",
+           "POST response.completed/failed/cancelled/incomplete events of background responses "
+           "to this URL", OBSERVE, default=[], kind="list", metavar="URL",
+           env_note="comma-separated"),
+    Option("observe.webhook_secret", "--webhook-secret", "OUTLAST_WEBHOOK_SECRET",
+           "the webhook signing secret, whsec_... as OpenAI issues them (required with "
+           "--webhook)", OBSERVE, details="Or any string."),
+    Option("observe.webhook_retry_period", "--webhook-retry-period",
+           "OUTLAST_WEBHOOK_RETRY_PERIOD",
+           "how long failed deliveries are retried, with exponential backoff", OBSERVE,
+           default=72 * 3600.0, parse=duration, default_text="72h",
+           details="Counted from the event."),
+    Option("observe.webhook_concurrency", "--webhook-concurrency", "OUTLAST_WEBHOOK_CONCURRENCY",
+           "deliveries in flight at once per endpoint", OBSERVE, default=8, parse=positive_int,
+           details="Per replica."),
+    Option("observe.webhook_timeout", "--webhook-timeout", "OUTLAST_WEBHOOK_TIMEOUT",
+           "seconds one delivery attempt may take", OBSERVE, default=10.0, parse=duration),
+    # -- the upstream model agent ------------------------------------------------------------
+    Option("upstream.base_url", "--upstream-base-url", "OUTLAST_UPSTREAM_BASE_URL",
+           "the upstream model server's /v1 URL", UPSTREAM,
+           default_text="the openai SDK's: OPENAI_BASE_URL, or OpenAI",
+           details="Read by `--agent outlast.agents:upstream` ([Agents](agents.md))."),
+    Option("upstream.api_key", "--upstream-api-key", "OUTLAST_UPSTREAM_API_KEY",
+           "the upstream model server's API key", UPSTREAM, env_fallbacks=("OPENAI_API_KEY",),
+           default_text="OPENAI_API_KEY, else none"),
+    Option("upstream.model", "--upstream-model", "OUTLAST_UPSTREAM_MODEL",
+           "the upstream model to use", UPSTREAM, default_text="the model the client asked for"),
+    Option("upstream.api", "--upstream-api", "OUTLAST_UPSTREAM_API",
+           "the API the upstream server speaks: chat (Chat Completions) or responses", UPSTREAM,
+           default="chat", parse=lambda value: value.strip().lower(),
+           choices=("chat", "responses"), details="Every server has Chat Completions."),
+)  # fmt: skip
+
+OPTIONS_BY_DEST: dict[str, Option] = {option.dest: option for option in OPTIONS}
+
+
+def _default(dest: str) -> Any:
+    """A :class:`Settings` field's default, from the table (a list's is always empty)."""
+    return OPTIONS_BY_DEST[dest].default
+
+
+# -- the settings ----------------------------------------------------------------------------
+# Every field's default, type of text and help are in OPTIONS above, under the same name (lists
+# start empty; tests/unit/test_options.py checks each default against the table).
 
 
 @dataclass(slots=True)
 class A2ASettings:
     """The A2A transport (:mod:`outlast.a2a`): whether it is served, and its agent card."""
 
-    enabled: str = "auto"
-    """``auto``: served when the ``a2a`` extra is installed; ``on``: required; ``off``: never."""
-    name: str | None = None
-    """The agent card's name (default: the ``--agent`` spec)."""
-    description: str | None = None
-    """The agent card's description (default: the agent's docstring)."""
+    enabled: str = _default("a2a.enabled")
+    name: str | None = _default("a2a.name")
+    description: str | None = _default("a2a.description")
     skills: list[str] = field(default_factory=list)
-    """``--a2a-skill`` values: ``"Name: description"``, a JSON object or a JSON array of them."""
-    url: str | None = None
-    """The public base URL the agent card advertises (default ``http://host:port``)."""
-    db: str | None = None
-    """Database URL of the A2A tables (default: a sibling SQLite file, or the same PostgreSQL)."""
-    allow_private_push: bool = False
-    """Accept push-notification URLs on loopback and private addresses (refused by default)."""
+    url: str | None = _default("a2a.url")
+    db: str | None = _default("a2a.db")
+    allow_private_push: bool = _default("a2a.allow_private_push")
 
 
 @dataclass(slots=True)
 class ObserveSettings:
     """Metrics, traces and webhooks (:mod:`outlast.observe`)."""
 
-    metrics: bool = True
-    """Serve Prometheus metrics at ``/metrics``."""
+    metrics: bool = _default("observe.metrics")
     webhooks: list[str] = field(default_factory=list)
-    """Endpoints POSTed to when a background response ends."""
-    webhook_secret: str | None = None
-    """The signing secret (``whsec_…`` base64, as OpenAI issues them, or any string)."""
-    webhook_retry_period: float = 72 * 3600.0
-    """How long failed deliveries are retried (exponential backoff), from the event."""
-    webhook_concurrency: int = 8
-    """Deliveries in flight at once per endpoint, per replica."""
-    webhook_timeout: float = 10.0
-    """Seconds one delivery attempt may take."""
+    webhook_secret: str | None = _default("observe.webhook_secret")
+    webhook_retry_period: float = _default("observe.webhook_retry_period")
+    webhook_concurrency: int = _default("observe.webhook_concurrency")
+    webhook_timeout: float = _default("observe.webhook_timeout")
+
+
+@dataclass(slots=True)
+class UpstreamSettings:
+    """Where the upstream model agent (:mod:`outlast.agents.upstream`) sends each response."""
+
+    base_url: str | None = _default("upstream.base_url")
+    api_key: str | None = _default("upstream.api_key")
+    model: str | None = _default("upstream.model")
+    api: str = _default("upstream.api")
 
 
 @dataclass(slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    db: str = DEFAULT_DB
-    agent: str = DEFAULT_AGENT
-    max_running: int = 1000
-    """Runs executing at once; more wait as ``queued``."""
-    max_queued: int = 10_000
-    """Runs waiting at once; beyond it creating a run answers 429."""
-    run_timeout: float = 3600.0
-    """Seconds a run may execute (from when it starts) before it ends ``failed``."""
-    retention: float = 7 * 24 * 3600.0
-    """Seconds a response is kept after it ends."""
-    retention_interval: float = 60.0
-    """Seconds between retention sweeps (one replica at a time sweeps a shared database)."""
+    """Everything ``outlast serve`` is configured with (see :data:`OPTIONS` for each field)."""
+
+    host: str = _default("host")
+    port: int = _default("port")
+    db: str = _default("db")
+    agent: str = _default("agent")
+    max_running: int = _default("max_running")
+    max_queued: int = _default("max_queued")
+    run_timeout: float = _default("run_timeout")
+    retention: float = _default("retention")
+    retention_interval: float = _default("retention_interval")
     api_keys: list[str] = field(default_factory=list)
-    insecure: bool = False
-    drain_timeout: float = 30.0
-    """On SIGTERM, seconds running runs get to finish before they are ended ``failed``."""
-    max_body_bytes: int = 16 * 1024 * 1024
-    sqlite_synchronous: str = "FULL"
-    role: str = "both"
-    """``both`` serves HTTP and executes runs; ``api`` only serves; ``worker`` only executes."""
-    lease_seconds: float = 10.0
-    """On a shared database: how long a silent replica keeps its runs before others end them."""
-    db_pool_size: int = 10
-    """Connections per replica to a PostgreSQL database."""
-    max_attempts: int | None = None
-    """Attempts a run gets when the replica executing it dies (default: what the agent says)."""
-    log_level: str = "info"
+    insecure: bool = _default("insecure")
+    drain_timeout: float = _default("drain_timeout")
+    max_body_bytes: int = _default("max_body_bytes")
+    sqlite_synchronous: str = _default("sqlite_synchronous")
+    role: str = _default("role")
+    lease_seconds: float = _default("lease_seconds")
+    db_pool_size: int = _default("db_pool_size")
+    max_attempts: int | None = _default("max_attempts")
+    log_level: str = _default("log_level")
+    access_log: bool = _default("access_log")
     a2a: A2ASettings = field(default_factory=A2ASettings)
-    observe: ObserveSettings = field(default_factory=lambda: ObserveSettings())
+    observe: ObserveSettings = field(default_factory=ObserveSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+
+
+# -- the command line and the environment ----------------------------------------------------
+
+
+def options_for(command: str) -> tuple[Option, ...]:
+    """The options ``command`` (``serve``, ``db upgrade``) takes."""
+    return tuple(option for option in OPTIONS if command in option.commands)
+
+
+def help_text(option: Option) -> str:
+    """``--help``'s line: the help, then whether it repeats, the variable and the default."""
+    notes = ["repeatable"] if option.kind == "list" else []
+    notes.append(f"env {option.env_usage}")
+    shown = option.shown_default()
+    if shown is not None:
+        notes.append(f"default {shown}")
+    return f"{option.help} ({'; '.join(notes)})"
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add ``command``'s options to ``parser``, in groups, as the table declares them.
+
+    Every default is ``None`` here: :func:`settings_from` tells a flag given from one left out,
+    so the environment and then the table's default fill in what the flags did not say.
+    """
+    groups: dict[str, Any] = {}
+    for option in options_for(command):
+        if option.group == SERVER:
+            target: Any = parser
+        else:
+            target = groups.get(option.group) or groups.setdefault(
+                option.group, parser.add_argument_group(option.group)
+            )
+        dest = option.dest.replace(".", "__")
+        if option.kind == "switch":
+            target.add_argument(option.flag, dest=dest, action="store_const",
+                                const=option.flag_value, default=None, help=help_text(option))  # fmt: skip
+        elif option.kind == "mode":
+            assert option.negative is not None, option.flag
+            off, off_help = option.negative
+            target.add_argument(option.flag, dest=dest, action="store_const",
+                                const=option.flag_value, default=None, help=help_text(option))  # fmt: skip
+            target.add_argument(option.negative_flag, dest=dest, action="store_const", const=off,
+                                help=off_help)  # fmt: skip
+        else:
+            target.add_argument(
+                option.flag,
+                dest=dest,
+                type=option.parse,
+                choices=option.choices or None,
+                action="append" if option.kind == "list" else "store",
+                default=None,
+                metavar=None if option.choices else option.shown_metavar,
+                help=help_text(option),
+            )
+
+
+def _set(settings: Settings, dest: str, value: Any) -> None:
+    group, _, name = dest.rpartition(".")
+    setattr(getattr(settings, group) if group else settings, name, value)
+
+
+def settings_from(
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    command: str = "serve",
+) -> Settings:
+    """The settings: each option from its flag in ``args``, else its variable, else its default.
+
+    ``environ`` defaults to the process's environment: this is the one place outlast reads it
+    for its own options. Raises :class:`OptionError` (a one-line message) for a variable that
+    does not parse; flags were parsed by argparse already.
+    """
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    for option in options_for(command):
+        value = getattr(args, option.dest.replace(".", "__"), None) if args else None
+        if value is None:
+            value = option.from_env(env)
+        if value is not None:
+            _set(settings, option.dest, value)
+    return settings
+
+
+def field_names() -> set[str]:
+    """Every settings field, nested ones as ``group.name`` (the table must cover them all)."""
+    names = {f.name for f in fields(Settings)} - {"a2a", "observe", "upstream"}
+    for group, cls in (("a2a", A2ASettings), ("observe", ObserveSettings),
+                       ("upstream", UpstreamSettings)):  # fmt: skip
+        names |= {f"{group}.{f.name}" for f in fields(cls)}
+    return names

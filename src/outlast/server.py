@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from outlast.a2a import create_a2a
 from outlast.agents.base import Agent
 from outlast.agents.loading import load_agent
+from outlast.agents.upstream import configure as configure_upstream
 from outlast.config import Settings
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError
@@ -36,6 +37,8 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     )
     # Metrics, webhooks and traces (outlast.observe); /metrics is served by every role.
     observability = observe.build(settings, store)
+    # The upstream model agent's --upstream-* options (it reads no environment of its own).
+    configure_upstream(settings.upstream)
     engine = Engine(settings, store, agent or load_agent(settings.agent), observability.observer)
     if observability.metrics is not None:
         observability.metrics.watch_engine(

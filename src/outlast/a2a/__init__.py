@@ -11,7 +11,7 @@ import importlib.util
 import logging
 from typing import TYPE_CHECKING
 
-from outlast.config import Settings
+from outlast.config import OPTIONS_BY_DEST, Settings
 
 if TYPE_CHECKING:
     from outlast.a2a.service import A2AService
@@ -34,8 +34,11 @@ def create_a2a(settings: Settings, engine: Engine) -> A2AService | None:
     but the extra is missing, or its settings are invalid.
     """
     mode = settings.a2a.enabled
-    if mode not in ("auto", "on", "off"):
-        raise ValueError(f"OUTLAST_A2A must be 'auto', 'on' or 'off', not {mode!r}")
+    # The command line checks the mode against the option table; this catches Settings built in
+    # code with a mode the table does not know.
+    modes = OPTIONS_BY_DEST["a2a.enabled"].choices
+    if mode not in modes:
+        raise ValueError(f"OUTLAST_A2A must be one of {', '.join(modes)}, not {mode!r}")
     if mode == "off":
         return None
     missing = missing_modules()

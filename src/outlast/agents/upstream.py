@@ -2,14 +2,18 @@
 
 It forwards each response to an OpenAI-compatible model server (vLLM, Ollama, llama.cpp, a
 gateway, OpenAI) and streams the model's answer back, which gives background mode, resumable
-streams and cancel to a server that lacks them. Configured by environment variables:
+streams and cancel to a server that lacks them. Configured by the server's ``--upstream-*``
+options (:class:`outlast.config.UpstreamSettings`, which the composition root hands to
+:func:`configure`):
 
-- ``OUTLAST_UPSTREAM_BASE_URL``: the server's ``/v1`` URL (default: the ``openai`` SDK's, i.e.
-  ``OPENAI_BASE_URL`` or OpenAI);
-- ``OUTLAST_UPSTREAM_API_KEY``: its API key (default ``OPENAI_API_KEY``, else none);
-- ``OUTLAST_UPSTREAM_MODEL``: the model to use (default: the ``model`` the client asked for);
-- ``OUTLAST_UPSTREAM_API``: ``chat`` (Chat Completions, the default: every server has it) or
-  ``responses``.
+- ``--upstream-base-url`` / ``OUTLAST_UPSTREAM_BASE_URL``: the server's ``/v1`` URL (default: the
+  ``openai`` SDK's, i.e. ``OPENAI_BASE_URL`` or OpenAI);
+- ``--upstream-api-key`` / ``OUTLAST_UPSTREAM_API_KEY``: its API key (default ``OPENAI_API_KEY``,
+  else none);
+- ``--upstream-model`` / ``OUTLAST_UPSTREAM_MODEL``: the model to use (default: the ``model`` the
+  client asked for);
+- ``--upstream-api`` / ``OUTLAST_UPSTREAM_API``: ``chat`` (Chat Completions, the default: every
+  server has it) or ``responses``.
 
 The whole conversation (the ``previous_response_id`` chain) is sent on each request, with the
 client's function tools; a function call ends the response, and the client sends its output
@@ -18,7 +22,6 @@ in the next one, as with OpenAI. Cancelling a run closes the request to the mode
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -28,6 +31,7 @@ from openai import AsyncOpenAI, AsyncStream
 from outlast.agents.base import AgentRequest
 from outlast.agents.history import chat_messages, conversation, responses_input
 from outlast.agents.responses_stream import ResponsesTranslator
+from outlast.config import UpstreamSettings
 from outlast.protocol.outputs import (
     AgentOutput,
     FunctionCall,
@@ -44,46 +48,34 @@ RESPONSES_PARAMS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamConfig:
-    """Where the upstream model is and which API it speaks, from the environment."""
+_settings = UpstreamSettings()
 
-    base_url: str | None
-    api_key: str
-    model: str | None
-    api: str
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> UpstreamConfig:
-        api = env.get("OUTLAST_UPSTREAM_API", "chat").strip().lower() or "chat"
-        if api not in ("chat", "responses"):
-            raise ValueError(f"OUTLAST_UPSTREAM_API must be 'chat' or 'responses', got {api!r}")
-        return cls(
-            base_url=env.get("OUTLAST_UPSTREAM_BASE_URL") or None,
-            api_key=env.get("OUTLAST_UPSTREAM_API_KEY") or env.get("OPENAI_API_KEY") or "none",
-            model=env.get("OUTLAST_UPSTREAM_MODEL") or None,
-            api=api,
-        )
+def configure(settings: UpstreamSettings) -> None:
+    """Where the upstream agent sends its requests, from now on (the server calls it once)."""
+    global _settings
+    _settings = settings
 
 
 _clients: dict[tuple[str | None, str], AsyncOpenAI] = {}
 
 
-def _client(config: UpstreamConfig) -> AsyncOpenAI:
-    # One client (one connection pool) per upstream, for the life of the process.
-    key = (config.base_url, config.api_key)
+def _client(settings: UpstreamSettings) -> AsyncOpenAI:
+    # One client (one connection pool) per upstream, for the life of the process. The SDK insists
+    # on a key; a server without keys accepts any.
+    key = (settings.base_url, settings.api_key or "none")
     client = _clients.get(key)
     if client is None:
-        client = _clients[key] = AsyncOpenAI(base_url=config.base_url, api_key=config.api_key)
+        client = _clients[key] = AsyncOpenAI(base_url=key[0], api_key=key[1])
     return client
 
 
 async def upstream(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """Forward ``request`` to the upstream model and stream its answer."""
-    config = UpstreamConfig.from_env()
-    client = _client(config)
-    model = config.model or request.model
-    if config.api == "responses":
+    settings = _settings
+    client = _client(settings)
+    model = settings.model or request.model
+    if settings.api == "responses":
         stream = _responses(client, model, request)
     else:
         stream = _chat(client, model, request)

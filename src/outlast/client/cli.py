@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -103,11 +103,25 @@ def base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+def connection(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """The server URL and API key of a client command: its flags, else ``OUTLAST_URL`` and
+    ``OUTLAST_API_KEY``, else the defaults.
+
+    The client is a program of its own, so it has its own two options, read here and only here;
+    the server's options are in :mod:`outlast.config`.
+    """
+    env = os.environ if environ is None else environ
+    url = args.url or env.get("OUTLAST_URL") or DEFAULT_URL
+    # The SDK insists on a key; a server without keys accepts any.
+    key = args.api_key or env.get("OUTLAST_API_KEY") or "none"
+    return url, key
+
+
 def main(args: argparse.Namespace) -> int:
     """Run one client command; returns the exit code."""
-    url = args.url or os.environ.get("OUTLAST_URL") or DEFAULT_URL
-    # The SDK insists on a key; a server without keys accepts any.
-    key = args.api_key or os.environ.get("OUTLAST_API_KEY") or "none"
+    url, key = connection(args)
     commands: dict[str, Callable[[OutlastClient, argparse.Namespace], int]] = {
         "run": run_command,
         "tail": tail_command,
