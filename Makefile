@@ -2,35 +2,52 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two installs into the one .venv, each with its stamp: serving needs only the package itself
+# (about 35 packages); tests, lint, docs and benchmarks need the dev extra (about 140).
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint fmt typecheck docs bench clean
+.PHONY: serve test lint fmt typecheck docs docs-config generate bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-serve: $(STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the demo agent
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(SERVE_STAMP)
+
+serve: $(SERVE_STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the demo agent
 	$(BIN)/outlast serve
 
 test: $(STAMP) docs  ## run every test
 	$(BIN)/pytest
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: $(STAMP) docs-config  ## ruff, mypy, and the generated files in step with their sources
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/unasync.py --check
+
+docs-config: $(STAMP)  ## fail when docs/configuration.md is not what the option table generates
+	$(BIN)/python scripts/gen_config_docs.py --check
+
+generate: $(STAMP)  ## rewrite the generated files: client/_sync.py, docs/configuration.md
+	$(BIN)/python scripts/unasync.py
+	$(BIN)/python scripts/gen_config_docs.py
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-docs: $(STAMP)  ## build the documentation site into site/; any warning (a broken link) fails
+docs: $(STAMP) docs-config  ## build the documentation site into site/; any warning (a broken link) fails
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(STAMP)  ## baseline vs outlast, side by side

@@ -231,7 +231,7 @@ OPTIONS: tuple[Option, ...] = (
            parse=positive_int, details="Queued runs start in order."),
     Option("max_queued", "--max-queued", "OUTLAST_MAX_QUEUED",
            "runs waiting at once; beyond it, 429", RUNS, default=10_000, parse=positive_int,
-           details="Beyond it `POST /v1/responses` answers 429 `rate_limit_exceeded`."),
+           details="The 429's error code is `rate_limit_exceeded`."),
     Option("run_timeout", "--run-timeout", "OUTLAST_RUN_TIMEOUT",
            "seconds a run may execute before it fails", RUNS, default=3600.0, parse=duration,
            details="Counted from when it starts; past it the run ends `failed` saying so."),
@@ -315,7 +315,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("upstream.base_url", "--upstream-base-url", "OUTLAST_UPSTREAM_BASE_URL",
            "the upstream model server's /v1 URL", UPSTREAM,
            default_text="the openai SDK's: OPENAI_BASE_URL, or OpenAI",
-           details="Read by `--agent outlast.agents:upstream` ([Agents](agents.md))."),
+           details="Read by `--agent outlast.agents:upstream` "
+                   "([the upstream model](agents.md#the-upstream-model))."),
     Option("upstream.api_key", "--upstream-api-key", "OUTLAST_UPSTREAM_API_KEY",
            "the upstream model server's API key", UPSTREAM, env_fallbacks=("OPENAI_API_KEY",),
            default_text="OPENAI_API_KEY, else none"),
