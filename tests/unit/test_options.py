@@ -6,6 +6,8 @@ settings' defaults all come from it. A flag wins over its variable, which wins o
 from __future__ import annotations
 
 import argparse
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,3 +245,36 @@ def test_the_client_commands_read_their_own_two_variables_after_their_flags() ->
     assert connection(flags, environ) == ("http://127.0.0.1:9/", "flag-key")
     assert connection(none, environ) == ("http://127.0.0.1:8/", "env-key")
     assert connection(none, {}) == (DEFAULT_URL, "none")
+
+
+def _docs_generator() -> Any:
+    """``scripts/gen_config_docs.py`` (a script, not a package module)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gen_config_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_config_docs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_configuration_page_is_what_the_table_generates() -> None:
+    generator = _docs_generator()
+    assert generator.PAGE.read_text() == generator.render()
+
+
+def test_the_configuration_page_lists_every_flag_variable_and_default() -> None:
+    page = _docs_generator().render()
+    for option in OPTIONS:
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{option.flag}`"))
+        assert option.env in row, option.flag
+        shown = option.shown_default()
+        assert shown is None or shown in row, option.flag
+
+
+def test_a_stale_configuration_page_fails_the_check(tmp_path: Path) -> None:
+    generator = _docs_generator()
+    page = tmp_path / "configuration.md"
+    assert generator.main([], page=page) == 0
+    assert generator.main(["--check"], page=page) == 0
+    page.write_text(page.read_text().replace("`1000`", "`999`"))
+    assert generator.main(["--check"], page=page) == 1
