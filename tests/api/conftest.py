@@ -44,8 +44,9 @@ def backend() -> str:
 
 @pytest.fixture
 def server(servers: ServerPool, backend: str) -> InProcessServer:
-    """The shared open server (no API keys) hosting ``scripted_agents:router``."""
-    return servers.get(backend, "--drain-timeout", "1")
+    """The shared server hosting ``scripted_agents:router``: open on SQLite, keyed on
+    PostgreSQL (see :meth:`ServerPool.shared`); its clients send :data:`inprocess.TEST_KEY`."""
+    return servers.shared(backend)
 
 
 @pytest.fixture

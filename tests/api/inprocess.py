@@ -38,6 +38,7 @@ from outlast.server import create_app
 __all__ = [
     "BACKENDS",
     "KEY_POOL",
+    "TEST_KEY",
     "InProcessServer",
     "ServerPool",
     "cli_settings",
@@ -50,8 +51,11 @@ ROUTER = "scripted_agents:router"
 A2A_ROUTER = "a2a_agents:router"
 """The A2A test agents (tests/support/a2a_agents.py), picked by ``agent=NAME`` or ``model``."""
 
+TEST_KEY = "test-key"
+"""The key the clients of :meth:`InProcessServer.client` send (an open server ignores it)."""
 KEY_POOL = [f"pool-key-{i:04d}" for i in range(1000)]
-"""API keys a keyed shared server accepts; :func:`fresh_key` hands each test unused ones."""
+"""API keys a keyed shared server accepts (besides :data:`TEST_KEY`); :func:`fresh_key` hands
+each test unused ones."""
 _next_key = itertools.count()
 
 
@@ -150,7 +154,13 @@ class InProcessServer:
             self.thread.join(timeout)
         self.socket.close()
 
-    def client(self, api_key: str = "test-key", **kwargs: Any) -> OpenAI:
+    @property
+    def default_key(self) -> str | None:
+        """The key a client of this server sends unless told otherwise: :data:`TEST_KEY`, or
+        none on an open server (an A2A client of an open server sends no header)."""
+        return TEST_KEY if self.settings.api_keys else None
+
+    def client(self, api_key: str = TEST_KEY, **kwargs: Any) -> OpenAI:
         return OpenAI(
             base_url=self.base_url,
             api_key=api_key,
@@ -159,7 +169,7 @@ class InProcessServer:
             **kwargs,
         )
 
-    def async_client(self, api_key: str = "test-key", **kwargs: Any) -> AsyncOpenAI:
+    def async_client(self, api_key: str = TEST_KEY, **kwargs: Any) -> AsyncOpenAI:
         return AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key,
@@ -199,6 +209,19 @@ class ServerPool:
             self.stack.callback(server.stop)
             self.servers[key] = server
         return self.servers[key]
+
+    def keyed(self, backend: str = "sqlite", agent: str = ROUTER) -> InProcessServer:
+        """The shared server of ``agent`` accepting :data:`TEST_KEY` and every key of the pool."""
+        keys = [arg for key in [TEST_KEY, *KEY_POOL] for arg in ("--api-key", key)]
+        return self.get(backend, "--drain-timeout", "1", *keys, agent=agent)
+
+    def shared(self, backend: str = "sqlite", agent: str = ROUTER) -> InProcessServer:
+        """The shared server of ``agent`` for tests that check only what they created: an open
+        one (no API keys) on SQLite; on PostgreSQL the :meth:`keyed` one, since a PostgreSQL
+        database costs seconds to create and drop, so one per agent is enough."""
+        if backend == "sqlite":
+            return self.get(backend, "--drain-timeout", "1", agent=agent)
+        return self.keyed(backend, agent)
 
     def close(self) -> None:
         self.stack.close()

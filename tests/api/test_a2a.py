@@ -3,6 +3,10 @@
 subscribing (the spec's way, and lossless with ``Last-Event-ID``), API-key isolation.
 
 A task is a run of the engine: its id is the response id, and the Responses API sees the same run.
+
+The server is in-process and shared by the tests (an open one, and one accepting a pool of API
+keys for the tests that list tasks or check who owns them, each with keys of its own), on SQLite;
+sending, listing, cancelling and lossless resubscribing run on PostgreSQL too.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2a.client import ClientCallContext
+from a2a.client import Client, ClientCallContext
 from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
@@ -23,14 +27,13 @@ from a2a.types import (
     TaskState,
 )
 from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError, UnsupportedOperationError
+from inprocess import A2A_ROUTER, BACKENDS, InProcessServer, ServerPool, fresh_key
 
 from a2a_support import (
     JSONRPC,
     REST,
     TIMEOUT,
     Text,
-    a2a_client,
-    a2a_server,
     artifact_text,
     count_text,
     is_final,
@@ -41,30 +44,53 @@ from a2a_support import (
     until_final,
     wait_for_task,
 )
+from a2a_support import a2a_client as support_client
 from helpers import iter_sse, wait_for_marker
-from serverproc import ServerProcess
 
 BINDINGS = [JSONRPC, REST]
+ON_EVERY_BACKEND = pytest.mark.parametrize("backend", BACKENDS)
 
 
 @pytest.fixture
-def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return a2a_server(make_server)
+def server(servers: ServerPool, backend: str) -> InProcessServer:
+    """The shared server hosting the A2A test agents (``a2a_agents:router``): open on SQLite,
+    keyed on PostgreSQL (see ``ServerPool.shared``)."""
+    return servers.shared(backend, A2A_ROUTER)
+
+
+@pytest.fixture
+def keyed_server(servers: ServerPool, backend: str) -> InProcessServer:
+    """The shared server hosting the A2A test agents and accepting every key of the pool."""
+    return servers.keyed(backend, A2A_ROUTER)
+
+
+def a2a_client(
+    server: InProcessServer,
+    binding: str = JSONRPC,
+    *,
+    api_key: str | None = None,
+    streaming: bool = True,
+) -> contextlib.AbstractAsyncContextManager[Client]:
+    """``a2a_support.a2a_client``, sending the server's own test key when it needs one."""
+    return support_client(
+        server, binding, api_key=api_key or server.default_key, streaming=streaming
+    )
 
 
 # -- the agent card ------------------------------------------------------------------------------
 
 
 def test_agent_card_lists_both_bindings_streaming_and_push(
-    make_server: Callable[..., ServerProcess],
+    make_server: Callable[..., InProcessServer],
 ) -> None:
-    server = a2a_server(
-        make_server,
+    server = make_server(
+        "--drain-timeout", "1",
         "--a2a-name", "Researcher",
         "--a2a-description", "Looks things up, for hours if need be.",
         "--a2a-skill", "Research: finds and summarises sources",
         "--a2a-skill", '{"id": "sum", "name": "Summaries", "description": "Short ones", '
                        '"tags": ["text"], "examples": ["summarise this"]}',
+        agent=A2A_ROUTER,
     )  # fmt: skip
     card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=TIMEOUT).json()
     assert card["name"] == "Researcher"
@@ -82,7 +108,7 @@ def test_agent_card_lists_both_bindings_streaming_and_push(
     assert card["skills"][1]["examples"] == ["summarise this"]
 
 
-def test_agent_card_defaults_to_the_agent_and_its_docstring(server: ServerProcess) -> None:
+def test_agent_card_defaults_to_the_agent_and_its_docstring(server: InProcessServer) -> None:
     card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=TIMEOUT).json()
     assert card["name"] == "a2a_agents:router"
     assert card["description"].startswith("Dispatches on ``agent=NAME``")
@@ -93,9 +119,10 @@ def test_agent_card_defaults_to_the_agent_and_its_docstring(server: ServerProces
 # -- sending -------------------------------------------------------------------------------------
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.parametrize("binding", BINDINGS)
 async def test_send_message_waits_for_the_end_and_answers_the_completed_task(
-    server: ServerProcess, binding: str
+    server: InProcessServer, binding: str
 ) -> None:
     async with a2a_client(server, binding, streaming=False) as client:
         task = await send(client, request("hello from another agent"))
@@ -112,7 +139,7 @@ async def test_send_message_waits_for_the_end_and_answers_the_completed_task(
 
 
 async def test_return_immediately_answers_submitted_and_the_task_runs_on(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     async with a2a_client(server, streaming=False) as client:
         task = await send(
@@ -128,7 +155,7 @@ async def test_return_immediately_answers_submitted_and_the_task_runs_on(
 
 @pytest.mark.parametrize("binding", BINDINGS)
 async def test_streaming_sends_the_task_then_status_updates_and_artifact_chunks(
-    server: ServerProcess, binding: str
+    server: InProcessServer, binding: str
 ) -> None:
     async with a2a_client(server, binding) as client:
         events = await until_final(client.send_message(request("n=5", model="count")))
@@ -148,7 +175,7 @@ async def test_streaming_sends_the_task_then_status_updates_and_artifact_chunks(
 
 
 async def test_tool_calls_and_reasoning_arrive_as_agent_messages_not_artifacts(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     async with a2a_client(server) as client:
         events = await until_final(client.send_message(request("go", model="tools")))
@@ -170,7 +197,7 @@ async def test_tool_calls_and_reasoning_arrive_as_agent_messages_not_artifacts(
 # -- getting and listing -----------------------------------------------------------------------
 
 
-async def test_get_task_honours_history_length(server: ServerProcess) -> None:
+async def test_get_task_honours_history_length(server: InProcessServer) -> None:
     async with a2a_client(server, streaming=False) as client:
         task = await send(client, request("go", model="tools"))
         full = await client.get_task(GetTaskRequest(id=task.id))
@@ -183,8 +210,11 @@ async def test_get_task_honours_history_length(server: ServerProcess) -> None:
     assert artifact_text(none) == artifact_text(full)
 
 
-async def test_list_tasks_filters_by_context_and_state_and_pages(server: ServerProcess) -> None:
-    async with a2a_client(server, streaming=False) as client:
+@ON_EVERY_BACKEND
+async def test_list_tasks_filters_by_context_and_state_and_pages(
+    keyed_server: InProcessServer,
+) -> None:
+    async with a2a_client(keyed_server, streaming=False, api_key=fresh_key()) as client:
         first = await send(client, request("one"))
         second = await send(client, request("two", context_id=first.context_id))
         other = await send(client, request("three"))
@@ -218,9 +248,10 @@ async def test_list_tasks_filters_by_context_and_state_and_pages(server: ServerP
 # -- cancelling ------------------------------------------------------------------------------------
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.parametrize("binding", BINDINGS)
 async def test_cancel_stops_the_agent_and_a_finished_task_is_not_cancelable(
-    server: ServerProcess, binding: str, tmp_path: Path
+    server: InProcessServer, binding: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     async with a2a_client(server, binding, streaming=False) as client:
@@ -241,8 +272,9 @@ async def test_cancel_stops_the_agent_and_a_finished_task_is_not_cancelable(
 # -- conversations -----------------------------------------------------------------------------
 
 
+@ON_EVERY_BACKEND
 async def test_a_message_in_the_same_context_continues_the_conversation(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     async with a2a_client(server, streaming=False) as client:
         first = await send(client, request("my name is Ada"))
@@ -262,7 +294,7 @@ async def test_a_message_in_the_same_context_continues_the_conversation(
 
 @pytest.mark.parametrize("binding", BINDINGS)
 async def test_subscribe_to_a_running_task_sends_the_task_then_live_events(
-    server: ServerProcess, binding: str
+    server: InProcessServer, binding: str
 ) -> None:
     async with a2a_client(server, binding) as client:
         start = request("n=40 delay=0.03", model="count", return_immediately=True)
@@ -281,7 +313,7 @@ async def test_subscribe_to_a_running_task_sends_the_task_then_live_events(
 
 
 async def test_subscribe_to_a_finished_task_is_unsupported_so_clients_get_it(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     async with a2a_client(server) as client:
         events = await until_final(client.send_message(request("done soon")))
@@ -292,9 +324,10 @@ async def test_subscribe_to_a_finished_task_is_unsupported_so_clients_get_it(
     assert artifact_text(task) == "done soon"
 
 
+@ON_EVERY_BACKEND
 @pytest.mark.parametrize("binding", BINDINGS)
 async def test_resubscribing_with_the_last_sequence_number_gets_every_missed_event_once(
-    server: ServerProcess, binding: str
+    server: InProcessServer, binding: str
 ) -> None:
     n = 60
     async with a2a_client(server, binding) as client:
@@ -338,7 +371,7 @@ async def test_resubscribing_with_the_last_sequence_number_gets_every_missed_eve
 
 
 async def test_resuming_in_the_middle_of_tool_calls_rebuilds_the_whole_task(
-    server: ServerProcess,
+    server: InProcessServer,
 ) -> None:
     async with a2a_client(server) as client:
         events = await until_final(client.send_message(request("go", model="tools")))
@@ -368,7 +401,7 @@ async def test_resuming_in_the_middle_of_tool_calls_rebuilds_the_whole_task(
     assert text.text == artifact_text(full)
 
 
-def test_streamed_events_carry_their_sequence_number_as_the_sse_id(server: ServerProcess) -> None:
+def test_streamed_events_carry_their_sequence_number_as_the_sse_id(server: InProcessServer) -> None:
     """An EventSource reconnecting to the REST subscribe route resumes by itself."""
     message = {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a b c"}]}
     body = {"message": message, "configuration": {"returnImmediately": True}}
@@ -391,14 +424,14 @@ def test_streamed_events_carry_their_sequence_number_as_the_sse_id(server: Serve
 
 
 async def test_tasks_belong_to_the_api_key_that_created_them(
-    make_server: Callable[..., ServerProcess],
+    keyed_server: InProcessServer,
 ) -> None:
-    server = a2a_server(make_server, "--api-key", "key-a", "--api-key", "key-b")
+    server, key_a, key_b = keyed_server, fresh_key(), fresh_key()
     card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=TIMEOUT).json()
     assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
-    async with a2a_client(server, api_key="key-a", streaming=False) as a:
+    async with a2a_client(server, api_key=key_a, streaming=False) as a:
         task = await send(a, request("mine"))
-    async with a2a_client(server, api_key="key-b", streaming=False) as b:
+    async with a2a_client(server, api_key=key_b, streaming=False) as b:
         with pytest.raises(TaskNotFoundError):
             await b.get_task(GetTaskRequest(id=task.id))
         with pytest.raises(TaskNotFoundError):

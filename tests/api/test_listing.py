@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from inprocess import BACKENDS, KEY_POOL, InProcessServer, ServerPool, fresh_key
+from inprocess import BACKENDS, InProcessServer, ServerPool, fresh_key
 from openai import OpenAI
 from openai.pagination import SyncCursorPage
 from openai.types.responses import Response
@@ -31,8 +31,7 @@ pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 @pytest.fixture
 def keyed_server(servers: ServerPool, backend: str) -> InProcessServer:
     """The backend's shared server accepting every key of the pool."""
-    keys = [arg for key in KEY_POOL for arg in ("--api-key", key)]
-    return servers.get(backend, "--drain-timeout", "1", *keys)
+    return servers.keyed(backend)
 
 
 @pytest.fixture
