@@ -1,4 +1,16 @@
-"""Fixtures: real server processes, real SDK clients."""
+"""Fixtures: real server processes, real SDK clients, fresh databases.
+
+Two kinds of server:
+
+- ``server`` / ``make_server``: processes of the test's own, on a database of its own, for tests
+  where a process is the point (kill -9, restart, drain, a per-process flag);
+- ``shared_server``: one process per module and backend, shared by the module's tests; each of
+  them asserts only on the responses it created (the others' are in the same database).
+
+Under pytest-xdist (``-n``, with ``--dist loadgroup``) a module whose tests share a module- or
+session-scoped fixture runs on one worker, so its shared server starts once; the other tests are
+spread one by one.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +28,23 @@ from serverproc import ServerProcess
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Drop the PostgreSQL template this session (or xdist worker) migrated, if any."""
     drop_template()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests that share a module's (or session's) fixture on one xdist worker."""
+    for item in items:
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        if fixture_info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        shared = any(
+            definition.scope in ("module", "package", "session")
+            and definition.baseid  # a fixture of the suite's, not of a plugin's
+            for definitions in fixture_info.name2fixturedefs.values()
+            for definition in definitions
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -55,4 +84,37 @@ def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
 @pytest.fixture
 def client(server: ServerProcess) -> Iterator[OpenAI]:
     with server.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestDatabase]:
+    """A database for a whole module, once on SQLite and once on PostgreSQL.
+
+    A module whose behaviour does not depend on the backend overrides it with an SQLite one.
+    """
+    with fresh_database(request.param, tmp_path_factory.mktemp(request.param)) as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    module_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One running ``scripted_agents:router`` server shared by a module's tests (per backend)."""
+    server = ServerProcess(
+        module_database.url,
+        agent="scripted_agents:router",
+        log_dir=tmp_path_factory.mktemp("shared_server"),
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared_client(shared_server: ServerProcess) -> Iterator[OpenAI]:
+    """An ``openai`` client of the module's shared server."""
+    with shared_server.client() as c:
         yield c

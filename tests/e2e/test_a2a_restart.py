@@ -31,7 +31,7 @@ from a2a_support import (
     until_final,
     wait_for_task,
 )
-from databases import TestDatabase
+from databases import only_on
 from helpers import wait_for_marker
 from serverproc import ServerProcess
 
@@ -109,14 +109,12 @@ TAKEOVER_WAIT = 45.0  # a lease to expire and another replica to act, on a loade
 
 
 @pytest.fixture
-def replicas(
-    make_server: Callable[..., ServerProcess], database: TestDatabase
-) -> Callable[[], ServerProcess]:
-    if database.backend != "postgres":
-        pytest.skip("replicas share a PostgreSQL database")
+def replicas(make_server: Callable[..., ServerProcess]) -> Callable[[], ServerProcess]:
+    """Start another replica on the test's database (the tests using it: PostgreSQL only)."""
     return lambda: a2a_server(make_server, "--a2a-allow-private-push", "--lease", "2")
 
 
+@only_on("postgres")  # replicas share a PostgreSQL database
 async def test_any_replica_serves_a_task_and_takes_over_its_notifications(
     replicas: Callable[[], ServerProcess], tmp_path: Path
 ) -> None:
@@ -150,6 +148,7 @@ async def test_any_replica_serves_a_task_and_takes_over_its_notifications(
         receiver.close()
 
 
+@only_on("postgres")
 async def test_a_task_running_on_one_replica_is_cancelled_through_another(
     replicas: Callable[[], ServerProcess], tmp_path: Path
 ) -> None:

@@ -6,6 +6,9 @@ queued run never starts; open streams end with ``response.incomplete`` carrying 
 response, returns it unchanged. A foreground streamed response is cancelled by closing its
 connection. The ``block`` test agent writes "started" and then "cancelled" into its marker file:
 that file is the evidence of what happened inside the agent.
+
+Cancelling is stored, so every test runs on both backends; all but the one about a queue of
+``--max-running 1`` share one server per backend and look only at the runs they created.
 """
 
 from __future__ import annotations
@@ -64,18 +67,18 @@ def start_block(client: OpenAI, marker: Path) -> str:
 
 
 def test_cancel_interrupts_an_agent_blocked_in_await(
-    client: OpenAI, server: ServerProcess, tmp_path: Path
+    shared_client: OpenAI, shared_server: ServerProcess, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
-    response_id = start_block(client, marker)
+    response_id = start_block(shared_client, marker)
 
-    cancelled = client.responses.cancel(response_id)
+    cancelled = shared_client.responses.cancel(response_id)
 
     assert cancelled.id == response_id
     assert cancelled.status == "cancelled"
     wait_for_marker(marker, "cancelled")
-    assert status_of(client, response_id) == "cancelled"
-    assert_log_ends_cancelled(replay(server, response_id))
+    assert status_of(shared_client, response_id) == "cancelled"
+    assert_log_ends_cancelled(replay(shared_server, response_id))
 
 
 def test_a_cancelled_queued_run_never_starts(
@@ -105,14 +108,14 @@ def test_a_cancelled_queued_run_never_starts(
 
 
 def test_cancel_ends_open_streams_with_incomplete_cancelled_and_the_sdk_does_not_raise(
-    server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     attached = threading.Barrier(3)  # both resuming readers and the test
 
     def read_resumed(response_id: str) -> list[ResponseStreamEvent]:
         events: list[ResponseStreamEvent] = []
-        with server.client() as reader:
+        with shared_server.client() as reader:
             for event in reader.responses.retrieve(response_id, stream=True):
                 events.append(event)
                 if len(events) == 1:
@@ -122,14 +125,17 @@ def test_cancel_ends_open_streams_with_incomplete_cancelled_and_the_sdk_does_not
     def read_with_helper(response_id: str) -> list[ResponseStreamEvent]:
         """The SDK's ``responses.stream`` helper, which accumulates the response as it goes."""
         events: list[ResponseStreamEvent] = []
-        with server.client() as reader, reader.responses.stream(response_id=response_id) as stream:
+        with (
+            shared_server.client() as reader,
+            reader.responses.stream(response_id=response_id) as stream,
+        ):
             for event in stream:
                 events.append(event)
                 if len(events) == 1:
                     attached.wait(EVENTUALLY)
         return events
 
-    with server.client() as creator, ThreadPoolExecutor(max_workers=3) as pool:
+    with shared_server.client() as creator, ThreadPoolExecutor(max_workers=3) as pool:
         stream = creator.responses.create(
             model="block", input=f"marker={marker}", background=True, stream=True
         )
@@ -143,7 +149,7 @@ def test_cancel_ends_open_streams_with_incomplete_cancelled_and_the_sdk_does_not
         wait_for_marker(marker, "started")
         attached.wait(EVENTUALLY)  # the resuming readers are connected
 
-        with server.client() as canceller:
+        with shared_server.client() as canceller:
             assert canceller.responses.cancel(response_id).status == "cancelled"
 
         # Every stream ends by itself (the SDK raises nothing), the last event says why.
@@ -155,9 +161,11 @@ def test_cancel_ends_open_streams_with_incomplete_cancelled_and_the_sdk_does_not
             assert [e.sequence_number for e in received] == list(range(len(received)))
 
 
-def test_cancel_is_idempotent(client: OpenAI, server: ServerProcess, tmp_path: Path) -> None:
-    response_id = start_block(client, tmp_path / "marker")
-    cancel_url = f"{server.base_url}/responses/{response_id}/cancel"
+def test_cancel_is_idempotent(
+    shared_client: OpenAI, shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    response_id = start_block(shared_client, tmp_path / "marker")
+    cancel_url = f"{shared_server.base_url}/responses/{response_id}/cancel"
 
     first = httpx.post(cancel_url, timeout=10.0)
     second = httpx.post(cancel_url, timeout=10.0)
@@ -165,18 +173,18 @@ def test_cancel_is_idempotent(client: OpenAI, server: ServerProcess, tmp_path: P
     assert first.status_code == second.status_code == 200, (first.text, second.text)
     assert first.json()["status"] == "cancelled"
     assert second.json() == first.json()
-    assert client.responses.cancel(response_id).status == "cancelled"  # and the SDK agrees
-    assert_log_ends_cancelled(replay(server, response_id))
+    assert shared_client.responses.cancel(response_id).status == "cancelled"  # and the SDK agrees
+    assert_log_ends_cancelled(replay(shared_server, response_id))
 
 
 def test_cancel_of_a_completed_response_returns_it_unchanged(
-    client: OpenAI, server: ServerProcess
+    shared_client: OpenAI, shared_server: ServerProcess
 ) -> None:
-    response_id = client.responses.create(model="count", input="n=3", background=True).id
-    wait_for_status(client, response_id, "completed")
-    url = f"{server.base_url}/responses/{response_id}"
+    response_id = shared_client.responses.create(model="count", input="n=3", background=True).id
+    wait_for_status(shared_client, response_id, "completed")
+    url = f"{shared_server.base_url}/responses/{response_id}"
     before = httpx.get(url, timeout=10.0).json()
-    log_before = replay(server, response_id)
+    log_before = replay(shared_server, response_id)
 
     cancelled = httpx.post(f"{url}/cancel", timeout=10.0)
 
@@ -184,17 +192,17 @@ def test_cancel_of_a_completed_response_returns_it_unchanged(
     assert cancelled.json() == before
     assert before["status"] == "completed"
     assert httpx.get(url, timeout=10.0).json() == before
-    assert replay(server, response_id) == log_before
-    assert client.responses.cancel(response_id).output_text == "0 1 2 "
+    assert replay(shared_server, response_id) == log_before
+    assert shared_client.responses.cancel(response_id).output_text == "0 1 2 "
 
 
 def test_closing_a_foreground_stream_cancels_its_agent(
-    server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     body = {"model": "block", "input": f"marker={marker}", "stream": True}
     with (
-        httpx.Client(base_url=server.url, timeout=STREAM_TIMEOUT) as http,
+        httpx.Client(base_url=shared_server.url, timeout=STREAM_TIMEOUT) as http,
         http.stream("POST", "/v1/responses", json=body) as r,
     ):
         assert r.status_code == 200
@@ -213,17 +221,17 @@ def test_closing_a_foreground_stream_cancels_its_agent(
     # The connection is closed here.
 
     wait_for_marker(marker, "cancelled")
-    with server.client() as client:
+    with shared_server.client() as client:
         wait_for_status(client, response_id, "cancelled")
 
 
 def test_a_foreground_request_that_times_out_cancels_its_agent(
-    server: ServerProcess, tmp_path: Path
+    shared_server: ServerProcess, tmp_path: Path
 ) -> None:
     marker = tmp_path / "marker"
     body = {"model": "block", "input": f"marker={marker}"}
     try:
-        httpx.post(f"{server.base_url}/responses", json=body, timeout=httpx.Timeout(3.0))
+        httpx.post(f"{shared_server.base_url}/responses", json=body, timeout=httpx.Timeout(3.0))
     except httpx.ReadTimeout:
         pass  # the client gave up and closed the connection
     else:

@@ -32,6 +32,13 @@ def database(tmp_path: Path) -> Iterator[TestDatabase]:
         yield db
 
 
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The module's shared server is on SQLite too; its tests assert only on their own runs."""
+    with fresh_database("sqlite", tmp_path_factory.mktemp("sqlite")) as db:
+        yield db
+
+
 def outlast(
     *args: str, url: str | None = None, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
@@ -63,35 +70,35 @@ def log_text(server: ServerProcess, response_id: str, first: int = 0) -> str:
         )
 
 
-def test_run_prints_the_agents_text_and_nothing_else(server: ServerProcess) -> None:
-    done = outlast("run", "--agent-model", "count", "n=25 delay=0.005", url=server.url)
+def test_run_prints_the_agents_text_and_nothing_else(shared_server: ServerProcess) -> None:
+    done = outlast("run", "--agent-model", "count", "n=25 delay=0.005", url=shared_server.url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == count_text(25) + "\n"
     assert done.stderr == ""
 
 
-def test_run_shows_each_message_as_its_own_paragraph(server: ServerProcess) -> None:
-    done = outlast("run", "--agent-model", "tools", "weather", url=server.url)
+def test_run_shows_each_message_as_its_own_paragraph(shared_server: ServerProcess) -> None:
+    done = outlast("run", "--agent-model", "tools", "weather", url=shared_server.url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "It is 21 °C in Paris.\n\nA second message.\n"
 
 
-def test_run_of_a_failing_agent_says_why_and_exits_1(server: ServerProcess) -> None:
-    done = outlast("run", "--agent-model", "fail", "the disk is full", url=server.url)
+def test_run_of_a_failing_agent_says_why_and_exits_1(shared_server: ServerProcess) -> None:
+    done = outlast("run", "--agent-model", "fail", "the disk is full", url=shared_server.url)
     assert done.returncode == 1
     assert done.stdout == "partial \n"
     assert "failed: the disk is full" in done.stderr
 
 
 def test_run_resumes_by_itself_after_dropped_connections_and_says_so(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
     cuts = iter([Cut(3000), Cut(1200, reset=True), Cut(2500)])
 
     def plan(number: int, request_line: str) -> Fault | None:
         return next(cuts, None)
 
-    with FaultProxy(server.port, plan) as proxy:
+    with FaultProxy(shared_server.port, plan) as proxy:
         done = outlast("run", "--agent-model", "count", "n=120 delay=0.01", url=proxy.url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == count_text(120) + "\n"
@@ -100,88 +107,94 @@ def test_run_resumes_by_itself_after_dropped_connections_and_says_so(
     assert all("connection lost" in line and "resuming after event" in line for line in notes)
 
 
-def test_detach_prints_the_id_and_tail_follows_the_run(server: ServerProcess) -> None:
+def test_detach_prints_the_id_and_tail_follows_the_run(shared_server: ServerProcess) -> None:
     started = outlast(
-        "run", "--agent-model", "count", "n=40 delay=0.01", "--detach", url=server.url
+        "run", "--agent-model", "count", "n=40 delay=0.01", "--detach", url=shared_server.url
     )
     assert started.returncode == 0, started.stderr
     response_id = started.stdout.strip()
     assert response_id.startswith("resp_") and started.stdout == response_id + "\n"
-    tailed = outlast("tail", response_id, url=server.url)
+    tailed = outlast("tail", response_id, url=shared_server.url)
     assert tailed.returncode == 0, tailed.stderr
     assert tailed.stdout == count_text(40) + "\n"
     # --from N starts at event N: created, queued, in_progress, item and part added, then text.
-    from_ten = outlast("tail", response_id, "--from", "10", url=server.url)
-    assert from_ten.stdout == log_text(server, response_id, first=10) + "\n"
+    from_ten = outlast("tail", response_id, "--from", "10", url=shared_server.url)
+    assert from_ten.stdout == log_text(shared_server, response_id, first=10) + "\n"
     assert from_ten.stdout == "".join(f"{i} " for i in range(5, 40)) + "\n"
     # A continuation token (id:N) continues after event N.
-    as_token = outlast("tail", f"{response_id}:9", url=server.url)
+    as_token = outlast("tail", f"{response_id}:9", url=shared_server.url)
     assert as_token.stdout == from_ten.stdout
 
 
-def test_get_shows_a_response_and_its_json(server: ServerProcess) -> None:
-    started = outlast("run", "--agent-model", "echo", "hello there", "--detach", url=server.url)
+def test_get_shows_a_response_and_its_json(shared_server: ServerProcess) -> None:
+    started = outlast(
+        "run", "--agent-model", "echo", "hello there", "--detach", url=shared_server.url
+    )
     response_id = started.stdout.strip()
-    outlast("tail", response_id, url=server.url)
-    shown = outlast("get", response_id, url=server.url)
+    outlast("tail", response_id, url=shared_server.url)
+    shown = outlast("get", response_id, url=shared_server.url)
     assert shown.returncode == 0, shown.stderr
     fields = dict(line.split("\t", 1) for line in shown.stdout.splitlines() if "\t" in line)
     assert fields["id"] == response_id
     assert fields["status"] == "completed"
     assert fields["model"] == "echo"
     assert shown.stdout.endswith("\nhello there\n")
-    as_json = outlast("get", response_id, "--json", url=server.url)
+    as_json = outlast("get", response_id, "--json", url=shared_server.url)
     response = Response.model_validate_json(as_json.stdout)
     assert response.id == response_id and response.output_text == "hello there"
 
 
-def test_cancel_stops_a_running_run(server: ServerProcess) -> None:
-    started = outlast("run", "--agent-model", "block", "hold", "--detach", url=server.url)
+def test_cancel_stops_a_running_run(shared_server: ServerProcess) -> None:
+    started = outlast("run", "--agent-model", "block", "hold", "--detach", url=shared_server.url)
     response_id = started.stdout.strip()
-    with server.client() as direct:
+    with shared_server.client() as direct:
         wait_until(
             lambda: direct.responses.retrieve(response_id).status == "in_progress", "it runs"
         )
-        cancelled = outlast("cancel", response_id, url=server.url)
+        cancelled = outlast("cancel", response_id, url=shared_server.url)
         assert cancelled.returncode == 0, cancelled.stderr
         assert cancelled.stdout == f"{response_id} cancelled\n"
         assert direct.responses.retrieve(response_id).status == "cancelled"
-    again = outlast("cancel", response_id, url=server.url)
+    again = outlast("cancel", response_id, url=shared_server.url)
     assert again.stdout == f"{response_id} had already ended: cancelled\n"
-    tailed = outlast("tail", response_id, url=server.url)
+    tailed = outlast("tail", response_id, url=shared_server.url)
     assert tailed.returncode == 1
     assert "was cancelled" in tailed.stderr
 
 
-def test_ls_lists_recent_runs_newest_first(server: ServerProcess) -> None:
+def test_ls_lists_recent_runs_newest_first(shared_server: ServerProcess) -> None:
     ids = []
     for model, prompt in [("echo", "first run here"), ("fail", "oops"), ("echo", "third run")]:
-        done = outlast("run", "--agent-model", model, prompt, "--detach", url=server.url)
+        done = outlast("run", "--agent-model", model, prompt, "--detach", url=shared_server.url)
         ids.append(done.stdout.strip())
-        outlast("tail", ids[-1], url=server.url)
-    listed = outlast("ls", url=server.url)
+        outlast("tail", ids[-1], url=shared_server.url)
+    listed = outlast("ls", url=shared_server.url)
     assert listed.returncode == 0, listed.stderr
     header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert header == ["ID", "STATUS", "CREATED", "DURATION", "MODEL", "INPUT"]
+    # The server is the module's: older rows are other tests' runs, listed after these three.
+    rows = rows[:3]
     assert [row[0] for row in rows] == ids[::-1]
     assert [row[1] for row in rows] == ["completed", "failed", "completed"]
     assert [row[4] for row in rows] == ["echo", "fail", "echo"]
     assert [row[5] for row in rows] == ["third run", "oops", "first run here"]
-    only_failed = outlast("ls", "--status", "failed", "--limit", "1", url=server.url)
+    only_failed = outlast("ls", "--status", "failed", "--limit", "1", url=shared_server.url)
     assert [line.split("\t")[0] for line in only_failed.stdout.splitlines()[1:]] == [ids[1]]
-    newest = outlast("ls", "--limit", "1", url=server.url)
+    newest = outlast("ls", "--limit", "1", url=shared_server.url)
     assert len(newest.stdout.splitlines()) == 2
 
 
-def test_bad_arguments_are_usage_errors(server: ServerProcess) -> None:
+def test_bad_arguments_are_usage_errors(shared_server: ServerProcess) -> None:
     for args in (["ls", "--limit", "0"], ["ls", "--status", "done"], ["tail", "x", "--from", "-1"]):
-        done = outlast(*args, url=server.url)
+        done = outlast(*args, url=shared_server.url)
         assert done.returncode == 2, args
         assert "usage:" in done.stderr
 
 
-def test_an_unknown_id_exits_1_and_an_unreachable_server_exits_2(server: ServerProcess) -> None:
-    missing = outlast("get", "resp_nope", url=server.url)
+def test_an_unknown_id_exits_1_and_an_unreachable_server_exits_2(
+    shared_server: ServerProcess,
+) -> None:
+    missing = outlast("get", "resp_nope", url=shared_server.url)
     assert missing.returncode == 1
     assert "no response resp_nope" in missing.stderr
     down = outlast("ls", url=f"http://127.0.0.1:{free_port()}")

@@ -39,10 +39,18 @@ def database(tmp_path: Path) -> Iterator[TestDatabase]:
         yield db
 
 
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The module's shared server is on SQLite too."""
+    with fresh_database("sqlite", tmp_path_factory.mktemp("sqlite")) as db:
+        yield db
+
+
 @pytest.fixture
-def oc(server: ServerProcess) -> Iterator[OutlastClient]:
+def oc(shared_server: ServerProcess) -> Iterator[OutlastClient]:
+    """A client of the module's shared server (tests that need a server of their own make it)."""
     with OutlastClient(
-        openai_client=server.client(), reconnect=FAST, polling=FAST, give_up_after=30
+        openai_client=shared_server.client(), reconnect=FAST, polling=FAST, give_up_after=30
     ) as c:
         yield c
 
@@ -179,7 +187,7 @@ def test_a_stream_result_raises_for_a_failed_run(oc: OutlastClient) -> None:
 
 
 def test_the_sdk_stream_helper_continues_from_a_client_token(
-    oc: OutlastClient, client: OpenAI
+    oc: OutlastClient, shared_client: OpenAI
 ) -> None:
     """A token is plain data: the ``openai`` SDK's own helper resumes from it as well."""
     stream = oc.stream(model="count", input="n=20 delay=0.01")
@@ -187,7 +195,7 @@ def test_the_sdk_stream_helper_continues_from_a_client_token(
     stream.close()
     token = stream.token
     assert token is not None and token.sequence_number == 11
-    with client.responses.stream(
+    with shared_client.responses.stream(
         response_id=token.response_id, starting_after=token.sequence_number
     ) as helper:
         rest = list(helper)
@@ -228,9 +236,9 @@ def test_start_waits_for_a_server_that_is_not_listening_yet(make_server: Any) ->
 # -- the async client ----------------------------------------------------------------------------
 
 
-async def test_the_async_client_does_the_same(server: ServerProcess) -> None:
+async def test_the_async_client_does_the_same(shared_server: ServerProcess) -> None:
     async with AsyncOutlastClient(
-        openai_client=server.async_client(), reconnect=FAST, polling=FAST
+        openai_client=shared_server.async_client(), reconnect=FAST, polling=FAST
     ) as client:
         stream = client.stream(model="count", input="n=10 delay=0.01")
         first = []

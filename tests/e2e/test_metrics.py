@@ -1,7 +1,8 @@
 """Prometheus metrics at ``/metrics``: scraped before and after a workload, they move as they should.
 
-Every test runs a real ``outlast serve`` (SQLite and PostgreSQL) and drives it with the ``openai``
-SDK; the scrape is parsed with ``prometheus_client``'s own parser.
+Every test runs a real ``outlast serve`` and drives it with the ``openai`` SDK; the scrape is parsed
+with ``prometheus_client``'s own parser. The counters are the process's, not the store's: SQLite
+is enough, except for the worker replica, which needs a shared PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from databases import only_on
 from helpers import wait_ended
 from serverproc import ServerProcess
 
@@ -34,6 +35,7 @@ def value(
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@only_on("sqlite")
 def test_metrics_move_with_a_workload(make_server: Callable[..., ServerProcess]) -> None:
     server = make_server(agent="scripted_agents:router").start()
     before = scrape(server)
@@ -82,6 +84,7 @@ def test_metrics_move_with_a_workload(make_server: Callable[..., ServerProcess])
     )
 
 
+@only_on("sqlite")
 def test_open_streams_and_running_runs_are_gauges(
     make_server: Callable[..., ServerProcess],
 ) -> None:
@@ -100,21 +103,20 @@ def test_open_streams_and_running_runs_are_gauges(
     assert value(samples, "outlast_runs", state="in_progress") == 0
 
 
+@only_on("sqlite")
 def test_metrics_can_be_turned_off(make_server: Callable[..., ServerProcess]) -> None:
     server = make_server(args=["--no-metrics"]).start()
     assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 404
 
 
+@only_on("sqlite")
 def test_metrics_need_no_api_key(make_server: Callable[..., ServerProcess]) -> None:
     server = make_server(args=["--api-key", "secret"]).start()
     assert "outlast_runs_created_total" in httpx.get(f"{server.url}/metrics", timeout=5).text
 
 
-def test_a_worker_replica_serves_metrics(
-    make_server: Callable[..., ServerProcess], database: object
-) -> None:
-    if getattr(database, "backend", None) != "postgres":
-        pytest.skip("replicas with roles share a PostgreSQL database")
+@only_on("postgres")  # replicas with roles share a PostgreSQL database
+def test_a_worker_replica_serves_metrics(make_server: Callable[..., ServerProcess]) -> None:
     api = make_server(agent="scripted_agents:router", args=["--role", "api"]).start()
     worker = make_server(agent="scripted_agents:router", args=["--role", "worker"]).start()
     before = scrape(worker)

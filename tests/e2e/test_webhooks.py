@@ -23,6 +23,7 @@ from openai.types.webhooks import (
     ResponseIncompleteWebhookEvent,
 )
 
+from databases import only_on
 from helpers import wait_ended
 from outlast.config import ObserveSettings
 from outlast.observe.base import RunInfo
@@ -127,11 +128,10 @@ def test_an_event_pending_at_a_kill_is_delivered_after_restart(
     assert event.data.id == response.id
 
 
+@only_on("sqlite")  # on PostgreSQL a dead replica's runs are ended by the others (lease expiry)
 def test_a_run_ended_by_crash_recovery_sends_response_failed(
-    make_server: Callable[..., ServerProcess], database: object
+    make_server: Callable[..., ServerProcess],
 ) -> None:
-    if getattr(database, "backend", None) != "sqlite":
-        pytest.skip("on PostgreSQL a dead replica's runs are ended by the others (lease expiry)")
     with Receiver() as receiver:
         server = serve_with_webhooks(make_server, receiver.url).start()
         with server.client() as client:
@@ -149,6 +149,7 @@ def test_a_run_ended_by_crash_recovery_sends_response_failed(
     assert event.data.id == response.id
 
 
+@only_on("sqlite")  # signing does not depend on the store
 def test_a_wrong_secret_fails_verification(make_server: Callable[..., ServerProcess]) -> None:
     with Receiver() as receiver:
         server = serve_with_webhooks(make_server, receiver.url).start()
@@ -176,11 +177,8 @@ def test_every_endpoint_gets_its_own_delivery(make_server: Callable[..., ServerP
         assert event.data.id == response.id  # type: ignore[attr-defined]
 
 
-def test_replicas_deliver_each_event_once(
-    make_server: Callable[..., ServerProcess], database: object
-) -> None:
-    if getattr(database, "backend", None) != "postgres":
-        pytest.skip("replicas share a PostgreSQL database")
+@only_on("postgres")  # replicas share a PostgreSQL database
+def test_replicas_deliver_each_event_once(make_server: Callable[..., ServerProcess]) -> None:
     with Receiver() as receiver:
         servers = [serve_with_webhooks(make_server, receiver.url).start() for _ in range(2)]
         ids = []

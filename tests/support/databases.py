@@ -93,6 +93,15 @@ class TestDatabase:
         _run(_admin, self.url, sql)
 
 
+def only_on(*backends: str) -> pytest.MarkDecorator:
+    """Run a test that takes ``database`` (itself or through ``make_server``) on these backends.
+
+    For behaviour that does not depend on the store (SQLite is enough), or that needs a shared
+    one (replicas: PostgreSQL only).
+    """
+    return pytest.mark.parametrize("database", backends, indirect=True)
+
+
 def require_postgres() -> str:
     """The admin URL of a reachable PostgreSQL, or skip (fail under CI=true)."""
     url = postgres_admin_url()
