@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -19,13 +19,23 @@ from a2a.client import A2ACardResolver
 from a2a.utils.errors import UnsupportedOperationError
 from agent_framework_a2a import A2AAgent, A2AContinuationToken
 
-from a2a_support import EVENTUALLY, TIMEOUT, a2a_server, count_text
+from a2a_support import EVENTUALLY, TIMEOUT, count_text
 from serverproc import ServerProcess
 
 
-@pytest.fixture
-def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return a2a_server(make_server)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One A2A server for the module, on SQLite: the client's behaviour does not depend on the
+    backend (test_a2a covers the A2A transport on both), and each test reads only its own tasks."""
+    directory = tmp_path_factory.mktemp("a2a")
+    server = ServerProcess(
+        directory / "outlast.db",
+        agent="a2a_agents:router",
+        args=["--drain-timeout", "1"],
+        log_dir=directory,
+    ).start()
+    yield server
+    server.stop()
 
 
 @contextlib.asynccontextmanager
