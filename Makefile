@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.installed-serve
 
-.PHONY: serve test lint fmt typecheck docs docs-config generate bench clean
+.PHONY: serve test test-fast lint fmt typecheck docs docs-config generate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ $(SERVE_STAMP): pyproject.toml | $(BIN)/python
 serve: $(SERVE_STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the demo agent
 	$(BIN)/outlast serve
 
-test: $(STAMP) docs  ## run every test
-	$(BIN)/pytest
+# Tests run in parallel (pytest-xdist): most of an end-to-end test is waiting on a server process,
+# so 3 workers keep 2 cores busy. loadgroup keeps each module's shared server on one worker.
+TEST_WORKERS ?= 3
+
+test: $(STAMP) docs  ## run every test (tests/README.md: the layout and how long each part takes)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+test-fast: $(STAMP)  ## the unit and in-process API tests only, no server processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/api
 
 lint: $(STAMP) docs-config  ## ruff, mypy, and the generated files in step with their sources
 	$(BIN)/ruff check src tests bench scripts
