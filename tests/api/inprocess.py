@@ -36,12 +36,15 @@ from outlast.config import Settings
 from outlast.server import create_app
 
 __all__ = [
+    "A2A_ROUTER",
     "BACKENDS",
     "KEY_POOL",
+    "ROUTER",
     "TEST_KEY",
     "InProcessServer",
     "ServerPool",
     "cli_settings",
+    "fast_thread_switches",
     "fresh_key",
     "serve_environment",
 ]
@@ -100,9 +103,16 @@ class InProcessServer:
     ``client()``, ``async_client()``), and carries its :class:`TestDatabase` to look inside.
     """
 
-    def __init__(self, database: TestDatabase, args: Sequence[str] = (), **options: Any) -> None:
-        """``args``: ``outlast serve`` flags (``--db`` is the database's); ``env``: its
-        ``OUTLAST_*`` variables; ``agent``: the ``--agent`` spec (the scripted router)."""
+    def __init__(
+        self,
+        database: TestDatabase,
+        args: Sequence[str] = (),
+        *,
+        agent: str = ROUTER,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``args``: ``outlast serve`` flags (``--db`` is the database's, ``--agent`` is
+        ``agent``); ``env``: its ``OUTLAST_*`` variables."""
         self.database = database
         # The socket is bound first, so the port is known to the settings (the agent card
         # advertises it) and no other process can take it between choosing and listening.
@@ -110,10 +120,9 @@ class InProcessServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port: int = self.socket.getsockname()[1]
-        agent = options.get("agent", ROUTER)
         argv = ["--port", str(self.port), "--db", database.url, "--agent", agent, *args]
-        self.settings = cli_settings(argv, options.get("env"))
-        with serve_environment(options.get("env")):
+        self.settings = cli_settings(argv, env)
+        with serve_environment(env):
             self.app = create_app(self.settings)
         self.server = uvicorn.Server(
             uvicorn.Config(
@@ -142,7 +151,9 @@ class InProcessServer:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
-            assert self.thread.is_alive(), "the server stopped while starting (see its log)"
+            assert self.thread.is_alive(), (
+                "the server stopped while starting (see the captured log)"
+            )
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.01)
         return self
@@ -153,6 +164,7 @@ class InProcessServer:
             self.server.should_exit = True
             self.thread.join(timeout)
         self.socket.close()
+        assert not self.thread.is_alive(), f"the server on {self.database.url} did not stop"
 
     @property
     def default_key(self) -> str | None:
