@@ -128,11 +128,6 @@ class Option:
     """The commands that take the option."""
 
     @property
-    def settings_field(self) -> str:
-        """The field's name inside its group (``name`` for ``a2a.name``)."""
-        return self.dest.rpartition(".")[2]
-
-    @property
     def shown_metavar(self) -> str:
         """The flag's argument in ``--help``: ``--lease LEASE``."""
         return self.metavar or self.flag.removeprefix("--").upper().replace("-", "_")
