@@ -1,0 +1,180 @@
+-- The PostgreSQL store's statements, one per "-- name:" block, loaded by queries.py.
+-- A record's columns are always selected in this order (store.py's _record reads them by name):
+-- id, owner, status, background, stream, store, created_at, previous_response_id, input,
+-- snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested.
+-- An unfinished run: status IN ('queued', 'in_progress'). A claimable one: unfinished and
+-- worker_id IS NULL (queued, or foreground but created elsewhere).
+
+-- ==== migrations ==========================================================================
+
+-- name: advisory_lock
+-- Waits for the lock (migrations: replicas starting together apply them one at a time).
+SELECT pg_advisory_lock($1)
+
+-- name: create_schema_version
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)
+
+-- name: schema_version
+SELECT MAX(version) FROM schema_version
+
+-- name: record_schema_version
+INSERT INTO schema_version (version) VALUES ($1)
+
+-- ==== a write batch (one transaction) =====================================================
+
+-- name: insert_responses
+INSERT INTO responses (id, owner, status, background, stream, store, created_at,
+    previous_response_id, input, snapshot, snapshot_seq, ended_at, expires_at, request,
+    worker_id, attempt, cancel_requested)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT (id) DO NOTHING
+
+-- name: fence_held
+-- FOR SHARE waits for a takeover in progress and then sees its outcome.
+SELECT id FROM responses WHERE id = ANY($1::text[]) AND worker_id = $2 FOR SHARE
+
+-- name: insert_events
+INSERT INTO events (response_id, seq, type, data)
+SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[])
+ON CONFLICT DO NOTHING
+
+-- name: update_snapshots
+UPDATE responses AS r SET status = u.status, snapshot = u.snapshot,
+    snapshot_seq = u.seq, ended_at = COALESCE(u.ended, r.ended_at),
+    expires_at = COALESCE(u.expires, r.expires_at),
+    worker_id = CASE WHEN u.requeue THEN NULL ELSE r.worker_id END,
+    attempt = r.attempt + CASE WHEN u.requeue THEN 1 ELSE 0 END
+FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int[],
+    $5::float8[], $6::float8[], $7::bool[])
+    AS u(id, status, snapshot, seq, ended, expires, requeue)
+WHERE r.id = u.id
+
+-- name: insert_outbox
+INSERT INTO webhook_outbox (id, endpoint, payload, created_at, attempts, next_attempt_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::float8[], $5::int[], $6::float8[])
+ON CONFLICT (id) DO NOTHING
+
+-- name: delete_events
+DELETE FROM events WHERE response_id = ANY($1::text[])
+
+-- name: delete_responses
+DELETE FROM responses WHERE id = ANY($1::text[])
+
+-- name: notify_many
+-- Sent by PostgreSQL when the transaction commits, not before.
+SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)
+
+-- ==== reads ===============================================================================
+
+-- name: response_exists
+SELECT 1 FROM responses WHERE id = $1
+
+-- name: get_response
+SELECT id, owner, status, background, stream, store, created_at, previous_response_id, input,
+    snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested
+FROM responses WHERE id = $1
+
+-- name: get_owned_response
+SELECT id, owner, status, background, stream, store, created_at, previous_response_id, input,
+    snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested
+FROM responses WHERE id = $1 AND owner = $2
+
+-- name: read_events
+SELECT seq, type, data FROM events WHERE response_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+
+-- name: listing_cursor
+SELECT created_at, id FROM responses WHERE id = $1 AND owner = $2
+
+-- name: unfinished_responses
+SELECT id, owner, status, background, stream, store, created_at, previous_response_id, input,
+    snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested
+FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY created_at
+
+-- name: expired_response_ids
+SELECT id FROM responses WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2
+
+-- ==== the webhook outbox ==================================================================
+
+-- name: claim_outbox
+-- SKIP LOCKED: replicas claiming at once take different rows; the lease (a later
+-- next_attempt_at) hides a claimed row until its attempt has had time to finish.
+UPDATE webhook_outbox SET next_attempt_at = $3 + $4 WHERE id IN (
+    SELECT id FROM webhook_outbox WHERE endpoint = $1 AND next_attempt_at <= $3
+    ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED
+) RETURNING id, endpoint, payload, created_at, attempts
+
+-- name: outbox_done
+DELETE FROM webhook_outbox WHERE id = $1
+
+-- name: outbox_retry
+UPDATE webhook_outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1
+
+-- ==== workers, leases and claims ==========================================================
+
+-- name: register_worker
+INSERT INTO workers (id, info, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+
+-- name: renew_lease
+UPDATE workers SET expires_at = now() + make_interval(secs => $2) WHERE id = $1
+
+-- name: remove_worker
+DELETE FROM workers WHERE id = $1
+
+-- name: take_over_expired
+-- Runs of expired workers, and runs of workers that no longer exist at all (a worker removed
+-- while it still held runs). One statement: a stale writer's fenced write either committed
+-- before it (and is seen) or waits for it (and is refused). The sweeper ($1) never removes
+-- itself: it is evidently alive, even if it was paused past its lease.
+WITH dead AS (
+    DELETE FROM workers WHERE expires_at < now() AND id <> $1 RETURNING id
+)
+UPDATE responses SET worker_id = $1
+WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL AND worker_id <> $1 AND (
+    worker_id IN (SELECT id FROM dead)
+    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = responses.worker_id)
+) RETURNING id, owner, status, background, stream, store, created_at, previous_response_id,
+    input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
+    cancel_requested
+
+-- name: claim_queued
+UPDATE responses SET worker_id = $1 WHERE id IN (
+    SELECT id FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+    ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+) RETURNING id, owner, status, background, stream, store, created_at, previous_response_id,
+    input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
+    cancel_requested
+
+-- name: claim
+UPDATE responses SET worker_id = $2
+WHERE id = $1 AND status IN ('queued', 'in_progress') AND worker_id IS NULL
+RETURNING id, owner, status, background, stream, store, created_at, previous_response_id,
+    input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
+    cancel_requested
+
+-- name: release
+UPDATE responses SET worker_id = NULL
+WHERE id = ANY($2::text[]) AND worker_id = $1 AND status IN ('queued', 'in_progress')
+
+-- name: held_unfinished
+SELECT id, owner, status, background, stream, store, created_at, previous_response_id, input,
+    snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested
+FROM responses WHERE worker_id = $1 AND status IN ('queued', 'in_progress')
+
+-- name: request_cancel
+UPDATE responses SET cancel_requested = TRUE
+WHERE id = $1 AND status IN ('queued', 'in_progress')
+
+-- name: queued_unclaimed
+SELECT count(*) FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+
+-- name: notify
+SELECT pg_notify($1, $2)
+
+-- name: try_advisory_lock
+SELECT pg_try_advisory_lock($1)
+
+-- name: advisory_unlock
+SELECT pg_advisory_unlock($1)
+
+-- name: ping
+SELECT 1
