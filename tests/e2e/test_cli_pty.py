@@ -34,6 +34,13 @@ def database(tmp_path: Path) -> Iterator[TestDatabase]:
         yield db
 
 
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The module's shared server is on SQLite too; its tests look only at their own runs."""
+    with fresh_database("sqlite", tmp_path_factory.mktemp("sqlite")) as db:
+        yield db
+
+
 class Terminal:
     """A command in a pseudo-terminal, and the screen it draws."""
 
@@ -84,8 +91,8 @@ def status_of(server: ServerProcess, response_id: str) -> str:
         return str(direct.responses.retrieve(response_id).status)
 
 
-def test_run_streams_the_text_above_a_status_line(server: ServerProcess) -> None:
-    terminal = Terminal(["run", "--agent-model", "count", "n=150 delay=0.01"], server.url)
+def test_run_streams_the_text_above_a_status_line(shared_server: ServerProcess) -> None:
+    terminal = Terminal(["run", "--agent-model", "count", "n=150 delay=0.01"], shared_server.url)
     terminal.expect(r"in_progress · [0-9.]+s · \d+ events · resp_\w+")
     assert terminal.finish() == 0
     # The status line is gone at the end; the text is all there, once.
@@ -94,8 +101,8 @@ def test_run_streams_the_text_above_a_status_line(server: ServerProcess) -> None
     assert squeezed(screen) == squeezed(count_text(150))
 
 
-def test_run_shows_tool_calls_and_reasoning_on_a_terminal(server: ServerProcess) -> None:
-    terminal = Terminal(["run", "--agent-model", "tools", "weather"], server.url)
+def test_run_shows_tool_calls_and_reasoning_on_a_terminal(shared_server: ServerProcess) -> None:
+    terminal = Terminal(["run", "--agent-model", "tools", "weather"], shared_server.url)
     assert terminal.finish() == 0
     assert terminal.text().splitlines() == [
         "… Looking up the weather first.",
@@ -119,21 +126,21 @@ def interrupt(server: ServerProcess) -> tuple[Terminal, str]:
     return terminal, response_id
 
 
-def test_ctrl_c_then_cancel_stops_the_run_on_the_server(server: ServerProcess) -> None:
-    terminal, response_id = interrupt(server)
+def test_ctrl_c_then_cancel_stops_the_run_on_the_server(shared_server: ServerProcess) -> None:
+    terminal, response_id = interrupt(shared_server)
     terminal.child.sendline("c")
     assert terminal.finish() == 130
     assert f"{response_id} cancelled." in terminal.text()
-    assert status_of(server, response_id) == "cancelled"
+    assert status_of(shared_server, response_id) == "cancelled"
 
 
 def test_ctrl_c_then_leave_keeps_it_running_and_the_printed_command_reattaches(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    terminal, response_id = interrupt(server)
+    terminal, response_id = interrupt(shared_server)
     terminal.child.sendline("l")
     assert terminal.finish() == 130
-    assert status_of(server, response_id) == "in_progress"
+    assert status_of(shared_server, response_id) == "in_progress"
     match = re.search(r"outlast tail (resp_\w+) --from (\d+)", terminal.text())
     assert match is not None, terminal.text()
     assert match.group(1) == response_id
@@ -145,22 +152,22 @@ def test_ctrl_c_then_leave_keeps_it_running_and_the_printed_command_reattaches(
         [sys.executable, "-m", "outlast", "tail", response_id, "--from", str(first)],
         capture_output=True,
         text=True,
-        env={**os.environ, "OUTLAST_URL": server.url},
+        env={**os.environ, "OUTLAST_URL": shared_server.url},
         timeout=60,
         check=True,
     )
     assert squeezed(shown) + squeezed(reattached.stdout) == squeezed(count_text(400))
-    wait_until(lambda: status_of(server, response_id) == "completed", "the run completed")
+    wait_until(lambda: status_of(shared_server, response_id) == "completed", "the run completed")
 
 
-def test_tail_in_a_terminal_can_be_interrupted_and_reattached(server: ServerProcess) -> None:
-    with server.client() as direct:
+def test_tail_in_a_terminal_can_be_interrupted_and_reattached(shared_server: ServerProcess) -> None:
+    with shared_server.client() as direct:
         started = direct.responses.create(model="count", input="n=300 delay=0.02", background=True)
-    terminal = Terminal(["tail", started.id], server.url)
+    terminal = Terminal(["tail", started.id], shared_server.url)
     terminal.expect(r"1\d\d ")
     terminal.child.sendintr()
     assert terminal.finish() == 130
     # tail never offers to cancel: it only watches.
     assert "[c/l]" not in terminal.raw
     assert re.search(rf"outlast tail {started.id} --from \d+", terminal.text())
-    assert status_of(server, started.id) == "in_progress"
+    assert status_of(shared_server, started.id) == "in_progress"

@@ -43,6 +43,13 @@ def database(tmp_path: Path) -> Iterator[TestDatabase]:
         yield db
 
 
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The module's shared server is on SQLite too; its tests look only at their own runs."""
+    with fresh_database("sqlite", tmp_path_factory.mktemp("sqlite")) as db:
+        yield db
+
+
 def stock(server: ServerProcess, base_url: str | None = None) -> OpenAIChatClient[Any]:
     return OpenAIChatClient(model="count", base_url=base_url or server.base_url, api_key="k")
 
@@ -94,9 +101,9 @@ async def resume(agent: Any, token: Any) -> list[AgentResponseUpdate]:
 
 
 async def test_the_stock_client_polls_a_background_run_with_tokens_until_done(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    agent = stock(server).as_agent()
+    agent = stock(shared_server).as_agent()
     response = await agent.run(PROMPT, options={"background": True})
     token = response.continuation_token
     assert token is not None and token["response_id"].startswith("resp_")
@@ -111,9 +118,9 @@ async def test_the_stock_client_polls_a_background_run_with_tokens_until_done(
 
 
 async def test_the_stock_client_resumes_a_stream_from_a_token_by_replaying_it(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    agent = stock(server).as_agent()
+    agent = stock(shared_server).as_agent()
     first, token = await read_part(agent, deltas=10)
     assert token is not None and set(token) == {"response_id"}
     rest = await resume(agent, token)
@@ -125,15 +132,15 @@ async def test_the_stock_client_resumes_a_stream_from_a_token_by_replaying_it(
 
 
 async def test_the_drop_in_resumes_exactly_where_the_stock_client_replays(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
     """The same token, resumed by both: the stock client replays, ours continues."""
-    mine = ours(server).as_agent()
+    mine = ours(shared_server).as_agent()
     first, token = await read_part(mine, deltas=10)
     assert token["sequence_number"] == event_of(first[-1]).sequence_number
     token = json.loads(json.dumps(token))
     exact = await resume(mine, dict(token))
-    replayed = await resume(stock(server).as_agent(), dict(token))
+    replayed = await resume(stock(shared_server).as_agent(), dict(token))
     # Ours: the first event after the token, and the text continues without a repeat.
     assert event_of(exact[0]).sequence_number == token["sequence_number"] + 1
     assert shown(first) + shown(exact) == FULL
@@ -145,9 +152,9 @@ async def test_the_drop_in_resumes_exactly_where_the_stock_client_replays(
 
 
 async def test_every_update_of_the_drop_in_carries_a_resumable_token(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    agent = ours(server).as_agent()
+    agent = ours(shared_server).as_agent()
     updates = []
     async with agent.run(PROMPT, stream=True, options={"background": True}) as stream:
         updates = [update async for update in stream]
@@ -170,9 +177,9 @@ async def test_every_update_of_the_drop_in_carries_a_resumable_token(
 
 
 async def test_the_drop_in_polls_with_its_tokens_as_the_stock_client_does(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    agent = ours(server).as_agent()
+    agent = ours(shared_server).as_agent()
     _, token = await read_part(agent, deltas=3)
     response = await agent.run(options={"continuation_token": token})
     while response.continuation_token is not None:
@@ -192,10 +199,10 @@ def cut_streams(seed: int) -> Any:
 
 
 async def test_a_dropped_background_stream_reconnects_by_itself_in_the_drop_in(
-    server: ServerProcess,
+    shared_server: ServerProcess,
 ) -> None:
-    with FaultProxy(server.port, cut_streams(3)) as proxy:
-        agent = ours(server, proxy.base_url).as_agent()
+    with FaultProxy(shared_server.port, cut_streams(3)) as proxy:
+        agent = ours(shared_server, proxy.base_url).as_agent()
         async with agent.run(PROMPT, stream=True, options={"background": True}) as stream:
             updates = [update async for update in stream]
         assert len(proxy.faults) >= 2
@@ -204,9 +211,9 @@ async def test_a_dropped_background_stream_reconnects_by_itself_in_the_drop_in(
     assert shown(updates) == FULL
 
 
-async def test_the_stock_client_gives_up_on_a_dropped_stream(server: ServerProcess) -> None:
-    with FaultProxy(server.port, cut_streams(3)) as proxy:
-        agent = stock(server, proxy.base_url).as_agent()
+async def test_the_stock_client_gives_up_on_a_dropped_stream(shared_server: ServerProcess) -> None:
+    with FaultProxy(shared_server.port, cut_streams(3)) as proxy:
+        agent = stock(shared_server, proxy.base_url).as_agent()
         updates: list[AgentResponseUpdate] = []
         with pytest.raises(ChatClientException):
             async with agent.run(PROMPT, stream=True, options={"background": True}) as stream:

@@ -43,6 +43,13 @@ def database(tmp_path: Path) -> Iterator[TestDatabase]:
         yield db
 
 
+@pytest.fixture(scope="module")
+def module_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    """The module's shared server is on SQLite too; its tests look only at their own runs."""
+    with fresh_database("sqlite", tmp_path_factory.mktemp("sqlite")) as db:
+        yield db
+
+
 def count_text(n: int) -> str:
     return "".join(f"{i} " for i in range(n))
 
@@ -112,24 +119,29 @@ def assert_exactly_the_log(
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_stream_cut_at_random_points_yields_every_event_once_in_order(
-    server: ServerProcess, seed: int
+    shared_server: ServerProcess, seed: int
 ) -> None:
     n = 400
-    with FaultProxy(server.port, random_faults(seed)) as proxy, client_through(proxy) as client:
+    with (
+        FaultProxy(shared_server.port, random_faults(seed)) as proxy,
+        client_through(proxy) as client,
+    ):
         stream = client.stream(model="count", input=f"n={n} delay=0.002")
         events = list(stream)
     assert len(proxy.faults) >= 5, "the proxy broke too little to prove anything"
     assert stream.reconnects >= 1
-    assert_exactly_the_log(server, events)
+    assert_exactly_the_log(shared_server, events)
     assert events[-1].type == "response.completed"
     assert deltas(events) == count_text(n)
     assert stream.token is not None
     assert stream.token.sequence_number == events[-1].sequence_number
 
 
-async def test_the_async_client_resumes_through_the_same_faults(server: ServerProcess) -> None:
+async def test_the_async_client_resumes_through_the_same_faults(
+    shared_server: ServerProcess,
+) -> None:
     n = 300
-    with FaultProxy(server.port, random_faults(7)) as proxy:
+    with FaultProxy(shared_server.port, random_faults(7)) as proxy:
         async with AsyncOutlastClient(
             base_url=proxy.base_url,
             api_key="test-key",
@@ -140,11 +152,11 @@ async def test_the_async_client_resumes_through_the_same_faults(server: ServerPr
             stream = client.stream(model="count", input=f"n={n} delay=0.002")
             events = [event async for event in stream]
     assert stream.reconnects >= 1
-    assert_exactly_the_log(server, events)
+    assert_exactly_the_log(shared_server, events)
     assert deltas(events) == count_text(n)
 
 
-def test_each_kind_of_fault_is_survived_on_its_own(server: ServerProcess) -> None:
+def test_each_kind_of_fault_is_survived_on_its_own(shared_server: ServerProcess) -> None:
     """A FIN, a reset, a silent connection, a 502 and a refused answer, one after the other."""
     faults: list[Fault] = [Cut(2000), Cut(300, reset=True), Stall(500), BadGateway(), Cut(0)]
     queue = list(faults)
@@ -152,20 +164,24 @@ def test_each_kind_of_fault_is_survived_on_its_own(server: ServerProcess) -> Non
     def plan(number: int, request_line: str) -> Fault | None:
         return queue.pop(0) if queue else None
 
-    with FaultProxy(server.port, plan) as proxy, client_through(proxy) as client:
+    with FaultProxy(shared_server.port, plan) as proxy, client_through(proxy) as client:
         stream = client.stream(model="count", input="n=100 delay=0.02")
         events = list(stream)
     assert [fault for _, fault in proxy.faults] == faults
     assert stream.reconnects >= len(faults)
-    assert_exactly_the_log(server, events)
+    assert_exactly_the_log(shared_server, events)
     assert deltas(events) == count_text(100)
 
 
-def test_a_create_cut_before_its_first_event_is_start_interrupted(server: ServerProcess) -> None:
+def test_a_create_cut_before_its_first_event_is_start_interrupted(
+    shared_server: ServerProcess,
+) -> None:
     """Without the response's id nothing can be resumed, and re-sending could run it twice:
     the client says so instead of guessing."""
     with (
-        FaultProxy(server.port, lambda number, line: Cut(100) if number == 0 else None) as proxy,
+        FaultProxy(
+            shared_server.port, lambda number, line: Cut(100) if number == 0 else None
+        ) as proxy,
         client_through(proxy) as client,
         pytest.raises(StartInterrupted),
     ):
