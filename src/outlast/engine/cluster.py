@@ -1,9 +1,12 @@
-"""This replica's part in a cluster of replicas sharing one store.
+"""This replica's part in a cluster of replicas sharing one store: :class:`ClusterPlacement`.
 
 Loops, each small: the heartbeat that renews this replica's lease (and stops its runs if the
 lease was lost), the sweep that takes over the runs of replicas whose lease expired, the claimer
 that takes queued runs when there is room, and the listener that turns other replicas'
-notifications into live events, cancellations and cache evictions here.
+notifications into live events, cancellations and cache evictions here. Its collaborators are
+given to it (the writer it fences, the hub the remote tail feeds, the cache it evicts, the closer
+that ends orphans); what it drives in the executor is the small
+:class:`~outlast.engine.placement.PlacementHost`, handed over at :meth:`ClusterPlacement.start`.
 """
 
 from __future__ import annotations
@@ -15,17 +18,24 @@ import os
 import socket
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
+from outlast.config import Settings
+from outlast.engine.cache import FinishedCache
+from outlast.engine.closing import Closer
+from outlast.engine.hub import Hub
+from outlast.engine.placement import Placement, PlacementHost
 from outlast.engine.remote import RemoteTail
+from outlast.engine.run import CANCELLED, RunTable
+from outlast.protocol.events import TERMINAL_STATUSES
 from outlast.protocol.ids import new_id
-from outlast.store.base import StoreUnavailable
+from outlast.store.base import ResponseRecord, StoreUnavailable
 from outlast.store.shared import EventsCommitted, Listener, SharedStore
-
-if TYPE_CHECKING:
-    from outlast.engine.engine import Engine
+from outlast.store.writer import GroupCommitWriter
 
 log = logging.getLogger("outlast.cluster")
+runs_log = logging.getLogger("outlast.runs")
 
 # A claim sweep runs at least this often even without notifications (a missed NOTIFY, a run
 # re-queued by a replica that died before notifying); it is a cheap query on a partial index.
@@ -33,19 +43,38 @@ CLAIM_SAFETY_INTERVAL = 2.0
 CLAIM_BATCH = 50
 # A cancel requested just before this replica claimed the run is remembered this long.
 RECENT_CANCEL_SECONDS = 30.0
+# A cancel of a run executing elsewhere waits this long for its end before answering.
+CANCEL_WAIT = 5.0
 
 
-class Cluster:
+class ClusterPlacement(Placement):
     """Leases, takeovers, claims and notifications for one replica."""
 
-    def __init__(self, engine: Engine, store: SharedStore) -> None:
-        settings = engine.settings
-        self.engine = engine
+    handoff = True
+
+    def __init__(
+        self,
+        *,
+        store: SharedStore,
+        settings: Settings,
+        writer: GroupCommitWriter,
+        hub: Hub,
+        cache: FinishedCache,
+        closer: Closer,
+        runs: RunTable,
+    ) -> None:
         self.store = store
+        self.settings = settings
+        self.writer = writer
+        self.hub = hub
+        self.cache = cache
+        self.closer = closer
+        self.runs = runs
+        self._host: PlacementHost | None = None
         self.lease = settings.lease_seconds
         self.executes = settings.role in ("both", "worker")
-        self.worker_id = new_id("wrk")
-        self.tail = RemoteTail(store, engine.hub, engine.is_local)
+        self._worker_id = new_id("wrk")
+        self.tail = RemoteTail(store, hub, runs.is_local)
         self._work = asyncio.Event()
         self._backlog = True
         self._recent_cancels: dict[str, float] = {}
@@ -53,10 +82,23 @@ class Cluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._info = f"{socket.gethostname()} pid {os.getpid()} role {settings.role}"
 
-    async def start(self) -> None:
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    @property
+    def host(self) -> PlacementHost:
+        """The executor, from :meth:`start` on (every loop that uses it starts there)."""
+        assert self._host is not None, "start() first"
+        return self._host
+
+    async def start(self, host: PlacementHost) -> None:
+        # Runs of replicas that died are taken over once their leases expire, not now: they may
+        # still be running elsewhere.
+        self._host = host
         await self.store.register_worker(self.worker_id, self.lease, self._info)
         self._last_renewal = time.monotonic()
-        self.engine.writer.fence = self.worker_id
+        self.writer.fence = self.worker_id
         listener = Listener(
             events=self._on_events,
             work=self.wake_claimer,
@@ -98,7 +140,7 @@ class Cluster:
                 if silent > self.lease:
                     # Another replica may take our runs over now: stop them rather than work
                     # on runs whose writes will be refused.
-                    self.engine.lose_all_runs("the lease could not be renewed")
+                    self.host.lose_all_runs("the lease could not be renewed")
                 continue
             if not renewed:
                 await self._fenced()
@@ -118,9 +160,9 @@ class Cluster:
     async def _fenced(self) -> None:
         """Our lease expired and our runs were taken over: start afresh as a new worker."""
         log.error("this replica's lease expired and its runs were taken over; rejoining")
-        self.engine.lose_all_runs("this replica's lease expired")
-        self.worker_id = new_id("wrk")
-        self.engine.writer.fence = self.worker_id
+        self.host.lose_all_runs("this replica's lease expired")
+        self._worker_id = new_id("wrk")
+        self.writer.fence = self.worker_id
         try:
             await self.store.register_worker(self.worker_id, self.lease, self._info)
             self._last_renewal = time.monotonic()
@@ -136,13 +178,24 @@ class Cluster:
             return
         orphans = []
         for record in held:
-            if self.engine.is_local(record.id):
+            if self.runs.is_local(record.id):
                 if record.cancel_requested:
-                    self.engine.cancel_requested(record.id)
+                    self.host.cancel_requested(record.id)
             else:
                 orphans.append(record)
         if orphans:
-            await self.engine.end_orphans(orphans)
+            await self.end_orphans(orphans)
+
+    async def end_orphans(self, records: list[ResponseRecord], taken_over: bool = False) -> None:
+        """End or re-queue runs held here but not executing here (see :meth:`Closer.end_orphans`);
+        a queued one that never started goes back to the queue."""
+        await self.closer.end_orphans(
+            records, taken_over=taken_over, release_unstarted=self._release_unstarted
+        )
+
+    async def _release_unstarted(self, record: ResponseRecord) -> None:
+        await self.store.release(self.worker_id, [record.id])
+        self.wake_claimer()
 
     # -- takeover ------------------------------------------------------------------------------
 
@@ -152,7 +205,7 @@ class Cluster:
             try:
                 taken = await self.store.take_over_expired(self.worker_id)
                 if taken:
-                    await self.engine.end_orphans(taken, taken_over=True)
+                    await self.end_orphans(taken, taken_over=True)
             except StoreUnavailable as exc:
                 log.debug("takeover sweep skipped: %s", exc)
             except Exception:
@@ -175,7 +228,7 @@ class Cluster:
                 async with asyncio.timeout(CLAIM_SAFETY_INTERVAL):
                     await self._work.wait()
             self._work.clear()
-            room = self.engine.room()
+            room = self.host.room()
             if room <= 0:
                 continue
             limit = min(room, CLAIM_BATCH)
@@ -190,9 +243,65 @@ class Cluster:
             self._backlog = len(records) == limit
             for record in records:
                 cancelled = record.cancel_requested or record.id in self._recent_cancels
-                await self.engine.start_claimed(record, cancelled=cancelled)
+                await self.host.start_claimed(record, cancelled=cancelled)
             if self._backlog:
                 self._work.set()
+
+    # -- the placement port --------------------------------------------------------------------
+
+    def runs_here(self, running: int) -> bool:
+        # A run this replica has no room for waits in the store's queue for any replica to claim.
+        return self.executes and running < self.settings.max_running
+
+    async def waiting(self, here: bool, running: int, queued_here: int) -> int:
+        return 0 if here else await self.store.queued_unclaimed()
+
+    async def release(self, response_ids: list[str]) -> None:
+        try:
+            await self.store.release(self.worker_id, response_ids)
+            runs_log.info("handed %d queued runs back to the other replicas", len(response_ids))
+        except StoreUnavailable as exc:
+            # Still held by this worker: once its lease lapses, another replica takes them over.
+            runs_log.warning("could not hand back %d queued runs: %s", len(response_ids), exc)
+
+    def recover_later(self, response_id: str) -> None:
+        pass  # the heartbeat's reconciliation ends it: this replica still holds it in the store
+
+    async def request_cancel(self, response_id: str) -> None:
+        await self.store.request_cancel(response_id)
+
+    async def cancel_elsewhere(self, record: ResponseRecord) -> bool:
+        """Stop a run this replica does not execute, and wait (briefly) for it to end."""
+        rid = record.id
+        subscription = self.hub.subscribe(rid)
+        try:
+            if record.worker_id is None and record.status == "queued":
+                claimed = await self.store.claim(rid, self.worker_id)
+                if claimed is not None:
+                    with self.runs.handling([rid]):
+                        await self.closer.end_from_log(claimed, CANCELLED)
+                    return True
+            await self.store.request_cancel(rid)
+            async with asyncio.timeout(CANCEL_WAIT):
+                while True:
+                    current = await self.store.get_response(rid, None)
+                    if current is None or current.status in TERMINAL_STATUSES:
+                        return True
+                    await subscription.wait(1.0)
+                    subscription.take()
+        except TimeoutError:
+            runs_log.warning("%s: cancel requested, but the run has not ended yet", rid)
+        finally:
+            self.hub.unsubscribe(subscription)
+        return True
+
+    async def confirm_cached(self, response_id: str) -> bool:
+        # Deleted through another replica, whose notification may not have arrived yet: a
+        # primary-key probe keeps read-after-delete exact without refetching the snapshot.
+        return await self.store.response_exists(response_id)
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:
+        return self.store.exclusive(name)
 
     # -- notifications -------------------------------------------------------------------------
 
@@ -206,13 +315,13 @@ class Cluster:
         if len(self._recent_cancels) > 1000:
             horizon = now - RECENT_CANCEL_SECONDS
             self._recent_cancels = {k: t for k, t in self._recent_cancels.items() if t > horizon}
-        self.engine.cancel_requested(response_id)
+        self.host.cancel_requested(response_id)
 
     def _on_deleted(self, response_ids: list[str]) -> None:
         for rid in response_ids:
-            self.engine.finished.evict(rid)
+            self.cache.evict(rid)
 
     def _on_reconnected(self) -> None:
-        self.engine.finished.clear()
+        self.cache.clear()
         self.tail.refresh_all()
         self.wake_claimer()

@@ -1,17 +1,118 @@
-"""A run of this process: the mutable :class:`Run` the engine keeps, the frozen :class:`RunHandle`
-transports get back.
+"""A run of this process and the vocabulary of its end.
+
+- :class:`Run`, the mutable state the engine keeps for a run that is queued or executing here, and
+  :class:`RunHandle`, the frozen view transports get back from :meth:`Engine.create`.
+- :class:`StopReason`, why a run was stopped before its agent finished, and :func:`stop_outcome`,
+  the table from a reason to the :class:`Outcome` of the attempt: it ends the response
+  (:attr:`Ending.END`, with a terminal status), hands it back to the queue for another attempt
+  (:attr:`Ending.REQUEUE`), or leaves its log untouched here (:attr:`Ending.RELEASE`: another
+  replica holds it, or it is ended from what was stored once the store can be written again).
+- :class:`RunTable`, the runs of this process and those being started or ended here from the store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from outlast.agents.base import AgentRequest
 from outlast.engine.hub import Subscription
+from outlast.observe.base import RunInfo
+from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.state import ResponseState
+from outlast.store.base import ResponseRecord
+
+SERVER_STOPPED_RUNNING = "The server stopped while this response was running; it did not finish."
+SERVER_STOPPED_QUEUED = "The server stopped before this response started; it was not run."
+SHUTDOWN_RUNNING = "The server shut down before this response finished."
+SHUTDOWN_QUEUED = "The server shut down before this response started."
+WORKER_STOPPED = "The worker executing this run stopped before it finished."
+STORE_LOST = "The run was stopped because its events could not be stored; it did not finish."
+STORE_FAILED = "The response could not be stored."
+
+
+def server_error(message: str) -> dict[str, str]:
+    """The ``error`` object of a response that failed on the server's side."""
+    return {"code": "server_error", "message": message}
+
+
+class StopReason(enum.Enum):
+    """Why a run was stopped before its agent finished."""
+
+    CANCELLED = "cancelled"
+    """A client cancelled the background response (or deleted it, or another replica asked)."""
+    CLIENT_DISCONNECTED = "client_disconnected"
+    """The client of a foreground response went away (OpenAI's rule: it is cancelled)."""
+    TIMEOUT = "timeout"
+    """The run exceeded the run timeout."""
+    STORE_FAILED = "store_failed"
+    """The response's insert failed: nothing of it may be served."""
+    SHUTDOWN = "shutdown"
+    """The server shut down (or the task was cancelled from outside) before the run finished."""
+    HANDOFF = "handoff"
+    """The server shut down and another replica of a shared store may retry the run."""
+    LOST = "lost"
+    """This replica may no longer write the run's events (fenced, lease lost, a write failed)."""
+
+
+class Ending(enum.Enum):
+    """What the close of an attempt does to the response."""
+
+    END = "end"
+    """A terminal event: the response ends with :attr:`Outcome.status`."""
+    REQUEUE = "requeue"
+    """The attempt's open items are closed and the run goes back to the queue for another."""
+    RELEASE = "release"
+    """Nothing is written here: another replica holds the run, or its log is ended later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ends: see :class:`Ending`; ``status`` and ``error`` for :attr:`Ending.END`."""
+
+    ending: Ending
+    status: str = ""
+    error: dict[str, str] | None = None
+
+    @classmethod
+    def end(cls, status: str, error: dict[str, str] | None = None) -> Outcome:
+        """The response ends ``status`` (completed, failed, cancelled), with ``error`` if any."""
+        return cls(Ending.END, status, error)
+
+    @property
+    def label(self) -> str:
+        """The word the run's last log line uses for it."""
+        if self.ending is Ending.END:
+            return self.status
+        return "requeue" if self.ending is Ending.REQUEUE else "stopped here"
+
+
+REQUEUE = Outcome(Ending.REQUEUE)
+RELEASE = Outcome(Ending.RELEASE)
+CANCELLED = Outcome.end("cancelled")
+
+
+def stop_outcome(reason: StopReason, *, started: bool, run_timeout: float) -> Outcome:
+    """The outcome of an attempt stopped for ``reason`` (``started``: its agent had begun)."""
+    if reason is StopReason.TIMEOUT:
+        limit = f"{run_timeout:g}"
+        message = f"The run exceeded the run timeout of {limit} seconds and was stopped."
+        return Outcome.end("failed", server_error(message))
+    if reason is StopReason.STORE_FAILED:
+        return Outcome.end("failed", server_error(STORE_FAILED))
+    if reason is StopReason.SHUTDOWN:
+        return Outcome.end("failed", server_error(SHUTDOWN_RUNNING if started else SHUTDOWN_QUEUED))
+    if reason is StopReason.HANDOFF:
+        return REQUEUE
+    if reason is StopReason.LOST:
+        return RELEASE
+    return CANCELLED  # CANCELLED, CLIENT_DISCONNECTED
 
 
 class Run:
@@ -38,7 +139,7 @@ class Run:
         self.background = agent_request.background
         self.store = store
         self.task: asyncio.Task[None] | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.finishing = False
         self.done = asyncio.Event()
         self.timeout_handle: asyncio.TimerHandle | None = None
@@ -51,11 +152,21 @@ class Run:
         self.remote = False
         # This replica may no longer write the run's events (fenced, or a write failed for good).
         self.lost = False
-        self.write_error: Any = None
+        # Bound once by the executor: what a failed write of this run's events does. One object
+        # per run, because the writer merges consecutive appends that share their error callback.
+        self.write_error: Callable[[BaseException], None] | None = None
 
     @property
     def state(self) -> ResponseState:
         return self.normalizer.state
+
+    @property
+    def info(self) -> RunInfo:
+        """What the observers are told about the run."""
+        created = self.state.fields.get("created_at")
+        return RunInfo(self.id, self.agent_request.model, self.background,
+                       float(created) if created is not None else time.time(),
+                       self.attempt)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -74,3 +185,89 @@ class RunHandle:
     run: Run
     subscription: Subscription | None
     """Taken before the first event was published (``create(subscribe=True)``), else None."""
+
+
+class RunTable:
+    """The runs of this process (queued or executing), and the ids being handled from the store.
+
+    A run is *local* while it is in the table or being started or ended here from its stored log
+    (claimed, taken over, cancelled while queued): the other replicas' events and the orphan
+    reconciliation leave those alone.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Run] = {}
+        self._handling: set[str] = set()
+
+    def add(self, run: Run) -> None:
+        self._runs[run.id] = run
+
+    def remove(self, response_id: str) -> None:
+        self._runs.pop(response_id, None)
+
+    def get(self, response_id: str) -> Run | None:
+        return self._runs.get(response_id)
+
+    def live(self, response_id: str, owner: str) -> Run | None:
+        """The run of ``owner`` with this id, if it is queued or executing here."""
+        run = self._runs.get(response_id)
+        if run is not None and run.owner == owner:
+            return run
+        return None
+
+    def is_live(self, response_id: str) -> bool:
+        """The run is queued or executing here."""
+        return response_id in self._runs
+
+    def is_local(self, response_id: str) -> bool:
+        """The run executes here, or is being started or ended here."""
+        return response_id in self._runs or response_id in self._handling
+
+    @contextlib.contextmanager
+    def handling(self, response_ids: Iterable[str]) -> Iterator[None]:
+        """Mark runs as being started or ended here from the store, for the block's duration."""
+        ids = list(response_ids)
+        self._handling.update(ids)
+        try:
+            yield
+        finally:
+            self._handling.difference_update(ids)
+
+    def runs(self) -> list[Run]:
+        """The runs here now (a copy: the table changes as they end)."""
+        return list(self._runs.values())
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+def request_json(request: AgentRequest) -> bytes:
+    """What a replica needs, besides the input, to hand the agent this request."""
+    return dumps(
+        {
+            "model": request.model,
+            "instructions": request.instructions,
+            "metadata": dict(request.metadata),
+            "tools": list(request.tools),
+            "previous_response_id": request.previous_response_id,
+            "background": request.background,
+            "params": dict(request.params),
+        }
+    )
+
+
+def stored_agent_request(
+    record: ResponseRecord, stored: dict[str, Any], conversation: list[dict[str, Any]]
+) -> AgentRequest:
+    """The agent request of a stored run (``stored``: its :func:`request_json`)."""
+    return AgentRequest(
+        response_id=record.id,
+        model=stored["model"],
+        input=conversation,
+        instructions=stored.get("instructions"),
+        metadata=stored.get("metadata") or {},
+        tools=stored.get("tools") or [],
+        previous_response_id=stored.get("previous_response_id"),
+        background=bool(stored.get("background")),
+        params=stored.get("params") or {},
+    )

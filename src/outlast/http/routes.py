@@ -227,7 +227,7 @@ async def list_input_items(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     engine = _engine(request)
     status = "ok" if engine.accepting else "draining"
-    worker = engine.cluster.worker_id if engine.cluster is not None else None
+    worker = engine.worker_id
     return json_response(
         {"status": status, "running": engine.running, "queued": engine.queued, "worker": worker},
         status=200 if engine.accepting else 503,

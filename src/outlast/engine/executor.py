@@ -1,0 +1,353 @@
+"""The executor: the queue, the concurrency limit, one task per run, stop, timeout and finish.
+
+A run enters with :meth:`Executor.submit` (created here) or :meth:`Executor.start_claimed`
+(claimed from a shared store's queue), waits in a FIFO queue while ``max_running`` runs execute,
+then gets a task of its own that feeds its agent's outputs to its normaliser and its events to
+the writer. It leaves through :meth:`Executor.finish`, exactly once: the attempt's close is written
+(:class:`~outlast.engine.closing.Closer`), its slot freed, its ``done`` set. :meth:`Executor.stop`
+is how anything ends a run early (cancel, timeout, shutdown, a lost write): the reason is recorded
+once, a queued run is finished at once, a running one has its task cancelled and, if its agent
+swallows the cancellation, is finished anyway after :data:`STOP_GRACE`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any
+
+import orjson
+
+from outlast.agents.base import Agent, AgentRequest
+from outlast.config import Settings
+from outlast.engine.chain import Chains
+from outlast.engine.closing import Closer, snapshot_update
+from outlast.engine.hub import Hub
+from outlast.engine.placement import Placement
+from outlast.engine.run import (
+    CANCELLED,
+    RELEASE,
+    Outcome,
+    Run,
+    RunTable,
+    StopReason,
+    server_error,
+    stop_outcome,
+    stored_agent_request,
+)
+from outlast.observe.base import Observer
+from outlast.protocol.events import Event
+from outlast.protocol.normalizer import Normalizer
+from outlast.store.base import Fenced, ResponseRecord
+from outlast.store.writer import GroupCommitWriter
+
+log = logging.getLogger("outlast.runs")
+
+# While a run streams, its stored snapshot is refreshed at most this often (and at every status
+# change); polls of a live run on this server read the in-memory state, which is always current.
+SNAPSHOT_INTERVAL = 1.0
+# A stopped agent that swallows CancelledError gets this long before the engine ends its response
+# without it (cancel must take effect within a second).
+STOP_GRACE = 0.9
+# After the drain's deadline, stopped runs get this long to write their ends.
+STOPPED_WAIT = 5.0
+
+
+class Executor:
+    """Executes this process's runs; implements :class:`~outlast.engine.placement.PlacementHost`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        agent: Agent,
+        writer: GroupCommitWriter,
+        hub: Hub,
+        observe: Observer,
+        runs: RunTable,
+        closer: Closer,
+        chains: Chains,
+        placement: Placement,
+    ) -> None:
+        self.settings = settings
+        self.agent = agent
+        self.writer = writer
+        self.hub = hub
+        self.observe = observe
+        self.runs = runs
+        self.closer = closer
+        self.chains = chains
+        self.placement = placement
+        self.accepting = True
+        self._queue: deque[Run] = deque()
+        self._running = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def running(self) -> int:
+        """Runs executing here now."""
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        """Runs waiting here for a slot."""
+        return len(self._queue)
+
+    def room(self) -> int:
+        """How many more runs this process would start now."""
+        if not self.accepting:
+            return 0
+        return self.settings.max_running - self._running - len(self._queue)
+
+    # -- entering ------------------------------------------------------------------------------
+
+    def new_run(
+        self,
+        normalizer: Normalizer,
+        owner: str,
+        agent_request: AgentRequest,
+        store: bool,
+        attempt: int = 1,
+    ) -> Run:
+        """A run whose failed writes stop it here."""
+        run = Run(normalizer, owner, agent_request, store, attempt=attempt)
+        run.write_error = functools.partial(self._write_failed, run)
+        return run
+
+    def submit(self, run: Run) -> None:
+        """Queue a run created here; it starts, in order, once there is a slot."""
+        self.runs.add(run)
+        self._queue.append(run)
+        self._pump()
+
+    async def start_claimed(self, record: ResponseRecord, cancelled: bool = False) -> None:
+        """Execute a run this replica claimed from the store's queue."""
+        rid = record.id
+        try:
+            with self.runs.handling([rid]):
+                normalizer = await self.closer.load(record)
+                history = await self.chains.of_claimed(record)
+        except Exception as exc:
+            # Still held here: the heartbeat's reconciliation ends it from its log.
+            log.error("%s: could not load the claimed run: %s", rid, exc)
+            return
+        conversation = history + orjson.loads(record.input)
+        agent_request = stored_agent_request(record, orjson.loads(record.request), conversation)
+        run = self.new_run(normalizer, record.owner, agent_request, record.store, record.attempt)
+        run.created = record.snapshot
+        self.runs.add(run)
+        self.observe.run_claimed(run.info)
+        if cancelled:
+            run.stop_reason = StopReason.CANCELLED
+            await self.finish(run, CANCELLED)
+            return
+        self._queue.append(run)
+        if not self.accepting:  # claimed just as this replica began shutting down
+            await self._hand_back_queued()
+            return
+        self._pump()
+        log.info("%s claimed (attempt %d)", rid, record.attempt)
+
+    def _pump(self) -> None:
+        """Start queued runs, in order, while there is capacity."""
+        while self._queue and self._running < self.settings.max_running and self.accepting:
+            run = self._queue.popleft()
+            self._running += 1
+            run.task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+        if self.accepting:
+            self.placement.capacity_freed()
+
+    # -- executing -----------------------------------------------------------------------------
+
+    async def _execute(self, run: Run) -> None:
+        loop = asyncio.get_running_loop()
+        run.timeout_handle = loop.call_later(
+            self.settings.run_timeout, self.stop, run, StopReason.TIMEOUT
+        )
+        self._emit(run, run.normalizer.start(), snapshot=True)
+        log.info("%s in_progress", run.id)
+        self.observe.run_started(run.info)
+        watch = self.observe.wants_outputs
+        outcome = Outcome.end("completed")
+        agen = self.agent(run.agent_request)
+        try:
+            count = 0
+            async for output in agen:
+                if run.stop_reason is not None:
+                    break
+                if watch and type(output) is not str:  # text deltas are never watched
+                    self.observe.agent_output(run.id, output)
+                events = run.normalizer.feed(output)
+                if events:
+                    self._emit(run, events)
+                count += 1
+                # Let other runs and the writer in now and then, even if the agent never awaits.
+                if self.writer.congested:
+                    await self.writer.wait_for_room()
+                elif count & 63 == 0:
+                    await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            # Stopped by stop() (or the task cancelled from outside: a shutdown). The run still
+            # gets its end written, so the cancellation is not passed on.
+            task = asyncio.current_task()
+            if task is not None:
+                while task.cancelling():
+                    task.uncancel()
+            if run.stop_reason is None:
+                run.stop_reason = StopReason.SHUTDOWN
+        except Exception as exc:
+            outcome = Outcome.end("failed", server_error(str(exc) or type(exc).__name__))
+            log.debug("%s agent raised", run.id, exc_info=True)
+        finally:
+            with contextlib.suppress(BaseException):
+                async with asyncio.timeout(STOP_GRACE):
+                    await agen.aclose()
+        if run.stop_reason is not None:
+            outcome = self._stop_outcome(run, started=True)
+        await self.finish(run, outcome)
+
+    def _emit(self, run: Run, events: list[Event], snapshot: bool = False) -> None:
+        now = time.monotonic()
+        update = None
+        if snapshot or now - run.snapshot_at >= SNAPSHOT_INTERVAL:
+            run.snapshot_at = now
+            update = snapshot_update(
+                run.state, events[-1].seq, self.settings.retention, store=run.store
+            )
+        response_id = run.id
+        # ``events`` may be extended by later appends of this run before it commits (see
+        # GroupCommitWriter.append); the callback publishes the list as it is at commit time.
+        self.writer.append(
+            response_id,
+            events,
+            update,
+            on_commit=lambda: self.hub.publish(response_id, events),
+            on_error=run.write_error,
+        )
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def _stop_outcome(self, run: Run, started: bool) -> Outcome:
+        assert run.stop_reason is not None
+        return stop_outcome(run.stop_reason, started=started, run_timeout=self.settings.run_timeout)
+
+    def stop(self, run: Run, reason: StopReason) -> None:
+        """Stop a run (cancel, timeout, shutdown, client gone); its end follows."""
+        if run.stop_reason is not None or run.finishing:
+            return
+        run.stop_reason = reason
+        if run.task is None:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(run)
+            self.spawn(self.finish(run, self._stop_outcome(run, started=False)))
+            return
+        run.task.cancel()
+        # An agent that swallows the cancellation does not get to keep its response open.
+        asyncio.get_running_loop().call_later(STOP_GRACE, self._force_finish, run)
+
+    def _force_finish(self, run: Run) -> None:
+        if not run.finishing:
+            log.warning("%s: the agent ignored cancellation; ending its response anyway", run.id)
+            self.spawn(self.finish(run, self._stop_outcome(run, started=True)))
+
+    def cancel_requested(self, response_id: str) -> None:
+        """Another replica asked to cancel this run: stop it if it executes here."""
+        run = self.runs.get(response_id)
+        if run is not None:
+            self.stop(
+                run, StopReason.CANCELLED if run.background else StopReason.CLIENT_DISCONNECTED
+            )
+
+    def _write_failed(self, run: Run, exc: BaseException) -> None:
+        """A write of the run's events failed for good: it must not write any more of them."""
+        if run.lost:
+            return
+        run.lost = True
+        if isinstance(exc, Fenced):
+            log.error("%s was taken over by another replica; stopping it here", run.id)
+        else:
+            log.error("%s: its events could not be stored (%s); stopping it", run.id, exc)
+            self.placement.recover_later(run.id)
+        self.stop(run, StopReason.LOST)
+
+    def lose_all_runs(self, reason: str) -> None:
+        """Stop every run here without writing to them: another replica may hold them now."""
+        for run in self.runs.runs():
+            if not run.lost and not run.finishing:
+                log.error("%s: stopping it here: %s", run.id, reason)
+                run.lost = True
+                self.stop(run, StopReason.LOST)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in a task of its own, kept until it is done."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- finishing -----------------------------------------------------------------------------
+
+    async def finish(self, run: Run, outcome: Outcome) -> None:
+        """Write the attempt's close once, wait for its commit, free the run's slot."""
+        if run.finishing:
+            await run.done.wait()
+            return
+        run.finishing = True
+        if run.timeout_handle is not None:
+            run.timeout_handle.cancel()
+        started = run.task is not None
+        response_id = run.id
+        if run.lost:
+            # Another replica holds this run now, or its log must be ended from what was stored.
+            outcome = RELEASE
+        try:
+            await self.closer.close(run.normalizer, outcome, run.info, run.store)
+        except Exception as exc:
+            log.error("%s: could not store the terminal event: %s", response_id, exc)
+            self.observe.run_released(response_id)
+            self.placement.recover_later(response_id)
+        finally:
+            self.runs.remove(response_id)
+            if started:
+                self._running -= 1
+            run.done.set()
+            self._pump()
+        error = outcome.error
+        detail = f": {error['message']}" if error else ""
+        log.info("%s %s (%d events)%s", response_id, outcome.label, run.normalizer.next_seq, detail)
+
+    # -- draining ------------------------------------------------------------------------------
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking runs; let running ones finish for up to ``timeout`` s, then stop the rest."""
+        self.accepting = False
+        if self.placement.handoff and self._queue:
+            await self._hand_back_queued()
+        if len(self.runs):
+            log.info("draining: %d running, %d queued, up to %.0f s", self._running,
+                     len(self._queue), timeout)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        runs = self.runs.runs()
+        for run in runs:
+            # A run that may be retried goes to another replica instead, where there is one.
+            retry = self.placement.handoff and run.task is not None and self.closer.may_retry(run)
+            self.stop(run, StopReason.HANDOFF if retry else StopReason.SHUTDOWN)
+        if runs:
+            await asyncio.wait(
+                [asyncio.create_task(r.done.wait()) for r in runs], timeout=STOPPED_WAIT
+            )
+
+    async def _hand_back_queued(self) -> None:
+        """Runs claimed here but not started go back to the store's queue."""
+        runs = list(self._queue)
+        self._queue.clear()
+        for run in runs:
+            self.runs.remove(run.id)
+            run.done.set()
+        await self.placement.release([run.id for run in runs])
