@@ -7,13 +7,14 @@ Two kinds of server:
 - ``shared_server``: one process per module and backend, shared by the module's tests; each of
   them asserts only on the responses it created (the others' are in the same database).
 
-Under pytest-xdist (``-n``, with ``--dist loadgroup``) a module whose tests share a module- or
-session-scoped fixture runs on one worker, so its shared server starts once; the other tests are
-spread one by one.
+Under pytest-xdist (``-n``, with ``--dist loadgroup``) a module whose tests share a module-scoped
+fixture runs on one worker, so its shared server starts once; the other tests are spread one by
+one (``pytest_xdist_make_scheduler`` below).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,21 +31,43 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_template()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests that share a module's (or session's) fixture on one xdist worker."""
-    for item in items:
-        fixture_info = getattr(item, "_fixtureinfo", None)
-        if fixture_info is None or item.get_closest_marker("xdist_group") is not None:
-            continue
-        shared = any(
-            definition.scope in ("module", "package", "session")
-            and definition.baseid  # a fixture of the suite's, not of a plugin's
-            for definitions in fixture_info.name2fixturedefs.values()
-            for definition in definitions
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+# What a test module that shares a server or a database between its tests contains.
+_SHARING_HINTS = ('scope="module"', "shared_server", "shared_client", "module_database")
+
+
+@functools.cache
+def _shares_fixtures(module: Path) -> bool:
+    """Whether a test module's tests share a module-scoped fixture (a server, a database)."""
+    try:
+        text = module.read_text()
+    except OSError:
+        return False
+    return any(hint in text for hint in _SHARING_HINTS)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: pytest runs without it too
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``, grouping by module the tests that share a module's fixtures.
+
+    A module that shares a server runs on one worker, so that server starts once; every other
+    test is a unit of its own, spread over the workers. (xdist's own ``xdist_group`` marks do not
+    reach its scheduler on pytest 9, which no longer reads the ``item._nodeid`` xdist rewrites.)
+    Grouping only saves time: a module-scoped fixture is correct on any number of workers.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    root = config.rootpath
+
+    class SharedModuleScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if "@" in nodeid:  # an xdist_group mark, should xdist's suffix ever arrive
+                return super()._split_scope(nodeid)
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_fixtures(root / module) else nodeid
+
+    return SharedModuleScheduling(config, log)
 
 
 @pytest.fixture(params=BACKENDS)
