@@ -28,8 +28,10 @@ serve: $(SERVE_STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the
 # so 3 workers keep 2 cores busy. loadgroup keeps each module's shared server on one worker.
 TEST_WORKERS ?= 3
 
+# A test marked exclusive restarts the PostgreSQL server the others use: it runs alone, last.
 test: $(STAMP) docs  ## run every test (tests/README.md: the layout and how long each part takes)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive"
+	$(BIN)/pytest -m exclusive
 
 test-fast: $(STAMP)  ## the unit and in-process API tests only, no server processes
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup tests/unit tests/api

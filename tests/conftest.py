@@ -15,6 +15,7 @@ one (``pytest_xdist_make_scheduler`` below).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,19 @@ from openai import OpenAI
 
 from databases import BACKENDS, TestDatabase, drop_template, fresh_database
 from serverproc import ServerProcess
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, skip the tests marked ``exclusive``: they would break the other workers'.
+
+    ``make test`` runs them alone after the parallel part (``pytest -m exclusive``).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return
+    skip = pytest.mark.skip(reason="exclusive: not beside other tests (run with -m exclusive)")
+    for item in items:
+        if item.get_closest_marker("exclusive") is not None:
+            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

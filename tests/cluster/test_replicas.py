@@ -898,6 +898,7 @@ def _postgres_answers(url: str) -> bool:
     return True
 
 
+@pytest.mark.exclusive  # it restarts the server every other PostgreSQL test is using
 @pytest.mark.skipif(
     _local_cluster() is None,
     reason="needs the test database on a local PostgreSQL cluster that pg_ctlcluster can restart",
