@@ -364,9 +364,10 @@ class Engine:
             record = await self.record(response_id, owner)
             if not record.background:
                 raise NotCancellable
-            if record.status not in TERMINAL_STATUSES and await self.placement.cancel_elsewhere(
-                record
-            ):
+            if record.status in TERMINAL_STATUSES:
+                return record.snapshot
+            # Unfinished but not here: it executes (or waits) elsewhere, or is being ended.
+            if await self.placement.cancel_elsewhere(record):
                 return (await self.record(response_id, owner)).snapshot
             return record.snapshot
         if not run.background:
