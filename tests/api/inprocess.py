@@ -202,6 +202,7 @@ class ServerPool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.servers: dict[tuple[Any, ...], InProcessServer] = {}
+        self.attempts = itertools.count()
         self.stack = contextlib.ExitStack()
 
     def get(
@@ -213,7 +214,9 @@ class ServerPool:
     ) -> InProcessServer:
         key = (backend, agent, args, tuple(sorted((env or {}).items())))
         if key not in self.servers:
-            directory = self.directory / f"server-{len(self.servers)}"
+            # Numbered by attempt, not by server: a database that could not be made (no
+            # PostgreSQL: the test is skipped) leaves its directory behind for the next to try.
+            directory = self.directory / f"server-{next(self.attempts)}"
             directory.mkdir()
             database = self.stack.enter_context(fresh_database(backend, directory))
             server = InProcessServer(database, args, agent=agent, env=env).start()
