@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from test_store_contract import events, record
@@ -99,6 +100,18 @@ def flat(batches: list[list[int]]) -> list[int]:
     return [seq for batch in batches for seq in batch]
 
 
+async def until(condition: Callable[[], bool], reader: asyncio.Task[Any] | None = None) -> None:
+    """Let the loop run until ``condition`` holds; fail (never hang) if it does not come."""
+    for _ in range(100_000):
+        if condition():
+            return
+        if reader is not None and reader.done():
+            reader.result()  # raises what the reader raised
+            raise AssertionError("the reader ended before the condition held")
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
 def reading(path: EventPath, after: int = -1, **kwargs: object) -> asyncio.Task[list[list[int]]]:
     return asyncio.ensure_future(read_all(path, after, **kwargs))
 
@@ -154,8 +167,7 @@ async def test_a_reader_catches_up_from_the_store_then_follows_live_to_the_end(
 ) -> None:
     await path.commit(0, 2)
     reader = reading(path)
-    while not path.hub.has_subscribers("resp_a") or path.store.reads < 2:
-        await asyncio.sleep(0)
+    await until(lambda: path.hub.has_subscribers("resp_a") and path.store.reads >= 2, reader)
     await path.commit(3, 4)
     await path.commit(5, 5)
     await path.finish(6)
@@ -168,8 +180,7 @@ async def test_an_event_committed_during_the_store_read_is_sent_once(path: Event
     # the read returns it, and the live buffer holds it too.
     path.store.before_read.append(lambda: path.commit(3, 4))
     reader = reading(path)
-    while path.store.reads < 2:
-        await asyncio.sleep(0)
+    await until(lambda: path.store.reads >= 2, reader)
     await path.finish(5)
     assert flat(await reader) == [0, 1, 2, 3, 4, 5]
     # The live copies of 3 and 4 were skipped, not taken for a gap sending it back to the store.
@@ -183,8 +194,7 @@ async def test_an_event_committed_between_the_store_read_and_going_live_is_not_m
     # After the store said "nothing more": only the live buffer has these.
     path.store.after_read += [noop, lambda: path.commit(3, 4)]
     reader = reading(path)
-    while path.store.reads < 2:
-        await asyncio.sleep(0)
+    await until(lambda: path.store.reads >= 2, reader)
     await path.finish(5)
     assert flat(await reader) == [0, 1, 2, 3, 4, 5]
 
@@ -222,9 +232,8 @@ async def test_a_subscription_taken_before_the_first_commit_is_not_preceded_by_a
 # -- falling back to the store --------------------------------------------------------------
 
 
-async def wait_until_live(path: EventPath) -> None:
-    while path.store.reads < 1 or not path.hub.has_subscribers("resp_a"):
-        await asyncio.sleep(0)
+async def wait_until_live(path: EventPath, reader: asyncio.Task[Any]) -> None:
+    await until(lambda: path.store.reads >= 1 and path.hub.has_subscribers("resp_a"), reader)
     for _ in range(10):  # let the reader reach its live wait
         await asyncio.sleep(0)
 
@@ -234,7 +243,7 @@ async def test_a_live_reader_that_overflows_catches_up_from_the_store_and_rejoin
 ) -> None:
     monkeypatch.setattr(hub_module, "SUBSCRIBER_BUFFER", 3)
     reader = reading(path)
-    await wait_until_live(path)
+    await wait_until_live(path, reader)
     await path.commit(0, 9)  # more than the buffer holds: the reader must read the store
     await path.commit(10, 10)
     await path.finish(11)
@@ -246,10 +255,9 @@ async def test_after_catching_up_from_an_overflow_a_reader_waits_on_the_hub_not_
 ) -> None:
     monkeypatch.setattr(hub_module, "SUBSCRIBER_BUFFER", 3)
     reader = reading(path)
-    await wait_until_live(path)
+    await wait_until_live(path, reader)
     await path.commit(0, 9)
-    while path.store.reads < 3:
-        await asyncio.sleep(0)
+    await until(lambda: path.store.reads >= 3, reader)
     for _ in range(20):
         await asyncio.sleep(0)
     caught_up = path.store.reads
@@ -262,7 +270,7 @@ async def test_after_catching_up_from_an_overflow_a_reader_waits_on_the_hub_not_
 
 async def test_a_gap_in_what_arrives_live_is_filled_from_the_store(path: EventPath) -> None:
     reader = reading(path)
-    await wait_until_live(path)
+    await wait_until_live(path, reader)
     # 0 and 1 commit without reaching the hub (as when another replica committed them); 2
     # arrives live, so the reader sees 2 after nothing and reads 0..2 from the store instead.
     await path.commit(0, 1, publish=False)
@@ -290,7 +298,7 @@ async def test_a_quiet_stream_yields_an_empty_batch_and_then_carries_on(
 async def test_closing_the_hub_ends_a_stream_after_what_is_stored(path: EventPath) -> None:
     await path.commit(0, 1)
     reader = reading(path)
-    await wait_until_live(path)
+    await wait_until_live(path, reader)
     await path.commit(2, 2, publish=False)
     path.hub.close()
     assert flat(await reader) == [0, 1, 2]
