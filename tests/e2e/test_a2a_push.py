@@ -7,7 +7,7 @@ The receivers here listen on loopback, which the server refuses unless started w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +22,26 @@ from a2a.types import (
 )
 from a2a.utils.errors import TaskNotFoundError
 
-from a2a_support import Receiver, a2a_client, a2a_server, request, send
+from a2a_support import Receiver, a2a_client, request, send
+from databases import TestDatabase
 from helpers import wait_for_marker
 from serverproc import ServerProcess
 
 
-@pytest.fixture
-def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return a2a_server(make_server, "--a2a-allow-private-push")
+@pytest.fixture(scope="module")
+def server(
+    module_database: TestDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One A2A server per backend for the module (push configs are stored: both backends); each
+    test has a receiver and a task of its own."""
+    server = ServerProcess(
+        module_database.url,
+        agent="a2a_agents:router",
+        args=["--drain-timeout", "1", "--a2a-allow-private-push"],
+        log_dir=tmp_path_factory.mktemp("a2a_push"),
+    ).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
