@@ -8,18 +8,18 @@ it is started once per configuration for the whole session, not once per test.
 
 Backends: SQLite, unless a test (or module) parametrises ``backend`` over ``BACKENDS`` to run on
 PostgreSQL too, e.g. ``@pytest.mark.parametrize("backend", BACKENDS)``; the shared PostgreSQL
-server is then started on a database of its own, once.
+server of each agent is then started on a database of its own, once, and accepts API keys (see
+``ServerPool.shared``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-from inprocess import InProcessServer, ServerPool, fast_thread_switches
+from inprocess import ROUTER, InProcessServer, ServerPool, fast_thread_switches
 from openai import OpenAI
 
 from databases import fresh_database
@@ -66,13 +66,15 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., InProcessServer]]:
     with fast_thread_switches(), contextlib.ExitStack() as stack:
         made = 0
 
-        def factory(*args: str, **options: Any) -> InProcessServer:
+        def factory(
+            *args: str, agent: str = ROUTER, env: Mapping[str, str] | None = None
+        ) -> InProcessServer:
             nonlocal made
             made += 1
             directory = tmp_path / f"server-{made}"
             directory.mkdir()
             database = stack.enter_context(fresh_database("sqlite", directory))
-            server = InProcessServer(database, args, **options).start()
+            server = InProcessServer(database, args, agent=agent, env=env).start()
             stack.callback(server.stop)
             return server
 
