@@ -2,7 +2,8 @@
 
 Served when the ``a2a`` extra is installed (``pip install 'outlast[a2a]'``), unless
 ``--no-a2a``; ``--a2a`` makes it required. This module imports nothing of a2a-sdk itself, so the
-server runs without the extra.
+server runs without the extra, and the transport is built on first use
+(:mod:`outlast.a2a.deferred`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from outlast.config import OPTIONS_BY_DEST, Settings
 
 if TYPE_CHECKING:
-    from outlast.a2a.service import A2AService
+    from outlast.a2a.deferred import DeferredA2A
     from outlast.engine import Engine
 
 log = logging.getLogger("outlast.a2a")
@@ -27,7 +28,7 @@ def missing_modules() -> list[str]:
     return [name for name in REQUIRED_MODULES if importlib.util.find_spec(name) is None]
 
 
-def create_a2a(settings: Settings, engine: Engine) -> A2AService | None:
+def create_a2a(settings: Settings, engine: Engine) -> DeferredA2A | None:
     """The A2A transport for ``engine``, or ``None`` when it is off (or not installed, in auto).
 
     Raises ``ValueError`` (a one-line message for the CLI) when A2A was asked for with ``--a2a``
@@ -50,9 +51,9 @@ def create_a2a(settings: Settings, engine: Engine) -> A2AService | None:
             )
         log.debug("A2A not served: the a2a extra is not installed (%s)", ", ".join(missing))
         return None
-    from outlast.a2a.service import A2AService
+    from outlast.a2a.deferred import DeferredA2A
 
-    return A2AService(settings, engine)
+    return DeferredA2A(settings, engine)
 
 
 __all__ = ["create_a2a"]

@@ -1,27 +1,22 @@
-"""The agent card served at ``/.well-known/agent-card.json``."""
+"""The agent card served at ``/.well-known/agent-card.json``.
+
+a2a-sdk is imported when the card is built (when A2A is first used), not with this module: the
+``--a2a-skill`` values are checked at start with :func:`skill_fields`, which needs none of it.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
 import re
-from typing import Any
-
-from a2a.types import (
-    AgentCapabilities,
-    AgentCard,
-    AgentInterface,
-    AgentSkill,
-    HTTPAuthSecurityScheme,
-    SecurityRequirement,
-    SecurityScheme,
-    StringList,
-)
-from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+from typing import TYPE_CHECKING, Any
 
 import outlast
 from outlast.agents.base import Agent
 from outlast.config import Settings
+
+if TYPE_CHECKING:
+    from a2a.types import AgentCard, AgentSkill
 
 A2A_PATH = "/v1/a2a"
 """Where the JSON-RPC endpoint (``POST``) and the HTTP+JSON routes (below it) are mounted."""
@@ -33,7 +28,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "skill"
 
 
-def _skill(value: Any, where: str) -> AgentSkill:
+def _skill(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str):
         name, sep, description = value.partition(":")
         if not sep or not name.strip() or not description.strip():
@@ -51,18 +46,19 @@ def _skill(value: Any, where: str) -> AgentSkill:
     examples = value.get("examples") or []
     if not all(isinstance(t, str) for t in tags) or not all(isinstance(e, str) for e in examples):
         raise ValueError(f"{where}: 'tags' and 'examples' must be lists of strings")
-    return AgentSkill(
-        id=skill_id,
-        name=value["name"],
-        description=str(value.get("description") or value["name"]),
-        tags=tags,
-        examples=examples,
-    )
+    return {
+        "id": skill_id,
+        "name": value["name"],
+        "description": str(value.get("description") or value["name"]),
+        "tags": tags,
+        "examples": examples,
+    }
 
 
-def parse_skills(values: list[str]) -> list[AgentSkill]:
-    """``--a2a-skill`` values: ``Name: description``, a JSON object, or a JSON array of either."""
-    skills: list[AgentSkill] = []
+def skill_fields(values: list[str]) -> list[dict[str, Any]]:
+    """``--a2a-skill`` values: ``Name: description``, a JSON object, or a JSON array of either;
+    the fields of each skill. Raises ``ValueError`` (one line for the CLI) for a bad one."""
+    skills: list[dict[str, Any]] = []
     for number, text in enumerate(values, 1):
         where = f"--a2a-skill #{number}"
         stripped = text.strip()
@@ -76,6 +72,13 @@ def parse_skills(values: list[str]) -> list[AgentSkill]:
         else:
             skills.append(_skill(text, where))
     return skills
+
+
+def parse_skills(values: list[str]) -> list[AgentSkill]:
+    """The card's skills from ``--a2a-skill`` values (see :func:`skill_fields`)."""
+    from a2a.types import AgentSkill
+
+    return [AgentSkill(**fields) for fields in skill_fields(values)]
 
 
 def public_url(settings: Settings) -> str:
@@ -92,6 +95,18 @@ def public_url(settings: Settings) -> str:
 
 def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
     """The card: name, description and skills from the settings (or the agent), both bindings."""
+    from a2a.types import (
+        AgentCapabilities,
+        AgentCard,
+        AgentInterface,
+        AgentSkill,
+        HTTPAuthSecurityScheme,
+        SecurityRequirement,
+        SecurityScheme,
+        StringList,
+    )
+    from a2a.utils.constants import PROTOCOL_VERSION_1_0, TransportProtocol
+
     name = settings.a2a.name or settings.agent
     description = settings.a2a.description or (
         inspect.getdoc(agent) or "An agent hosted by outlast."

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.routing import BaseRoute
 
 from outlast.a2a.card import A2A_PATH, build_agent_card, public_url
+from outlast.a2a.database import database_url
 from outlast.a2a.handler import EngineRequestHandler, owner_of
 from outlast.a2a.index import TaskIndex
 from outlast.a2a.push import PushConfigStore, PushWatcher, RetryingPushSender
@@ -21,27 +22,6 @@ from outlast.config import Settings
 from outlast.engine import Engine
 
 log = logging.getLogger("outlast.a2a")
-
-
-def database_url(settings: Settings) -> str:
-    """The SQLAlchemy URL of the A2A tables.
-
-    ``--a2a-db`` if given; else beside the server's store: ``outlast.db`` → ``outlast.a2a.db``
-    for SQLite (a separate file, so that A2A's writes never wait for the event log's group
-    commits or hold them up), the same database for PostgreSQL.
-    """
-    url = settings.a2a.db or settings.db
-    if url.startswith("sqlite:///") and not settings.a2a.db:
-        path = Path(url.removeprefix("sqlite:///"))
-        url = "sqlite:///" + str(path.with_name(f"{path.stem}.a2a{path.suffix or '.db'}"))
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            return driver + url.removeprefix(plain)
-    return url
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from openai import AsyncOpenAI, AsyncStream
+from typing import TYPE_CHECKING, Any, cast
 
 from outlast.agents.base import AgentRequest
 from outlast.agents.history import chat_messages, conversation, responses_input
@@ -40,6 +38,11 @@ from outlast.protocol.outputs import (
     ReasoningDelta,
     new_call_id,
 )
+
+if TYPE_CHECKING:
+    # The SDK is imported when the agent first runs: a server hosting another agent never pays
+    # its ~25 MB (``outlast.agents`` re-exports this module).
+    from openai import AsyncOpenAI, AsyncStream
 
 # Create parameters a Responses upstream receives as they are.
 RESPONSES_PARAMS = (
@@ -66,6 +69,8 @@ def _client(settings: UpstreamSettings) -> AsyncOpenAI:
     key = (settings.base_url, settings.api_key or "none")
     client = _clients.get(key)
     if client is None:
+        from openai import AsyncOpenAI
+
         client = _clients[key] = AsyncOpenAI(base_url=key[0], api_key=key[1])
     return client
 

@@ -7,6 +7,11 @@ that drops is resumed exactly where it stopped.
 Exit codes: 0 the run completed (or the command did its job), 1 the run failed, was cancelled or
 is incomplete, or the response does not exist, 2 the server could not be reached or refused the
 request, 130 interrupted with Ctrl-C.
+
+Importing this module is cheap (``outlast serve`` builds its parser from it): the ``openai`` SDK,
+which the client is built on, and ``rich`` are imported by the commands that use them, and
+``ls`` lists with the SDK's HTTP client alone, since the SDK's types take longer to import than
+the listing takes.
 """
 
 from __future__ import annotations
@@ -19,19 +24,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-from openai.types.responses import Response, ResponseStreamEvent
-from rich.console import Console
-from rich.prompt import Prompt
-from rich.table import Table
-
-from outlast.client._display import Display, display_for
-from outlast.client._errors import OutlastError, ReconnectFailed, RunNotFound
-from outlast.client._policy import TERMINAL_STATUSES, Reconnecting
-from outlast.client._sync import OutlastClient, RunStream
 from outlast.client._token import ContinuationToken
+
+if TYPE_CHECKING:
+    import httpx2
+    import openai
+    from openai.types.responses import Response, ResponseStreamEvent
+
+    from outlast.client._display import Display
+    from outlast.client._policy import Reconnecting
+    from outlast.client._sync import OutlastClient, RunStream
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_MODEL = "default"
@@ -39,6 +43,8 @@ COMMANDS = frozenset({"run", "tail", "get", "cancel", "ls"})
 STATUSES = ("queued", "in_progress", "completed", "failed", "cancelled", "incomplete")
 
 EXIT_OK, EXIT_RUN_ENDED_BADLY, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# outlast.client._policy's, without importing the SDK it needs.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -122,12 +128,18 @@ def connection(
 def main(args: argparse.Namespace) -> int:
     """Run one client command; returns the exit code."""
     url, key = connection(args)
+    if args.command == "ls":
+        return _ls_main(url, key, args)
+    import openai
+
+    from outlast.client._errors import OutlastError, ReconnectFailed, RunNotFound
+    from outlast.client._sync import OutlastClient
+
     commands: dict[str, Callable[[OutlastClient, argparse.Namespace], int]] = {
         "run": run_command,
         "tail": tail_command,
         "get": get_command,
         "cancel": cancel_command,
-        "ls": ls_command,
     }
     client = OutlastClient(base_url=base_url(url), api_key=key)
     try:
@@ -153,12 +165,15 @@ def _error(message: str) -> None:
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
+    return _status_message(exc.status_code, exc.body, str(exc))
+
+
+def _status_message(status: int, body: object, otherwise: str) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return f"{exc.status_code}: {error['message']}"
-    return str(exc)
+            return f"{status}: {error['message']}"
+    return otherwise
 
 
 def _reattach(args: argparse.Namespace, token: ContinuationToken) -> str:
@@ -191,6 +206,8 @@ def _follow(
     client: OutlastClient, stream: RunStream, args: argparse.Namespace, *, offer_cancel: bool
 ) -> int:
     """Show a run's stream until it ends; Ctrl-C offers to cancel it or leave it running."""
+    from outlast.client._display import display_for
+
     display = display_for(stream.response_id or "starting")
 
     def reconnecting(info: Reconnecting) -> None:
@@ -279,6 +296,9 @@ def _interrupted(
         return EXIT_INTERRUPTED
     if stream.finished:
         return EXIT_INTERRUPTED
+    from rich.console import Console
+    from rich.prompt import Prompt
+
     err = Console(stderr=True, highlight=False)
     choice = "l"
     if offer_cancel and sys.stdin.isatty():
@@ -320,6 +340,9 @@ def get_command(client: OutlastClient, args: argparse.Namespace) -> int:
         rows.append(("error", response.error.message))
     text = response.output_text
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
         console = Console(highlight=False)
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
@@ -351,18 +374,78 @@ def cancel_command(client: OutlastClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def ls_command(client: OutlastClient, args: argparse.Namespace) -> int:
-    page = client.list_responses(status=args.status, limit=args.limit)
-    responses = list(page.data)
+class _ListingFailed(Exception):
+    """``ls`` could not list: its message, worded as the SDK's errors are (``Connection
+    error.``, ``Request timed out.``, or the server's own message with its status)."""
+
+    def __init__(self, message: str, *, reached: bool) -> None:
+        super().__init__(message)
+        self.reached = reached
+
+
+def _ls_main(url: str, key: str, args: argparse.Namespace) -> int:
+    import httpx2
+
+    # As OutlastClient's SDK client: the same HTTP client, timeouts, redirects and key.
+    http = httpx2.Client(
+        base_url=base_url(url),
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=httpx2.Timeout(60.0, connect=10.0),
+        follow_redirects=True,
+    )
+    try:
+        return ls_command(http, args)
+    except _ListingFailed as exc:
+        _error(str(exc) if exc.reached else f"cannot reach {url}: {exc}")
+        return EXIT_UNREACHABLE
+    finally:
+        http.close()
+
+
+def _get_json(http: httpx2.Client, path: str, params: dict[str, Any]) -> Any:
+    import httpx2
+
+    try:
+        reply = http.get(path, params=params)
+    except httpx2.TimeoutException:
+        raise _ListingFailed("Request timed out.", reached=False) from None
+    except httpx2.HTTPError:
+        raise _ListingFailed("Connection error.", reached=False) from None
+    try:
+        body: Any = reply.json()
+    except ValueError:
+        body = reply.text
+    if reply.status_code >= 400:
+        otherwise = f"Error code: {reply.status_code} - {body}"
+        raise _ListingFailed(_status_message(reply.status_code, body, otherwise), reached=True)
+    return body
+
+
+def ls_command(http: httpx2.Client, args: argparse.Namespace) -> int:
+    query: dict[str, Any] = {"limit": args.limit, "order": "desc"}
+    if args.status is not None:
+        query["status"] = args.status
+    page = _get_json(http, "/responses", query)
+    responses: list[dict[str, Any]] = list(page.get("data") or []) if isinstance(page, dict) else []
     # The response object holds no input; each run's first input item is asked for (in parallel).
     with ThreadPoolExecutor(8) as pool:
-        inputs = list(pool.map(lambda r: _first_words(client, r.id), responses))
+        inputs = list(pool.map(lambda r: _first_words(http, r["id"]), responses))
     rows: list[tuple[str, ...]] = [
-        (r.id, r.status or "", _when(r.created_at), _duration(r), r.model, words)
+        (
+            r["id"],
+            r.get("status") or "",
+            _when(r["created_at"]),
+            _took(r.get("status"), r["created_at"], r.get("completed_at")),
+            r.get("model") or "",
+            words,
+        )
         for r, words in zip(responses, inputs, strict=True)
     ]
     headers = ("ID", "STATUS", "CREATED", "DURATION", "MODEL", "INPUT")
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(*headers, box=None, header_style="bold", pad_edge=False)
         colours = {"completed": "green", "failed": "red", "cancelled": "yellow"}
         for row in rows:
@@ -374,15 +457,17 @@ def ls_command(client: OutlastClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _first_words(client: OutlastClient, response_id: str, words: int = 8) -> str:
+def _first_words(http: httpx2.Client, response_id: str, words: int = 8) -> str:
     try:
-        items = client.openai.responses.input_items.list(
-            response_id, limit=1, order="asc", timeout=client.timeout
+        items = _get_json(
+            http, f"/responses/{response_id}/input_items", {"limit": 1, "order": "asc"}
         )
-    except openai.APIError:
+    except _ListingFailed:
         return ""
-    for item in items.data:
-        text = " ".join(_texts(item.model_dump()))
+    for item in items.get("data") or [] if isinstance(items, dict) else []:
+        if not isinstance(item, dict):
+            continue
+        text = " ".join(_texts(item))
         parts = text.split()
         return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
     return ""
@@ -403,11 +488,15 @@ def _when(created_at: float) -> str:
 
 
 def _duration(response: Response) -> str:
+    return _took(response.status, response.created_at, response.completed_at)
+
+
+def _took(status: str | None, created_at: float, completed_at: float | None) -> str:
     """How long the run took (completed), or has been going (queued or running)."""
-    if response.status == "completed" and response.completed_at:
-        return _seconds(response.completed_at - response.created_at)
-    if response.status in ("queued", "in_progress"):
-        return _seconds(time.time() - response.created_at) + "…"
+    if status == "completed" and completed_at:
+        return _seconds(completed_at - created_at)
+    if status in ("queued", "in_progress"):
+        return _seconds(time.time() - created_at) + "…"
     return "-"
 
 

@@ -1,15 +1,19 @@
-"""The OpenAPI document, with the schemas taken from the installed ``openai`` SDK's types."""
+"""The OpenAPI document, with the schemas taken from the installed ``openai`` SDK's types.
+
+The SDK and pydantic are imported when the document is first asked for, not at start.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from openai.types.responses import Response, ResponseStreamEvent
-from pydantic import TypeAdapter
 
 import outlast
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
 
 REF = "#/components/schemas/{model}"
 
@@ -30,6 +34,9 @@ def _error(description: str) -> dict[str, Any]:
 
 @functools.cache
 def openapi_document() -> bytes:
+    from openai.types.responses import Response, ResponseStreamEvent
+    from pydantic import TypeAdapter
+
     components: dict[str, Any] = {
         "ErrorEnvelope": {
             "type": "object",

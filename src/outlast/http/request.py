@@ -3,16 +3,19 @@
 The set of accepted parameters is the installed ``openai`` SDK's ``ResponseCreateParams``, and
 every parameter echoed back in the response object is checked against the SDK's ``Response``
 field type, so whatever we accept also comes back valid. Errors follow OpenAI's wording.
+
+The SDK's types cost a server about 25 MB and half a second to import, and most requests need
+only their names: those are read from the SDK's source (:func:`sdk_field_names`), and the types
+themselves are imported when a request first carries a parameter whose value they check.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
-from typing import Any
-
-from openai.types.responses import Response
-from openai.types.responses.response_create_params import ResponseCreateParamsBase
-from pydantic import TypeAdapter, ValidationError
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from outlast.http.errors import invalid
 from outlast.protocol.spec import (
@@ -23,8 +26,66 @@ from outlast.protocol.spec import (
     stamp_item,
 )
 
-KNOWN_PARAMS = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
-RESPONSE_FIELDS = frozenset(Response.model_fields)
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+CREATE_PARAMS = (
+    "types/responses/response_create_params.py",
+    "ResponseCreateParamsBase",
+    "TypedDict",
+)
+RESPONSE_MODEL = ("types/responses/response.py", "Response", "BaseModel")
+
+
+def _parsed_names(relative: str, name: str, base: str) -> frozenset[str] | None:
+    """The annotated names of class ``name`` (a direct subclass of ``base`` only) in the
+    installed SDK's module at ``relative``, read without importing it; ``None`` if the source is
+    not shaped so (another layout, a compiled install), and the caller imports the SDK instead."""
+    spec = importlib.util.find_spec("openai")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    try:
+        tree = ast.parse((Path(spec.submodule_search_locations[0]) / relative).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            if [ast.unparse(b) for b in node.bases] != [base]:
+                return None
+            names = set()
+            for statement in node.body:
+                if not isinstance(statement, ast.AnnAssign):
+                    continue
+                if not isinstance(statement.target, ast.Name):
+                    return None
+                if "ClassVar" in ast.unparse(statement.annotation):
+                    continue  # not a field (pydantic and TypedDict agree on that)
+                names.add(statement.target.id)
+            return frozenset(names)
+    return None
+
+
+def sdk_field_names() -> tuple[frozenset[str], frozenset[str]]:
+    """The installed SDK's create parameters (``ResponseCreateParamsBase``'s keys) and
+    ``Response`` fields: from its source when it is laid out as expected, else by importing it
+    (a unit test checks that both ways agree)."""
+    params = _parsed_names(*CREATE_PARAMS)
+    fields = _parsed_names(*RESPONSE_MODEL)
+    if params is None or fields is None:
+        return imported_field_names()
+    return params, fields
+
+
+def imported_field_names() -> tuple[frozenset[str], frozenset[str]]:
+    """:func:`sdk_field_names`, by importing the SDK's types."""
+    from openai.types.responses import Response
+    from openai.types.responses.response_create_params import ResponseCreateParamsBase
+
+    return frozenset(ResponseCreateParamsBase.__annotations__), frozenset(Response.model_fields)
+
+
+_PARAMS, RESPONSE_FIELDS = sdk_field_names()
+KNOWN_PARAMS = _PARAMS | {"stream"}
 
 # Parameters outlast acts on itself; every other known parameter is echoed when ``Response`` has
 # a field of that name, and otherwise accepted and ignored (e.g. ``include``, ``stream_options``).
@@ -54,8 +115,22 @@ def _wrong_type(name: str, expected: str, value: Any) -> Exception:
 
 @functools.cache
 def _field_adapter(name: str) -> TypeAdapter[Any]:
+    # The first request that echoes a checked parameter imports the SDK's types (once).
+    from openai.types.responses import Response
+    from pydantic import TypeAdapter
+
     annotation: Any = Response.model_fields[name].annotation
     return TypeAdapter(annotation)
+
+
+def _valid_field(name: str, value: Any) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        _field_adapter(name).validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any:
@@ -123,11 +198,8 @@ def parse_create(body: Any) -> RunSpec:
         elif name in ("parallel_tool_calls",):
             _optional(body, name, bool, "a boolean")
         if name in RESPONSE_FIELDS:
-            if value is not None:
-                try:
-                    _field_adapter(name).validate_python(value)
-                except ValidationError:
-                    raise invalid(f"Invalid value for '{name}'.", param=name) from None
+            if value is not None and not _valid_field(name, value):
+                raise invalid(f"Invalid value for '{name}'.", param=name)
             echo[name] = value
         else:
             extra[name] = value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
 
 from starlette.middleware import Middleware
@@ -37,11 +39,22 @@ def build(settings: Settings, store: Store) -> Observability:
         from outlast.observe.webhooks import Webhooks
 
         parts.append(Webhooks(settings.observe, store, metrics))
-    from outlast.observe.tracing import tracer_observer
-
     middleware: list[Middleware] = []
-    tracing = tracer_observer(settings.agent)
-    if tracing is not None:
-        parts.append(tracing)
-        middleware.append(tracing.middleware())
+    if tracing_may_be_configured():
+        from outlast.observe.tracing import tracer_observer
+
+        tracing = tracer_observer(settings.agent)
+        if tracing is not None:
+            parts.append(tracing)
+            middleware.append(tracing.middleware())
     return Observability(Observers(parts), metrics, routes, middleware)
+
+
+def tracing_may_be_configured() -> bool:
+    """Whether tracing can be on, without importing OpenTelemetry (a few MB) to find out.
+
+    Only two things turn it on: ``OTEL_*`` variables (export settings, or
+    ``OTEL_PYTHON_TRACER_PROVIDER``, which OpenTelemetry reads itself), or a tracer provider
+    set by the program that embeds the server, which has then imported ``opentelemetry``.
+    """
+    return "opentelemetry" in sys.modules or any(name.startswith("OTEL_") for name in os.environ)
