@@ -220,6 +220,10 @@ OPTIONS: tuple[Option, ...] = (
            details="At `info`, one log line per run state change."),
     Option("access_log", "--access-log", "OUTLAST_ACCESS_LOG", "log every HTTP request", SERVER,
            default=False, parse=boolean, kind="switch"),
+    Option("console", "--no-console", "OUTLAST_CONSOLE", "do not serve the web console", SERVER,
+           default=True, parse=boolean, kind="switch", flag_value=False,
+           default_text="console on",
+           details="The [web console](console.md) at `/console` (`/` redirects to it)."),
     # -- runs --------------------------------------------------------------------------------
     Option("max_running", "--max-running", "OUTLAST_MAX_RUNNING",
            "runs executing at once; more wait as queued", RUNS, default=1000,
@@ -395,6 +399,7 @@ class Settings:
     max_attempts: int | None = _default("max_attempts")
     log_level: str = _default("log_level")
     access_log: bool = _default("access_log")
+    console: bool = _default("console")
     a2a: A2ASettings = field(default_factory=A2ASettings)
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)

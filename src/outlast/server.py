@@ -17,6 +17,7 @@ from outlast.agents.base import Agent
 from outlast.agents.loading import load_agent
 from outlast.agents.upstream import configure as configure_upstream
 from outlast.config import Settings
+from outlast.console import console_routes
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError
 from outlast.http import errors
@@ -47,6 +48,8 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     # The A2A transport (agent card, JSON-RPC and HTTP+JSON under /v1/a2a) over the same engine.
     a2a = None if settings.role == "worker" else create_a2a(settings, engine)
     a2a_routes = a2a.routes if a2a is not None else []
+    # The web console (its page at /console, `/` redirecting there), for the serving roles.
+    console = console_routes() if settings.console and settings.role != "worker" else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -63,7 +66,7 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     app = Starlette(
         # A worker replica executes runs and answers health checks; clients go to the others.
         routes=[
-            *(HEALTH_ROUTES if settings.role == "worker" else [*ROUTES, *a2a_routes]),
+            *(HEALTH_ROUTES if settings.role == "worker" else [*ROUTES, *a2a_routes, *console]),
             *observability.routes,
         ],
         middleware=[

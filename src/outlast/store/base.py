@@ -85,6 +85,16 @@ class WriteBatch:
         return len(self.new_responses) + len(self.events) + len(self.updates) + len(self.deletes)
 
 
+@dataclass(slots=True)
+class ResponseCounts:
+    """An owner's listable responses per status, and how many ended in each recent interval."""
+
+    by_status: dict[str, int]
+    ended: dict[int, int]
+    """Interval index → how many listable responses ended in it; interval ``i`` spans
+    ``[since + i * bucket, since + (i + 1) * bucket)``. Intervals with none are absent."""
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached right now (connection refused, lost, shutting down).
 
@@ -160,6 +170,11 @@ class Store(ABC):
     @abstractmethod
     async def expired_response_ids(self, now: float, limit: int) -> list[str]:
         """Up to ``limit`` responses whose retention has passed."""
+
+    async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
+        """``owner``'s listable responses (the listing's rule) counted per stored status, and
+        those that ended at or after ``since``, per ``bucket`` seconds (the console's overview)."""
+        raise NotImplementedError
 
     # -- the webhook outbox (see outlast.observe.webhooks) --------------------------------------
 

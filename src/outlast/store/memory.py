@@ -28,6 +28,7 @@ from outlast.protocol.events import Event
 from outlast.store.base import (
     Fenced,
     OutboxRow,
+    ResponseCounts,
     ResponseRecord,
     Store,
     StoreUnavailable,
@@ -185,6 +186,21 @@ class MemoryStore(Store):
             if len(page) > limit:
                 break
         return [dataclasses.replace(r) for r in page[:limit]], len(page) > limit
+
+    async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
+        await self._round_trip()
+        now = time.time()
+        counts = ResponseCounts(by_status={}, ended={})
+        for record in self._responses.values():
+            if record.owner != owner or not record.store:
+                continue
+            if record.expires_at is not None and record.expires_at <= now:
+                continue
+            counts.by_status[record.status] = counts.by_status.get(record.status, 0) + 1
+            if record.ended_at is not None and record.ended_at >= since:
+                index = int((record.ended_at - since) // bucket)
+                counts.ended[index] = counts.ended.get(index, 0) + 1
+        return counts
 
     async def unfinished_responses(self) -> list[ResponseRecord]:
         await self._round_trip()

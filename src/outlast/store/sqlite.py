@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outlast.protocol.events import Event
-from outlast.store.base import OutboxRow, ResponseRecord, Store, WriteBatch
+from outlast.store.base import OutboxRow, ResponseCounts, ResponseRecord, Store, WriteBatch
 
 T = TypeVar("T")
 
@@ -323,6 +323,23 @@ class SQLiteStore(Store):
                 (*params, limit + 1),
             ).fetchall()
             return [_record(row) for row in rows[:limit]], len(rows) > limit
+
+        return await self._read(query)
+
+    async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
+        def query(conn: sqlite3.Connection) -> ResponseCounts:
+            listable = "owner = ? AND store = 1 AND (expires_at IS NULL OR expires_at > ?)"
+            now = time.time()
+            by_status = conn.execute(
+                f"SELECT status, count(*) FROM responses WHERE {listable} GROUP BY status",
+                (owner, now),
+            ).fetchall()
+            ended = conn.execute(
+                "SELECT CAST((ended_at - ?) / ? AS INTEGER) AS i, count(*) FROM responses "
+                f"WHERE {listable} AND ended_at >= ? GROUP BY i",
+                (since, bucket, owner, now, since),
+            ).fetchall()
+            return ResponseCounts(dict(by_status), dict(ended))
 
         return await self._read(query)
 

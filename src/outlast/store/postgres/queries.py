@@ -74,6 +74,8 @@ READ_EVENTS = _q("read_events")
 LISTING_CURSOR = _q("listing_cursor")
 UNFINISHED_RESPONSES = _q("unfinished_responses")
 EXPIRED_RESPONSE_IDS = _q("expired_response_ids")
+COUNT_BY_STATUS = _q("count_by_status")
+COUNT_ENDED = _q("count_ended")
 # -- the webhook outbox -------------------------------------------------------------------------
 CLAIM_OUTBOX = _q("claim_outbox")
 OUTBOX_DONE = _q("outbox_done")

@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 import asyncpg
 
 from outlast.protocol.events import Event
-from outlast.store.base import Fenced, OutboxRow, ResponseRecord, StoreUnavailable, WriteBatch
+from outlast.store.base import (
+    Fenced,
+    OutboxRow,
+    ResponseCounts,
+    ResponseRecord,
+    StoreUnavailable,
+    WriteBatch,
+)
 from outlast.store.postgres import queries
 from outlast.store.postgres.connection import (
     CONNECTION_ERRORS,
@@ -274,6 +281,17 @@ class PostgresStore(SharedStore):
 
     async def unfinished_responses(self) -> list[ResponseRecord]:
         return await self._records(queries.UNFINISHED_RESPONSES)
+
+    async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
+        async def query(conn: asyncpg.Connection) -> ResponseCounts:
+            now = time.time()
+            by_status = await conn.fetch(queries.COUNT_BY_STATUS, owner, now)
+            ended = await conn.fetch(queries.COUNT_ENDED, owner, now, since, bucket)
+            return ResponseCounts(
+                {row[0]: row[1] for row in by_status}, {row[0]: row[1] for row in ended}
+            )
+
+        return await self._run(query)
 
     async def expired_response_ids(self, now: float, limit: int) -> list[str]:
         async def query(conn: asyncpg.Connection) -> list[str]:

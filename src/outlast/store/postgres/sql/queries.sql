@@ -93,6 +93,17 @@ FROM responses WHERE status IN ('queued', 'in_progress') ORDER BY created_at
 -- name: expired_response_ids
 SELECT id FROM responses WHERE expires_at IS NOT NULL AND expires_at < $1 LIMIT $2
 
+-- name: count_by_status
+-- The console's overview: an owner's listable responses (the listing's rule) per status.
+SELECT status, count(*) FROM responses
+WHERE owner = $1 AND store AND (expires_at IS NULL OR expires_at > $2) GROUP BY status
+
+-- name: count_ended
+-- ... and those that ended since $3, per $4-second interval.
+SELECT floor((ended_at - $3) / $4)::integer AS i, count(*) FROM responses
+WHERE owner = $1 AND store AND (expires_at IS NULL OR expires_at > $2) AND ended_at >= $3
+GROUP BY i
+
 -- ==== the webhook outbox ==================================================================
 
 -- name: claim_outbox

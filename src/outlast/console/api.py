@@ -1,0 +1,125 @@
+"""The console's own reads, under ``/v1/console/`` (keyed, scoped to the caller's key).
+
+Everything else the page shows comes from the public Responses API. These two add what that API
+has no field for: counts per status and recent throughput (the overview), and per-run facts
+kept beside the response object (the replica executing it, its attempt, its number of events).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from outlast.asgi.owner import OWNER_SCOPE_KEY
+from outlast.engine import Engine
+from outlast.engine.errors import NotFound
+from outlast.http.errors import invalid
+from outlast.http.replies import json_response
+
+# The overview's throughput: responses ended per minute over the last 15 minutes.
+THROUGHPUT_BUCKET = 60.0
+THROUGHPUT_BUCKETS = 15
+# At most one listing page of runs per request (the listing's own limit).
+MAX_IDS = 100
+# The runs list shows the beginning of each run's input.
+PREVIEW_CHARS = 120
+
+
+def input_preview(input_json: bytes) -> str:
+    """The beginning of the first text among a response's input items."""
+    items = orjson.loads(input_json)
+    for item in items if isinstance(items, list) else []:
+        content = item.get("content") if isinstance(item, dict) else None
+        parts = [content] if isinstance(content, str) else content or []
+        for part in parts:
+            text = (
+                part
+                if isinstance(part, str)
+                else part.get("text")
+                if isinstance(part, dict)
+                else None
+            )
+            if isinstance(text, str) and text.strip():
+                text = " ".join(text.split())
+                return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+    return ""
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _owner(request: Request) -> str:
+    owner: str = request.scope[OWNER_SCOPE_KEY]
+    return owner
+
+
+async def overview(request: Request) -> Response:
+    """The caller's runs per status, how many ended in each of the last minutes, and this
+    server's own load (every owner's runs together, as ``/healthz`` shows them)."""
+    engine = _engine(request)
+    now = time.time()
+    since = now - THROUGHPUT_BUCKET * THROUGHPUT_BUCKETS
+    counts = await engine.store.response_counts(
+        _owner(request), since=since, bucket=THROUGHPUT_BUCKET
+    )
+    ended = [counts.ended.get(i, 0) for i in range(THROUGHPUT_BUCKETS)]
+    return json_response(
+        {
+            "object": "console.overview",
+            "at": now,
+            "counts": counts.by_status,
+            "running": counts.by_status.get("in_progress", 0),
+            "queued": counts.by_status.get("queued", 0),
+            "throughput": {"bucket_seconds": THROUGHPUT_BUCKET, "since": since, "ended": ended},
+            "server": {
+                "running": engine.running,
+                "queued": engine.queued,
+                "max_running": engine.settings.max_running,
+                "worker": engine.worker_id,
+                "accepting": engine.accepting,
+                "events_committed": engine.writer.stats.events,
+            },
+        }
+    )
+
+
+async def runs(request: Request) -> Response:
+    """``?ids=a,b,…``: for each of the caller's responses among them, the facts the response
+    object does not carry. Ids that name no response of the caller are left out."""
+    text = request.query_params.get("ids", "")
+    ids = [part for part in text.split(",") if part]
+    if not ids or len(ids) > MAX_IDS:
+        raise invalid(
+            f"Invalid 'ids': expected 1 to {MAX_IDS} comma-separated response ids.", param="ids"
+        )
+    engine = _engine(request)
+    owner = _owner(request)
+    data: list[dict[str, Any]] = []
+    for response_id in dict.fromkeys(ids):
+        try:
+            record = await engine.record(response_id, owner)
+        except NotFound:
+            continue
+        run = engine.live(response_id, owner)
+        data.append(
+            {
+                "id": response_id,
+                "status": record.status if run is None else run.state.to_dict()["status"],
+                "worker": record.worker_id,
+                "attempt": record.attempt if run is None else run.attempt,
+                # A run executing here counts its events as they are made; any other one as of
+                # its last stored snapshot (every event, once it has ended).
+                "events": record.snapshot_seq + 1 if run is None else run.normalizer.next_seq,
+                "ended_at": record.ended_at,
+                "background": record.background,
+                "cancel_requested": record.cancel_requested,
+                "input_preview": input_preview(record.input),
+            }
+        )
+    return json_response({"object": "list", "data": data})

@@ -1,0 +1,68 @@
+"""Agents the browser tests' server hosts (``console_agents:router``), picked by ``model``.
+
+``demo``: the built-in demo agent; ``hostile``: output written to run script in the page if the
+console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they can be stored;
+``rate``: ``n=N per_second=R`` deltas at about R per second; anything else: the scripted test
+agents (``scripted_agents:router``: ``count``, ``block``, ``echo``, …).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Reasoning
+from outlast.agents.demo import agent as demo
+from scripted_agents import params
+from scripted_agents import router as scripted
+
+# Each payload would set window.__pwned if it ever ran.
+HOSTILE_TEXT = "\n\n".join(
+    [
+        "# Report <script>window.__pwned = 'script tag'</script>",
+        "An image <img src=x onerror=\"window.__pwned = 'onerror'\"> and "
+        "<b onmouseover=\"window.__pwned = 'onmouseover'\">a bold tag</b>.",
+        "[click me](javascript:void(window.__pwned='js-link')) and "
+        "[data](data:text/html,<script>parent.__pwned=1</script>) and "
+        "[a safe link](https://example.com/page).",
+        "**bold <svg onload=\"window.__pwned = 'svg'\"></svg>** and `<iframe srcdoc=x>`",
+        "```html\n</code></pre><script>window.__pwned = 'fence'</script>\n```",
+    ]
+)
+HOSTILE_NAME = "<img src=x onerror=\"window.__pwned = 'tool name'\">"
+
+
+async def hostile(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    yield Reasoning("<svg onload=\"window.__pwned = 'reasoning'\"></svg> thinking")
+    call = FunctionCall(
+        name=HOSTILE_NAME, arguments={"html": "<script>window.__pwned = 'arguments'</script>"}
+    )
+    yield call
+    yield FunctionCallOutput(
+        call_id=call.call_id, output="<iframe src=\"javascript:window.__pwned = 'output'\">"
+    )
+    yield HOSTILE_TEXT
+
+
+async def many(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    for i in range(int(params(request).get("n", "1000"))):
+        yield f"{i} "
+
+
+async def rate(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    p = params(request)
+    n, per_second = int(p.get("n", "1000")), float(p.get("per_second", "1000"))
+    # Ten deltas every hundredth of a second: the event loop cannot sleep 1 ms reliably.
+    for i in range(n):
+        if i % 10 == 0:
+            await asyncio.sleep(10 / per_second)
+        yield f"{i} "
+
+
+AGENTS = {"demo": demo, "hostile": hostile, "many": many, "rate": rate}
+
+
+async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    agent = AGENTS.get(request.model, scripted)
+    async for output in agent(request):
+        yield output
