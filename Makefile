@@ -30,6 +30,7 @@ TEST_WORKERS ?= 3
 
 # A test marked exclusive restarts the PostgreSQL server the others use: it runs alone, last.
 test: $(STAMP) docs  ## run every test (tests/README.md: the layout and how long each part takes)
+	sh scripts/install_browser.sh
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not exclusive"
 	$(BIN)/pytest -m exclusive
 
