@@ -19,6 +19,7 @@ import httpx
 import pytest
 from inprocess import BACKENDS, InProcessServer, ServerPool, fresh_key
 
+from a2a_support import rpc, rpc_message
 from helpers import wait_until
 
 TERMINAL = {"completed", "failed", "cancelled", "incomplete"}
@@ -169,3 +170,20 @@ def test_without_the_console_its_routes_are_not_served(make_server: Any) -> None
     for path in ("/", "/console", "/console/static/app.js", "/v1/console/overview"):
         assert call(server, None, "GET", path, follow_redirects=False).status_code == 404
     assert call(server, None, "GET", "/v1/responses").status_code == 200
+
+
+def test_an_a2a_task_is_a_run_the_console_lists_and_counts(servers: ServerPool) -> None:
+    keyed, key = servers.keyed(), fresh_key()
+    answer = rpc(
+        keyed,
+        {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": rpc_message("hello a2a")},
+        {"Authorization": f"Bearer {key}"},
+    )
+    task_id = answer["result"]["task"]["id"]
+
+    listing = call(keyed, key, "GET", "/v1/responses").json()
+    assert [r["id"] for r in listing["data"]] == [task_id]
+    [run] = call(keyed, key, "GET", f"/v1/console/runs?ids={task_id}").json()["data"]
+    assert run["input_preview"] == "hello a2a"
+    overview = call(keyed, key, "GET", "/v1/console/overview").json()
+    assert overview["counts"] == {"completed": 1}

@@ -13,6 +13,7 @@ entering it. A test fails on any uncaught error in the page. What is checked:
   execute;
 - a finished 20,000-event run's page is usable at once and keeps a bounded number of rows in the
   page; a run at about 1,000 events/s is followed to the end (both measured: artefacts' timings);
+- the continuation token copied from a run page names its last event; delete removes the run;
 - a run started from the page opens its page.
 
 Screenshots of the list and of a run page are saved in the artefacts folder (see conftest.py).
@@ -146,6 +147,7 @@ def test_a_wrong_key_is_refused_and_the_right_one_opens_the_runs(
         page.wait_for_selector("table.runs tbody tr")
 
         assert KEY not in page.content() and KEY not in page.url
+        assert KEY not in console_server.log()
         assert page.evaluate("sessionStorage.getItem('outlast.apiKey')") == KEY
         assert page.evaluate("document.cookie") == ""
     finally:
@@ -260,6 +262,15 @@ def test_hostile_agent_output_does_not_execute(
     output = page.query_selector(".output")
     assert output.query_selector_all("script, img, iframe, svg, b, object, embed") == []
     assert "<script>window.__pwned = 'script tag'</script>" in output.inner_text()
+    # ... while the Markdown around the payloads is rendered: a heading, bold, code, a fence.
+    assert (
+        page.inner_text(".output .md h3") == "Report <script>window.__pwned = 'script tag'</script>"
+    )
+    bold = page.eval_on_selector_all(".output .md strong", "els => els.map(e => e.textContent)")
+    assert "bold <svg onload=\"window.__pwned = 'svg'\"></svg>" in bold
+    assert page.inner_text(".output .md p code") == "<iframe srcdoc=x>"
+    fence = "</code></pre><script>window.__pwned = 'fence'</script>"
+    assert page.inner_text(".output .md pre code") == fence
     links = page.eval_on_selector_all(".output a", "els => els.map(a => [a.href, a.rel])")
     assert links == [["https://example.com/page", "noopener noreferrer nofollow"]]
     assert "click me (javascript:void(window.__pwned='js-link'))" in output.inner_text()
@@ -322,6 +333,32 @@ def test_a_run_at_1000_events_per_second_is_followed_to_the_end(
     record(
         artefacts, "live_run_at_1000_events_per_second", {"longest_main_thread_stall_ms": lag_ms}
     )
+
+
+def test_the_token_copied_from_a_run_page_resumes_after_its_last_event_and_delete_removes_it(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    response_id = create(api, "count", "n=5")
+    wait_ended(api, response_id)
+    open_run(page, console_server.url, response_id)
+    meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
+    page.wait_for_function(
+        "n => document.querySelector('#connection').textContent === 'ended'"
+        " && document.querySelector('#event-count').textContent === n",
+        arg=str(meta["events"]),
+    )
+    page.click("#copy-token")
+    page.wait_for_selector("text=copied")
+    assert (
+        page.evaluate("() => navigator.clipboard.readText()")
+        == f"{response_id}:{meta['events'] - 1}"
+    )
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete")
+    page.wait_for_url(f"{console_server.url}/console#/")
+    assert api.get(f"/v1/responses/{response_id}").status_code == 404
 
 
 def test_a_run_started_from_the_page_opens_its_page(
