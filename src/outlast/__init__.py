@@ -1,10 +1,12 @@
 """outlast: run any Python agent for as long as it needs, behind the OpenAI Responses API.
 
 The public API is this module: an agent is an async generator function taking an
-:class:`AgentRequest` and yielding ``str`` text deltas or the output items below.
+:class:`AgentRequest` and yielding ``str`` text deltas or the output items below. A durable agent
+journals its work with ``await request.step(...)`` (or the :func:`step` decorator) and sleeps
+with ``await request.sleep(...)``: see ``docs/durable-runs.md``.
 """
 
-from outlast.agents.base import Agent, AgentRequest
+from outlast.agents.base import Agent, AgentRequest, step
 from outlast.agents.options import retry_safe
 from outlast.protocol.outputs import (
     AgentOutput,
@@ -30,4 +32,5 @@ __all__ = [
     "ReasoningDelta",
     "__version__",
     "retry_safe",
+    "step",
 ]

@@ -1,14 +1,17 @@
 """The store interface: response records and their append-only event logs.
 
-One implementation per backend (``sqlite.py``; PostgreSQL later). All writes arrive as
-:class:`WriteBatch` objects from the group-commit writer (one transaction each); reads are plain
-queries. Every read that serves a client is scoped to the owner (the caller's API key).
+One implementation per backend (``sqlite.py``, ``postgres/``; ``memory.py`` for tests). All
+writes arrive as :class:`WriteBatch` objects from the group-commit writer (one transaction each);
+reads are plain queries. Every read that serves a client is scoped to the owner (the caller's
+API key). Each run's journal of completed steps (durable runs) is stored beside its events.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+
+import orjson
 
 from outlast.protocol.events import Event
 
@@ -68,6 +71,34 @@ class OutboxRow:
 
 
 @dataclass(slots=True)
+class StepRecord:
+    """One completed step of a run's journal (see ``docs/durable-runs.md``)."""
+
+    position: int
+    """0, 1, 2, … in the order the agent called its steps."""
+    name: str
+    result: bytes
+    """The step's result (JSON)."""
+    seq: int
+    """The log's next sequence number when the step completed: every event before it was
+    emitted before the step's result (and committed no later than the step)."""
+
+
+def pack_steps(steps: list[StepRecord]) -> bytes:
+    """One row's worth of steps: ``[[position, name, seq, result], ...]`` (JSON; each result
+    embedded as it is stored)."""
+    return orjson.dumps([[s.position, s.name, s.seq, orjson.Fragment(s.result)] for s in steps])
+
+
+def unpack_steps(blob: bytes) -> list[StepRecord]:
+    """The steps of a row written with :func:`pack_steps`."""
+    return [
+        StepRecord(position, name, orjson.dumps(result), seq)
+        for position, name, seq, result in orjson.loads(blob)
+    ]
+
+
+@dataclass(slots=True)
 class WriteBatch:
     """Everything one transaction writes, applied in this order."""
 
@@ -77,12 +108,23 @@ class WriteBatch:
     deletes: list[str] = field(default_factory=list)
     outbox: list[OutboxRow] = field(default_factory=list)
     """Webhook deliveries, committed with the terminal events they announce."""
+    steps: list[tuple[str, list[StepRecord]]] = field(default_factory=list)
+    """Journaled steps, in groups (one per writer op: the same group if the op is written again),
+    fenced like events: a replica that no longer holds a response can record none of its steps.
+    A SQL store keeps each group as one row (:func:`pack_steps`), so a step costs a fraction of a
+    row, as an event in a batch costs a fraction of a commit."""
     fence: str | None = None
     """The writing replica: events and updates of responses it no longer holds are refused
     (:class:`Fenced`), so a replica that lost its lease cannot fork a log."""
 
     def __len__(self) -> int:
-        return len(self.new_responses) + len(self.events) + len(self.updates) + len(self.deletes)
+        return (
+            len(self.new_responses)
+            + len(self.events)
+            + len(self.updates)
+            + len(self.deletes)
+            + len(self.steps)
+        )
 
 
 @dataclass(slots=True)
@@ -162,6 +204,11 @@ class Store(ABC):
           when at least one more matching listable response follows the page's last record in
           that order (fetch ``limit + 1``).
         """
+
+    @abstractmethod
+    async def read_steps(self, response_id: str) -> list[StepRecord]:
+        """The run's journal: its completed steps in position order (one query); a delete
+        removes them with the response."""
 
     @abstractmethod
     async def unfinished_responses(self) -> list[ResponseRecord]:

@@ -6,7 +6,7 @@ It keeps the real semantics, not shortcuts, so that what passes on it passes for
 reasons on SQLite and PostgreSQL (the shared contract is in ``tests/unit/test_store_contract.py``):
 
 - a write applies its whole :class:`~outlast.store.base.WriteBatch` or nothing, in the batch's
-  order (new responses, events, snapshot updates, outbox rows, deletes);
+  order (new responses, events, journaled steps, snapshot updates, outbox rows, deletes);
 - inserts are idempotent, as on PostgreSQL (``ON CONFLICT DO NOTHING``): a batch written twice,
   because its first outcome was lost, changes nothing the second time;
 - a fenced batch (``fence`` set) touching a response that the fencing worker does not hold is
@@ -30,6 +30,7 @@ from outlast.store.base import (
     OutboxRow,
     ResponseCounts,
     ResponseRecord,
+    StepRecord,
     Store,
     StoreUnavailable,
     WriteBatch,
@@ -60,6 +61,8 @@ class MemoryStore(Store):
         self._events: dict[str, list[Event]] = {}
         self._seqs: dict[str, list[int]] = {}
         self._outbox: dict[str, _OutboxEntry] = {}
+        # Each response's journal: position → step (inserts are idempotent, as on SQL).
+        self._steps: dict[str, dict[int, StepRecord]] = {}
         self.transactions = 0
         """How many write transactions committed (a test's view of group commit)."""
 
@@ -87,7 +90,11 @@ class MemoryStore(Store):
         # nothing below awaits: the batch is one transaction.
         if batch.fence is not None:
             new_ids = {record.id for record in batch.new_responses}
-            touched = {rid for rid, _ in batch.events} | batch.updates.keys()
+            touched = (
+                {rid for rid, _ in batch.events}
+                | batch.updates.keys()
+                | {rid for rid, _ in batch.steps}
+            )
             lost = sorted(
                 rid
                 for rid in touched - new_ids
@@ -100,6 +107,10 @@ class MemoryStore(Store):
                 self._responses[record.id] = dataclasses.replace(record)
         for rid, event in batch.events:
             self._insert_event(rid, event)
+        for rid, group in batch.steps:
+            journal = self._steps.setdefault(rid, {})
+            for step in group:
+                journal.setdefault(step.position, step)
         for rid, update in batch.updates.items():
             stored = self._responses.get(rid)
             if stored is None:
@@ -121,6 +132,7 @@ class MemoryStore(Store):
             self._responses.pop(rid, None)
             self._events.pop(rid, None)
             self._seqs.pop(rid, None)
+            self._steps.pop(rid, None)
         self.transactions += 1
 
     def _insert_event(self, response_id: str, event: Event) -> None:
@@ -201,6 +213,11 @@ class MemoryStore(Store):
                 index = int((record.ended_at - since) // bucket)
                 counts.ended[index] = counts.ended.get(index, 0) + 1
         return counts
+
+    async def read_steps(self, response_id: str) -> list[StepRecord]:
+        await self._round_trip()
+        steps = self._steps.get(response_id, {})
+        return [steps[position] for position in sorted(steps)]
 
     async def unfinished_responses(self) -> list[ResponseRecord]:
         await self._round_trip()

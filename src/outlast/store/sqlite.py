@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from outlast.protocol.events import Event
-from outlast.store.base import OutboxRow, ResponseCounts, ResponseRecord, Store, WriteBatch
+from outlast.store.base import (
+    OutboxRow,
+    ResponseCounts,
+    ResponseRecord,
+    StepRecord,
+    Store,
+    WriteBatch,
+    pack_steps,
+    unpack_steps,
+)
 
 T = TypeVar("T")
 
@@ -73,11 +82,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_outbox_due ON webhook_outbox (endpoint, next_attempt_at)
         WHERE next_attempt_at IS NOT NULL;
     """,
+    # 4: durable runs: each run's journal of completed steps, a group of steps per row (see
+    # pack_steps; position: the group's first), and what the agent is handed besides the input
+    # (so that the next start can resume a run). Older rows get '{}'.
+    """
+    CREATE TABLE steps (
+        response_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        steps BLOB NOT NULL,
+        PRIMARY KEY (response_id, position)
+    ) WITHOUT ROWID;
+    ALTER TABLE responses ADD COLUMN request BLOB NOT NULL DEFAULT X'7B7D';
+    """,
 ]
 
 _RECORD_COLUMNS = (
     "id, owner, status, background, stream, store, created_at, previous_response_id, input, "
-    "snapshot, snapshot_seq, ended_at, expires_at"
+    "snapshot, snapshot_seq, ended_at, expires_at, request"
 )
 
 
@@ -96,6 +117,7 @@ def _record(row: tuple[Any, ...]) -> ResponseRecord:
         snapshot_seq=row[10],
         ended_at=row[11],
         expires_at=row[12],
+        request=bytes(row[13]),
     )
 
 
@@ -224,16 +246,21 @@ class SQLiteStore(Store):
             if batch.new_responses:
                 conn.executemany(
                     f"INSERT INTO responses ({_RECORD_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (r.id, r.owner, r.status, r.background, r.stream, r.store,
                          r.created_at, r.previous_response_id, r.input, r.snapshot,
-                         r.snapshot_seq, r.ended_at, r.expires_at)
+                         r.snapshot_seq, r.ended_at, r.expires_at, r.request)
                         for r in batch.new_responses
                     ],
                 )  # fmt: skip
             if batch.events:
                 _insert_events(conn, batch.events)
+            if batch.steps:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO steps (response_id, position, steps) VALUES (?, ?, ?)",
+                    [(rid, group[0].position, pack_steps(group)) for rid, group in batch.steps],
+                )
             if batch.updates:
                 conn.executemany(
                     "UPDATE responses SET status = ?, snapshot = ?, snapshot_seq = ?, "
@@ -255,6 +282,7 @@ class SQLiteStore(Store):
             if batch.deletes:
                 ids = [(rid,) for rid in batch.deletes]
                 conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
+                conn.executemany("DELETE FROM steps WHERE response_id = ?", ids)
                 conn.executemany("DELETE FROM responses WHERE id = ?", ids)
             conn.execute("COMMIT")
         except BaseException:
@@ -340,6 +368,16 @@ class SQLiteStore(Store):
                 (since, bucket, owner, now, since),
             ).fetchall()
             return ResponseCounts(dict(by_status), dict(ended))
+
+        return await self._read(query)
+
+    async def read_steps(self, response_id: str) -> list[StepRecord]:
+        def query(conn: sqlite3.Connection) -> list[StepRecord]:
+            rows = conn.execute(
+                "SELECT steps FROM steps WHERE response_id = ?", (response_id,)
+            ).fetchall()
+            steps = [step for (blob,) in rows for step in unpack_steps(bytes(blob))]
+            return sorted(steps, key=lambda step: step.position)
 
         return await self._read(query)
 

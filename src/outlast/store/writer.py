@@ -19,6 +19,7 @@ from outlast.store.base import (
     OutboxRow,
     ResponseRecord,
     SnapshotUpdate,
+    StepRecord,
     Store,
     StoreUnavailable,
     WriteBatch,
@@ -47,6 +48,7 @@ class _Op:
     update: SnapshotUpdate | None = None
     delete: str | None = None
     outbox: list[OutboxRow] | None = None
+    steps: list[StepRecord] | None = None
     on_commit: Callback | None = None
     on_error: ErrorCallback | None = None
     future: asyncio.Future[None] | None = None
@@ -116,7 +118,14 @@ class GroupCommitWriter:
                 and last.delete is None
                 and on_error is last.on_error
             ):
-                last.events.extend(events)
+                if last.on_commit is None:
+                    # An op with no callback yet (a journaled step): these events become its
+                    # list, so that their own callback, which publishes this list, sees them all.
+                    events[:0] = last.events
+                    last.events = events
+                    last.on_commit = on_commit
+                else:
+                    last.events.extend(events)
                 if update is not None:
                     last.update = update
                 self._count(len(events))
@@ -130,6 +139,30 @@ class GroupCommitWriter:
                 on_error=on_error,
             )
         )
+
+    def journal(self, response_id: str, step: StepRecord, on_error: ErrorCallback | None) -> None:
+        """Queue a completed step of a run's journal; never waits.
+
+        It commits in the same transaction as the run's events queued before it, or a later
+        one, and never after an event queued after it (ops commit in order), so the journal
+        and the log agree without a commit of its own (design invariant 2).
+        """
+        if self._pending:
+            last = self._pending[-1]
+            if (
+                last.response_id == response_id
+                and last.future is None
+                and last.new is None
+                and last.delete is None
+                and on_error is last.on_error
+            ):
+                # Pending already, so the writer has been woken for it.
+                if last.steps is None:
+                    last.steps = [step]
+                else:
+                    last.steps.append(step)
+                return
+        self._submit(_Op(response_id=response_id, steps=[step], on_error=on_error))
 
     def insert(
         self, record: ResponseRecord, events: list[Event], on_commit: Callback
@@ -265,6 +298,9 @@ class GroupCommitWriter:
                 batch.deletes.append(op.delete)
             if op.outbox:
                 batch.outbox.extend(op.outbox)
+            if op.steps:
+                assert op.response_id is not None
+                batch.steps.append((op.response_id, op.steps))
         started = time.perf_counter()
         await self.store.write(batch)
         stats = self.stats

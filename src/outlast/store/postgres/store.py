@@ -32,8 +32,11 @@ from outlast.store.base import (
     OutboxRow,
     ResponseCounts,
     ResponseRecord,
+    StepRecord,
     StoreUnavailable,
     WriteBatch,
+    pack_steps,
+    unpack_steps,
 )
 from outlast.store.postgres import queries
 from outlast.store.postgres.connection import (
@@ -177,7 +180,9 @@ class PostgresStore(SharedStore):
                     ],
                 )  # fmt: skip
             if batch.fence is not None:
-                touched = columns.spans.keys() | batch.updates.keys()
+                touched = (
+                    columns.spans.keys() | batch.updates.keys() | {rid for rid, _ in batch.steps}
+                )
                 held = sorted(touched - new_ids)
                 if held:
                     rows = await conn.fetch(queries.FENCE_HELD, held, batch.fence)
@@ -187,6 +192,14 @@ class PostgresStore(SharedStore):
             if batch.events:
                 await conn.execute(
                     queries.INSERT_EVENTS, columns.ids, columns.seqs, columns.types, columns.data
+                )
+            if batch.steps:
+                steps = batch.steps
+                await conn.execute(
+                    queries.INSERT_STEPS,
+                    [rid for rid, _ in steps],
+                    [group[0].position for _, group in steps],
+                    [pack_steps(group) for _, group in steps],
                 )
             if batch.updates:
                 ids = list(batch.updates)
@@ -214,6 +227,7 @@ class PostgresStore(SharedStore):
                 )
             if batch.deletes:
                 await conn.execute(queries.DELETE_EVENTS, batch.deletes)
+                await conn.execute(queries.DELETE_STEPS, batch.deletes)
                 await conn.execute(queries.DELETE_RESPONSES, batch.deletes)
             await notify_batch(conn, batch, columns.spans)
 
@@ -237,6 +251,14 @@ class PostgresStore(SharedStore):
         async def query(conn: asyncpg.Connection) -> list[Event]:
             rows = await conn.fetch(queries.READ_EVENTS, response_id, after, limit)
             return [Event(row[0], row[1], row[2]) for row in rows]
+
+        return await self._run(query)
+
+    async def read_steps(self, response_id: str) -> list[StepRecord]:
+        async def query(conn: asyncpg.Connection) -> list[StepRecord]:
+            rows = await conn.fetch(queries.READ_STEPS, response_id)
+            steps = [step for row in rows for step in unpack_steps(row[0])]
+            return sorted(steps, key=lambda step: step.position)
 
         return await self._run(query)
 

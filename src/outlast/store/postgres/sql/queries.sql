@@ -54,8 +54,16 @@ INSERT INTO webhook_outbox (id, endpoint, payload, created_at, attempts, next_at
 SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::float8[], $5::int[], $6::float8[])
 ON CONFLICT (id) DO NOTHING
 
+-- name: insert_steps
+INSERT INTO steps (response_id, position, steps)
+SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[])
+ON CONFLICT DO NOTHING
+
 -- name: delete_events
 DELETE FROM events WHERE response_id = ANY($1::text[])
+
+-- name: delete_steps
+DELETE FROM steps WHERE response_id = ANY($1::text[])
 
 -- name: delete_responses
 DELETE FROM responses WHERE id = ANY($1::text[])
@@ -81,6 +89,9 @@ FROM responses WHERE id = $1 AND owner = $2
 
 -- name: read_events
 SELECT seq, type, data FROM events WHERE response_id = $1 AND seq > $2 ORDER BY seq LIMIT $3
+
+-- name: read_steps
+SELECT steps FROM steps WHERE response_id = $1 ORDER BY position
 
 -- name: listing_cursor
 SELECT created_at, id FROM responses WHERE id = $1 AND owner = $2
