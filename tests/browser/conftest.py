@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one headless Chromium per session, driven by Playwright.
+"""Fixtures of the browser tests: one headless Chromium per module, driven by Playwright.
 
 The browser is Debian's ``/usr/bin/chromium`` (``scripts/install_browser.sh`` installs it;
 Playwright's own download cannot reach the internet here), or ``OUTLAST_TEST_CHROMIUM``. Without
@@ -34,9 +34,13 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """The session's Chromium (Playwright's ``Browser``)."""
+    """The module's Chromium (Playwright's ``Browser``).
+
+    Per module, not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is started, and the tests of other modules on the same worker call
+    ``asyncio.run``."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
