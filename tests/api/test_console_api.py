@@ -99,6 +99,8 @@ def test_the_runs_read_gives_events_attempt_and_input_preview_of_the_callers_run
     assert run["events"] == len(events)
     assert run["attempt"] == 1 and run["background"] is True and run["ended_at"] is not None
     assert run["input_preview"] == "n=4 and some text"
+    # The replica that ran it: on PostgreSQL this server's worker id, on SQLite none.
+    assert run["worker"] == call(keyed_server, None, "GET", "/healthz").json()["worker"]
     theirs = call(keyed_server, other, "GET", f"/v1/console/runs?ids={response_id}")
     assert theirs.json()["data"] == []
 

@@ -55,8 +55,9 @@ export async function checkKey() {
  * The events of a background response after `after` (-1: from the first), as parsed objects,
  * read with fetch (EventSource cannot send an Authorization header). Ends when the server ends
  * the stream; throws on any network error, so the caller resumes from the last one it saw.
+ * `onBytes` is called for every chunk received, keep-alive comments included.
  */
-export async function* events(id, after, signal) {
+export async function* events(id, after, signal, onBytes = () => {}) {
   const query = after >= 0 ? `&starting_after=${after}` : "";
   const response = await fetch(`/v1/responses/${encodeURIComponent(id)}?stream=true${query}`, {
     headers: headers({ Accept: "text/event-stream" }),
@@ -70,6 +71,7 @@ export async function* events(id, after, signal) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
+    onBytes(); // keep-alives count: the connection is alive even when the run is quiet
     buffer += decoder.decode(value, { stream: true });
     let end;
     // Frames end with a blank line; a partial frame stays in the buffer for the next chunk.

@@ -418,13 +418,23 @@ function runView(id) {
     while (!stop.signal.aborted && !ended) {
       const attempt = new AbortController();
       const abort = () => attempt.abort();
+      let lastByte = Date.now();
+      // Back from sleep (a laptop lid): a stream silent for a while is likely dead; do not
+      // wait for the watchdog to find out.
+      const woke = () => {
+        if (document.visibilityState === "visible" && Date.now() - lastByte > STALL_MS / 2) abort();
+      };
       stop.signal.addEventListener("abort", abort, { once: true });
+      document.addEventListener("visibilitychange", woke);
       let watchdog = setTimeout(abort, STALL_MS);
       try {
         connection.textContent = resumes ? `live (resumed ${resumes}×)` : "live";
-        for await (const event of events(id, last, attempt.signal)) {
+        const alive = () => {
+          lastByte = Date.now();
           clearTimeout(watchdog);
           watchdog = setTimeout(abort, STALL_MS);
+        };
+        for await (const event of events(id, last, attempt.signal, alive)) {
           // Each event exactly once, across any number of reconnections.
           if (event.sequence_number <= last) continue;
           last = event.sequence_number;
@@ -441,6 +451,7 @@ function runView(id) {
       } finally {
         clearTimeout(watchdog);
         stop.signal.removeEventListener("abort", abort);
+        document.removeEventListener("visibilitychange", woke);
       }
       if (ended || stop.signal.aborted) break;
       resumes += 1;
