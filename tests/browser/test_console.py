@@ -5,7 +5,7 @@ fresh browser context (its own sessionStorage) with the key already entered, exc
 entering it. A test fails on any uncaught error in the page. What is checked:
 
 - a wrong key is refused and the right one opens the runs, which never shows the key;
-- the list shows a new run and its status change without a reload;
+- the list shows a new run and its status change without a reload; its status filter and counts;
 - a run page streams a demo run to the end and its text equals the API's ``output_text``;
 - blocking the page's network mid-run and restoring it resumes without duplicated text;
 - cancel from the page stops the run (the API says ``cancelled``);
@@ -170,6 +170,31 @@ def test_the_list_shows_a_new_run_and_its_status_change_without_reload(
     assert page.evaluate("window.__notReloaded") is True
     assert page.inner_text(f"{row} td.input") == "n=20 delay=0.1"
     page.screenshot(path=str(artefacts / "console-list.png"))
+
+
+def test_the_status_filter_and_its_count_show_only_runs_of_that_status(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    failed = create(api, "fail", "on purpose")
+    wait_ended(api, failed)
+    page.goto(console_server.url + "/console")
+    page.wait_for_selector(f"tr[data-id='{failed}']")
+    # The counts are the store's, which records the end a moment after the run's own state.
+    deadline = time.monotonic() + 10
+    while (count := api.get("/v1/console/overview").json()["counts"].get("failed", 0)) < 1:
+        assert time.monotonic() < deadline, "the overview never counted the failed run"
+        time.sleep(0.1)
+    page.wait_for_function(
+        "n => document.querySelector(\".tile[data-status='failed'] .tile-count\").textContent === n",
+        arg=str(count),
+    )
+
+    page.select_option("#status-filter", "failed")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('table.runs tbody tr')]"
+        ".every(tr => tr.dataset.status === 'failed')"
+    )
+    assert page.query_selector(f"tr[data-id='{failed}']") is not None
 
 
 def test_a_run_page_streams_a_demo_run_to_the_end_and_its_text_equals_output_text(
