@@ -47,7 +47,11 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
         directory / "console.db",
         agent="console_agents:router",
         args=["--api-key", KEY],
-        env={"PYTHONPATH": os.pathsep.join([str(HERE), str(support)])},
+        env={
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(HERE), str(support), os.environ.get("PYTHONPATH")])
+            )
+        },
         log_dir=directory,
     ).start()
     yield server
