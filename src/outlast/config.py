@@ -238,6 +238,12 @@ OPTIONS: tuple[Option, ...] = (
            "on SIGTERM, seconds runs get to finish", RUNS, default=30.0, parse=duration,
            details="On SIGTERM/SIGINT the server keeps answering (new runs get 503) while running "
                    "runs finish; those still running then end `failed`."),
+    Option("max_resumes", "--max-resumes", "OUTLAST_MAX_RESUMES",
+           "times a run with a journal of steps is resumed after an interruption", RUNS,
+           default=3, parse=positive_int,
+           details="A crash, a lost lease or a shutdown past the drain resumes such a run from "
+                   "its last completed step; once more than this, it ends `failed` "
+                   "([durable runs](durable-runs.md))."),
     Option("retention", "--retention", "OUTLAST_RETENTION",
            "how long responses are kept after they end", RUNS, default=7 * 86400.0,
            parse=duration, default_text="7d",
@@ -397,6 +403,7 @@ class Settings:
     lease_seconds: float = _default("lease_seconds")
     db_pool_size: int = _default("db_pool_size")
     max_attempts: int | None = _default("max_attempts")
+    max_resumes: int = _default("max_resumes")
     log_level: str = _default("log_level")
     access_log: bool = _default("access_log")
     console: bool = _default("console")

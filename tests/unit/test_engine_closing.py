@@ -28,10 +28,12 @@ from outlast.engine import Engine
 from outlast.engine.run import (
     RELEASE,
     REQUEUE,
+    RESUME,
     SERVER_STOPPED_QUEUED,
     SERVER_STOPPED_RUNNING,
     SHUTDOWN_QUEUED,
     SHUTDOWN_RUNNING,
+    SLEEP,
     STORE_FAILED,
     STORE_LOST,
     Ending,
@@ -69,6 +71,9 @@ OWNER = "owner-a"
         (StopReason.SHUTDOWN, False, Outcome.end("failed", server_error(SHUTDOWN_QUEUED))),
         (StopReason.HANDOFF, True, REQUEUE),
         (StopReason.LOST, True, RELEASE),
+        (StopReason.SUSPEND, True, RESUME),
+        (StopReason.LEAVE, True, RELEASE),
+        (StopReason.SLEEP, True, SLEEP),
     ],
 )
 def test_each_stop_reason_has_one_outcome(
@@ -78,10 +83,11 @@ def test_each_stop_reason_has_one_outcome(
 
 
 def test_an_outcome_names_itself_in_the_log_by_status_or_by_what_it_does() -> None:
-    assert [o.label for o in (Outcome.end("failed"), REQUEUE, RELEASE)] == [
-        "failed", "requeue", "stopped here",
+    outcomes = (Outcome.end("failed"), REQUEUE, RELEASE, RESUME, SLEEP)
+    assert [o.label for o in outcomes] == [
+        "failed", "requeue", "stopped here", "to be resumed", "sleeping",
     ]  # fmt: skip
-    assert {o.ending for o in (Outcome.end("completed"), REQUEUE, RELEASE)} == set(Ending)
+    assert {o.ending for o in outcomes} == set(Ending)
 
 
 async def quick_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:

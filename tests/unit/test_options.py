@@ -36,6 +36,7 @@ SAMPLES: dict[str, str | list[str]] = {
     "role": "worker",
     "lease_seconds": "20",
     "max_attempts": "2",
+    "max_resumes": "5",
     "db_pool_size": "7",
     "a2a.name": "Researcher",
     "a2a.description": "Looks things up",

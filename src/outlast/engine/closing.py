@@ -5,7 +5,9 @@ hand-back to the queue for another attempt, or nothing written here. :class:`Clo
 first two, with the webhook deliveries that announce a background run's end in the same
 transaction, and tells the observers. It also ends runs that execute nowhere from their stored
 logs: at start-up on a store of one process (:meth:`Closer.recover`), and orphans (runs this
-replica holds in the store but does not execute: :meth:`Closer.end_orphans`).
+replica holds in the store but does not execute: :meth:`Closer.end_orphans`). A run with a
+journal of steps is *resumed* instead (:meth:`Closer.resume_from_log`): it goes back to the
+queue with its open items left open, and its placement starts it again (``restart``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Awaitable, Callable
 import orjson
 
 from outlast.engine.hub import Hub
+from outlast.engine.journal import RESUME_EVENTS, sleep_until
 from outlast.engine.run import (
     CANCELLED,
     REQUEUE,
+    RESUME,
     SERVER_STOPPED_QUEUED,
     SERVER_STOPPED_RUNNING,
     STORE_LOST,
@@ -29,6 +33,7 @@ from outlast.engine.run import (
     Outcome,
     Run,
     RunTable,
+    resumes_in,
     server_error,
 )
 from outlast.observe.base import Observer, RunInfo
@@ -42,6 +47,7 @@ from outlast.store.base import (
     OutboxRow,
     ResponseRecord,
     SnapshotUpdate,
+    StepRecord,
     Store,
     StoreUnavailable,
 )
@@ -54,6 +60,23 @@ UNSTORED_GRACE = 60.0
 
 ReleaseUnstarted = Callable[[ResponseRecord], Awaitable[None]]
 """Hands a claimed run that never started back to a shared store's queue (no attempt spent)."""
+
+Restart = Callable[[ResponseRecord, bool], Awaitable[None]]
+"""Starts a run to be resumed from its journal, on the placement's terms: ``(record, requeued)``
+(requeued: its resume was written and it is back in the store's queue; else it sleeps)."""
+
+
+def resumes_of(normalizer: Normalizer) -> int:
+    """How many times the run was resumed so far (``metadata.outlast_resumes``)."""
+    return resumes_in(normalizer.state.fields)
+
+
+def resume_limit_message(resumes: int, limit: int) -> str:
+    """The error of a run interrupted once more after ``resumes`` resumes (``--max-resumes``)."""
+    return (
+        f"The run was interrupted again after it had been resumed {resumes} times "
+        f"(--max-resumes {limit}); it was not resumed again."
+    )
 
 
 def snapshot_update(
@@ -90,6 +113,7 @@ class Closer:
         runs: RunTable,
         retention: float,
         max_attempts: int,
+        max_resumes: int = 3,
     ) -> None:
         self.store = store
         self.writer = writer
@@ -98,6 +122,9 @@ class Closer:
         self.runs = runs
         self.retention = retention
         self.max_attempts = max_attempts
+        self.max_resumes = max_resumes
+        self.restart: Restart | None = None
+        """Set by the placement at start: how a run to be resumed is started again."""
 
     def may_retry(self, run_or_record: Run | ResponseRecord) -> bool:
         """The run has attempts left."""
@@ -110,6 +137,26 @@ class Closer:
         for :attr:`Ending.RELEASE`, which writes nothing)."""
         if outcome.ending is Ending.RELEASE:
             return [], None
+        if outcome.ending is Ending.SLEEP:
+            # Nothing to announce: the stored snapshot catches up with the log, and the run
+            # stays in_progress while it holds nothing.
+            if normalizer.finished:
+                return [], None
+            seq = normalizer.next_seq - 1
+            return [], snapshot_update(normalizer.state, seq, self.retention, store=store)
+        if outcome.ending is Ending.RESUME:
+            resumes = resumes_of(normalizer)
+            if resumes >= self.max_resumes:
+                message = resume_limit_message(resumes, self.max_resumes)
+                return self.closing(
+                    normalizer, Outcome.end("failed", server_error(message)), attempt, store
+                )
+            events = normalizer.resume(resumes + 1)
+            if not events:
+                return [], None
+            update = snapshot_update(normalizer.state, events[-1].seq, self.retention, store=store)
+            update.requeue = True
+            return events, update
         if outcome.ending is Ending.REQUEUE:
             events = normalizer.requeue(attempt + 1)
         else:
@@ -131,7 +178,8 @@ class Closer:
         the run ended, or (re-queued, released) it left this replica without ending."""
         rid = info.response_id
         events, update = self.closing(normalizer, outcome, info.attempt, store)
-        ended = normalizer.state.status if events and outcome.ending is Ending.END else None
+        # A resume past the limit ends the run too: what ended it is the normaliser's state.
+        ended = normalizer.state.status if events and normalizer.finished else None
         # Webhook deliveries are stored with the terminal event of a background run.
         outbox: list[OutboxRow] = (
             self.observe.outbox(info, ended) if ended and info.background else []
@@ -140,10 +188,16 @@ class Closer:
             await self.writer.flush(
                 rid, events, update, on_commit=lambda: self.hub.publish(rid, events), outbox=outbox
             )
+        elif update is not None:
+            await self.writer.flush(rid, [], update, on_commit=_nothing)
         if ended is None:
+            if outcome.ending is Ending.RESUME and events:
+                resumed = RunInfo(rid, info.model, info.background, info.created_at,
+                                  info.attempt, resumes_of(normalizer))  # fmt: skip
+                self.observe.run_resumed(resumed)
             self.observe.run_released(rid)
             return
-        error = outcome.error
+        error = outcome.error or normalizer.state.fields.get("error")
         self.observe.run_ended(
             info, ended, normalizer.next_seq, error["message"] if error else None
         )
@@ -173,7 +227,8 @@ class Closer:
         if normalizer.finished:
             return  # someone ended it meanwhile: its log already has its terminal event
         info = RunInfo(record.id, str(normalizer.state.fields.get("model", "")),
-                       record.background, record.created_at, record.attempt)  # fmt: skip
+                       record.background, record.created_at, record.attempt,
+                       resumes_of(normalizer))  # fmt: skip
         await self.close(normalizer, outcome, info, record.store)
 
     async def fail_from_log(self, record: ResponseRecord, message: str) -> None:
@@ -182,9 +237,15 @@ class Closer:
         log.info("%s failed (recovered: %s)", record.id, message)
 
     async def recover(self) -> None:
-        """End every run a dead process left unfinished, with a terminal event in its log."""
+        """End every run a dead process left unfinished, with a terminal event in its log; a
+        run with a journal is resumed instead."""
         for record in await self.store.unfinished_responses():
             if self.runs.is_live(record.id):
+                continue
+            steps = await self.store.read_steps(record.id)
+            if steps and record.request != b"{}":
+                with self.runs.handling([record.id]):
+                    await self.resume_from_log(record, steps)
                 continue
             message = SERVER_STOPPED_QUEUED if record.status == "queued" else SERVER_STOPPED_RUNNING
             await self.fail_from_log(record, message)
@@ -223,6 +284,8 @@ class Closer:
                 # Claimed but never started: back to the queue, no attempt spent.
                 await release_unstarted(record)
                 outcome = "re-queued (it had not started)"
+            elif steps := await self.store.read_steps(rid):
+                outcome = await self.resume_from_log(record, steps)
             elif self.may_retry(record):
                 await self.end_from_log(record, REQUEUE)
                 outcome = f"re-queued for attempt {record.attempt + 1}"
@@ -233,3 +296,40 @@ class Closer:
             log.warning("%s %s", rid, outcome)
         except (StoreUnavailable, Fenced) as exc:
             log.warning("%s could not be ended yet: %s", rid, exc)
+
+    # -- durable runs --------------------------------------------------------------------------
+
+    async def resume_from_log(self, record: ResponseRecord, steps: list[StepRecord]) -> str:
+        """Resume a run that executes nowhere from its journal (``steps``, not empty): count the
+        resume and queue it again (past ``max_resumes`` it ends ``failed``), or, if it sleeps
+        durably, wake it when due without counting. Returns what was done, for the log line."""
+        normalizer = await self.load(record)
+        if normalizer.finished:
+            return "already ended"
+        restart = self.restart
+        if restart is None:
+            raise RuntimeError("the placement did not set Closer.restart")
+        if await self._sleeping(record, steps):
+            await restart(record, False)
+            return "sleeping: it wakes when due"
+        info = RunInfo(record.id, str(normalizer.state.fields.get("model", "")),
+                       record.background, record.created_at, record.attempt,
+                       resumes_of(normalizer))  # fmt: skip
+        await self.close(normalizer, RESUME, info, record.store)
+        if normalizer.finished:
+            return "failed: " + resume_limit_message(resumes_of(normalizer), self.max_resumes)
+        await restart(record, True)
+        return f"re-queued to be resumed from its journal (resume {resumes_of(normalizer)})"
+
+    async def _sleeping(self, record: ResponseRecord, steps: list[StepRecord]) -> bool:
+        """The run's last step is a durable sleep and nothing but resumes was logged after it:
+        it was asleep, not interrupted."""
+        last = max(steps, key=lambda step: step.seq)
+        if sleep_until(last) is None:
+            return False
+        after = await self.store.read_events(record.id, last.seq - 1, 1000)
+        return all(event.type in RESUME_EVENTS for event in after)
+
+
+def _nothing() -> None:
+    """A commit callback with nothing to publish."""

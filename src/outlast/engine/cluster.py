@@ -96,6 +96,7 @@ class ClusterPlacement(Placement):
         # Runs of replicas that died are taken over once their leases expire, not now: they may
         # still be running elsewhere.
         self._host = host
+        self.closer.restart = self._restart
         await self.store.register_worker(self.worker_id, self.lease, self._info)
         self._last_renewal = time.monotonic()
         self.writer.fence = self.worker_id
@@ -195,6 +196,13 @@ class ClusterPlacement(Placement):
 
     async def _release_unstarted(self, record: ResponseRecord) -> None:
         await self.store.release(self.worker_id, [record.id])
+        self.wake_claimer()
+
+    async def _restart(self, record: ResponseRecord, requeued: bool) -> None:
+        """A run to be resumed goes to whichever replica claims it first (this one included);
+        a sleeping one too, which then sleeps there until it is due."""
+        if not requeued:
+            await self.store.release(self.worker_id, [record.id])
         self.wake_claimer()
 
     # -- takeover ------------------------------------------------------------------------------

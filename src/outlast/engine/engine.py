@@ -83,6 +83,7 @@ class Engine:
             runs=self.runs,
             retention=settings.retention,
             max_attempts=settings.max_attempts or max_attempts(agent),
+            max_resumes=settings.max_resumes,
         )
         self.placement: Placement
         if isinstance(store, SharedStore):
@@ -366,6 +367,9 @@ class Engine:
                 raise NotCancellable
             if record.status in TERMINAL_STATUSES:
                 return record.snapshot
+            if self.executor.is_sleeping(response_id):
+                await self.executor.cancel_sleeping(response_id)
+                return (await self.record(response_id, owner)).snapshot
             # Unfinished but not here: it executes (or waits) elsewhere, or is being ended.
             if await self.placement.cancel_elsewhere(record):
                 return (await self.record(response_id, owner)).snapshot
@@ -386,7 +390,9 @@ class Engine:
             await run.done.wait()
         else:
             record = await self.record(response_id, owner)
-            if record.status not in TERMINAL_STATUSES:
+            if self.executor.is_sleeping(response_id):
+                await self.executor.cancel_sleeping(response_id)
+            elif record.status not in TERMINAL_STATUSES:
                 await self.placement.cancel_elsewhere(record)
         self.finished.evict(response_id)
         await self.writer.delete(response_id)

@@ -8,12 +8,17 @@ the writer. It leaves through :meth:`Executor.finish`, exactly once: the attempt
 is how anything ends a run early (cancel, timeout, shutdown, a lost write): the reason is recorded
 once, a queued run is finished at once, a running one has its task cancelled and, if its agent
 swallows the cancellation, is finished anyway after :data:`STOP_GRACE`.
+
+Durable runs (:mod:`outlast.engine.journal`): each attempt gets a journal on its agent request; a
+claimed run with a journal replays it; an agent's durable sleep ends the attempt
+(:attr:`StopReason.SLEEP`) and a timer here starts the run again when it is due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -28,10 +33,12 @@ from outlast.config import Settings
 from outlast.engine.chain import Chains
 from outlast.engine.closing import Closer, snapshot_update
 from outlast.engine.hub import Hub
+from outlast.engine.journal import RunJournal, load_replay
 from outlast.engine.placement import Placement
 from outlast.engine.run import (
     CANCELLED,
     RELEASE,
+    Ending,
     Outcome,
     Run,
     RunTable,
@@ -41,7 +48,7 @@ from outlast.engine.run import (
     stored_agent_request,
 )
 from outlast.observe.base import Observer
-from outlast.protocol.events import Event
+from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.normalizer import Normalizer
 from outlast.store.base import Fenced, ResponseRecord
 from outlast.store.writer import GroupCommitWriter
@@ -87,6 +94,8 @@ class Executor:
         self._queue: deque[Run] = deque()
         self._running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Durably sleeping runs held here: the timer that wakes each.
+        self._sleepers: dict[str, asyncio.TimerHandle] = {}
 
     @property
     def running(self) -> int:
@@ -132,6 +141,13 @@ class Executor:
             with self.runs.handling([rid]):
                 normalizer = await self.closer.load(record)
                 history = await self.chains.of_claimed(record)
+                # A run with a journal is resumed from it: its replay needs the whole log.
+                steps = await self.closer.store.read_steps(rid)
+                replay = (
+                    await load_replay(self.closer.store, record, steps, normalizer)
+                    if steps
+                    else None
+                )
         except Exception as exc:
             # Still held here: the heartbeat's reconciliation ends it from its log.
             log.error("%s: could not load the claimed run: %s", rid, exc)
@@ -140,7 +156,9 @@ class Executor:
         agent_request = stored_agent_request(record, orjson.loads(record.request), conversation)
         run = self.new_run(normalizer, record.owner, agent_request, record.store, record.attempt)
         run.created = record.snapshot
+        run.steps, run.replay = steps, replay
         self.runs.add(run)
+        self.runs.sleeping.discard(rid)
         self.observe.run_claimed(run.info)
         if cancelled:
             run.stop_reason = StopReason.CANCELLED
@@ -174,15 +192,34 @@ class Executor:
         self.observe.run_started(run.info)
         watch = self.observe.wants_outputs
         outcome = Outcome.end("completed")
-        agen = self.agent(run.agent_request)
+        journal = run.journal = RunJournal(
+            run.id,
+            writer=self.writer,
+            steps=run.steps,
+            replay=run.replay,
+            next_seq=lambda: run.normalizer.next_seq,
+            emit=lambda events: self._emit(run, events),
+            suspend=functools.partial(self._suspend, run),
+            on_error=run.write_error,
+        )
+        agen = self.agent(dataclasses.replace(run.agent_request, _journal=journal))
+        # Outputs of a resumed run go through its replay until it has caught up with the log.
+        replay = run.replay
         try:
             count = 0
             async for output in agen:
                 if run.stop_reason is not None:
                     break
+                if replay is None:
+                    events = run.normalizer.feed(output)
+                else:
+                    events = replay.feed(output)
+                    if replay.live:
+                        replay = None
+                    if not events:
+                        continue
                 if watch and type(output) is not str:  # text deltas are never watched
                     self.observe.agent_output(run.id, output)
-                events = run.normalizer.feed(output)
                 if events:
                     self._emit(run, events)
                 count += 1
@@ -207,6 +244,18 @@ class Executor:
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(STOP_GRACE):
                     await agen.aclose()
+        if journal.failure is None and outcome.status == "completed":
+            pending = journal.pending_replay
+            if pending is not None:
+                journal.failure = (
+                    f"The agent finished without asking for step '{pending.name}', which the "
+                    f"journal holds at position {pending.position}: it does not take the path "
+                    "it took before, so the run was not resumed on a guess."
+                )
+        if journal.failure is not None:
+            # Whatever the agent did with the error (re-raised, caught, wrapped), the run fails
+            # with what the journal found.
+            outcome = Outcome.end("failed", server_error(journal.failure))
         if run.stop_reason is not None:
             outcome = self._stop_outcome(run, started=True)
         await self.finish(run, outcome)
@@ -250,6 +299,11 @@ class Executor:
         # An agent that swallows the cancellation does not get to keep its response open.
         asyncio.get_running_loop().call_later(STOP_GRACE, self._force_finish, run)
 
+    def _suspend(self, run: Run, until: float) -> None:
+        """The agent sleeps durably until ``until``: end the attempt, wake the run then."""
+        run.wake_at = until
+        self.stop(run, StopReason.SLEEP)
+
     def _force_finish(self, run: Run) -> None:
         if not run.finishing:
             log.warning("%s: the agent ignored cancellation; ending its response anyway", run.id)
@@ -262,6 +316,8 @@ class Executor:
             self.stop(
                 run, StopReason.CANCELLED if run.background else StopReason.CLIENT_DISCONNECTED
             )
+        elif response_id in self._sleepers:
+            self.spawn(self.cancel_sleeping(response_id))
 
     def _write_failed(self, run: Run, exc: BaseException) -> None:
         """A write of the run's events failed for good: it must not write any more of them."""
@@ -277,6 +333,11 @@ class Executor:
 
     def lose_all_runs(self, reason: str) -> None:
         """Stop every run here without writing to them: another replica may hold them now."""
+        # Sleeping runs too: whoever takes them over wakes them.
+        for timer in self._sleepers.values():
+            timer.cancel()
+        self.runs.sleeping.difference_update(self._sleepers)
+        self._sleepers.clear()
         for run in self.runs.runs():
             if not run.lost and not run.finishing:
                 log.error("%s: stopping it here: %s", run.id, reason)
@@ -310,6 +371,9 @@ class Executor:
             log.error("%s: could not store the terminal event: %s", response_id, exc)
             self.observe.run_released(response_id)
             self.placement.recover_later(response_id)
+        else:
+            if outcome.ending is Ending.SLEEP and run.wake_at is not None:
+                self.sleep_until(response_id, run.wake_at)
         finally:
             self.runs.remove(response_id)
             if started:
@@ -319,6 +383,52 @@ class Executor:
         error = outcome.error
         detail = f": {error['message']}" if error else ""
         log.info("%s %s (%d events)%s", response_id, outcome.label, run.normalizer.next_seq, detail)
+
+    # -- durable sleep -------------------------------------------------------------------------
+
+    def is_sleeping(self, response_id: str) -> bool:
+        """The run sleeps durably here (a timer, no task, no slot)."""
+        return response_id in self._sleepers
+
+    def sleep_until(self, response_id: str, until: float) -> None:
+        """Start the run again (from its journal) at ``until`` (Unix time)."""
+        old = self._sleepers.pop(response_id, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, until - time.time())
+        self.runs.sleeping.add(response_id)
+        self._sleepers[response_id] = asyncio.get_running_loop().call_later(
+            delay, lambda: self.spawn(self._wake(response_id))
+        )
+        log.info("%s sleeping for %.1f s", response_id, delay)
+
+    async def _wake(self, response_id: str) -> None:
+        self._sleepers.pop(response_id, None)
+        try:
+            record = await self.closer.store.get_response(response_id, None)
+        except Exception as exc:
+            log.warning("%s could not be woken yet (%s); retrying", response_id, exc)
+            self.sleep_until(response_id, time.time() + 1.0)
+            return
+        if record is None or record.status in TERMINAL_STATUSES:
+            self.runs.sleeping.discard(response_id)
+            return
+        await self.start_claimed(record)
+        self.runs.sleeping.discard(response_id)
+
+    async def cancel_sleeping(self, response_id: str) -> None:
+        """Cancel a run sleeping here: its log ends ``cancelled``."""
+        timer = self._sleepers.pop(response_id, None)
+        if timer is None:
+            return
+        timer.cancel()
+        try:
+            record = await self.closer.store.get_response(response_id, None)
+            if record is not None:
+                with self.runs.handling([response_id]):
+                    await self.closer.end_from_log(record, CANCELLED)
+        finally:
+            self.runs.sleeping.discard(response_id)
 
     # -- draining ------------------------------------------------------------------------------
 
@@ -330,18 +440,40 @@ class Executor:
         if len(self.runs):
             log.info("draining: %d running, %d queued, up to %.0f s", self._running,
                      len(self._queue), timeout)  # fmt: skip
+        # A run with a journal does not wait for the deadline: at its next step boundary it is
+        # handed over (resumed by another replica at once, or by the next start).
+        reason = StopReason.SUSPEND if self.placement.handoff else StopReason.LEAVE
+        for run in self.runs.runs():
+            if run.journal is not None:
+                run.journal.hand_over = functools.partial(self.stop, run, reason)
         deadline = time.monotonic() + timeout
         while self._running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         runs = self.runs.runs()
         for run in runs:
+            if run.task is not None and run.durable:
+                # Resumed from its journal: by another replica at once, or by the next start.
+                self.stop(run, reason)
+                continue
             # A run that may be retried goes to another replica instead, where there is one.
             retry = self.placement.handoff and run.task is not None and self.closer.may_retry(run)
             self.stop(run, StopReason.HANDOFF if retry else StopReason.SHUTDOWN)
+        await self._hand_over_sleepers()
         if runs:
             await asyncio.wait(
                 [asyncio.create_task(r.done.wait()) for r in runs], timeout=STOPPED_WAIT
             )
+
+    async def _hand_over_sleepers(self) -> None:
+        """Sleeping runs go to the other replicas (one claims each and sleeps it there), or, on a
+        store of one process, to the next start."""
+        sleeping = list(self._sleepers)
+        for timer in self._sleepers.values():
+            timer.cancel()
+        self._sleepers.clear()
+        self.runs.sleeping.difference_update(sleeping)
+        if sleeping and self.placement.handoff:
+            await self.placement.release(sleeping)
 
     async def _hand_back_queued(self) -> None:
         """Runs claimed here but not started go back to the store's queue."""

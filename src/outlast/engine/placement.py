@@ -7,13 +7,15 @@
 ======================  =====================================  =================================
 question                LocalPlacement                         ClusterPlacement
 ======================  =====================================  =================================
-start-up                end every unfinished run now           join; take runs over once leases
-                                                               of dead replicas expire
+start-up                end every unfinished run now (resume   join; take runs over once leases
+                        those with a journal)                  of dead replicas expire (resume
+                                                               those with a journal)
 a new run executes      here, queued in this process           here if it executes runs and has
                                                                room, else in the store's queue
 ``max_queued`` counts   this process's queue (when full)       the store's unclaimed runs
-at drain                queued runs end ``failed``             queued runs are handed back; a
-                                                               retryable one is handed off
+at drain                queued runs end ``failed``; one with   queued runs are handed back; a
+                        a journal waits for the next start     retryable one is handed off, one
+                                                               with a journal resumed elsewhere
 a write failed for good recover its log once the store works   the heartbeat's reconciliation
 cancel a run elsewhere  (there is no elsewhere)                claim it, or ask and wait briefly
 a cached finished run   is current                             confirmed by a primary-key probe
@@ -135,6 +137,13 @@ class LocalPlacement(Placement):
 
     async def start(self, host: PlacementHost) -> None:
         # Nothing else can be running them: every unfinished run was left by a dead process.
+        # Those with a journal are resumed here; the rest end failed.
+        async def restart(record: ResponseRecord, requeued: bool) -> None:
+            fresh = await self.store.get_response(record.id, None)
+            if fresh is not None and fresh.status not in TERMINAL_STATUSES:
+                await host.start_claimed(fresh)
+
+        self.closer.restart = restart
         await self.closer.recover()
 
     async def stop(self) -> None:

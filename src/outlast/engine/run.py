@@ -22,11 +22,12 @@ from typing import Any
 
 from outlast.agents.base import AgentRequest
 from outlast.engine.hub import Subscription
+from outlast.engine.journal import Replay, RunJournal
 from outlast.observe.base import RunInfo
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.state import ResponseState
-from outlast.store.base import ResponseRecord
+from outlast.store.base import ResponseRecord, StepRecord
 
 SERVER_STOPPED_RUNNING = "The server stopped while this response was running; it did not finish."
 SERVER_STOPPED_QUEUED = "The server stopped before this response started; it was not run."
@@ -59,6 +60,12 @@ class StopReason(enum.Enum):
     """The server shut down and another replica of a shared store may retry the run."""
     LOST = "lost"
     """This replica may no longer write the run's events (fenced, lease lost, a write failed)."""
+    SUSPEND = "suspend"
+    """The server shut down and the run has a journal: another replica resumes it from there."""
+    LEAVE = "leave"
+    """The server shut down and the run has a journal: the next start resumes it (one process)."""
+    SLEEP = "sleep"
+    """The agent sleeps durably (:meth:`AgentRequest.sleep`): the run leaves its task and slot."""
 
 
 class Ending(enum.Enum):
@@ -70,6 +77,11 @@ class Ending(enum.Enum):
     """The attempt's open items are closed and the run goes back to the queue for another."""
     RELEASE = "release"
     """Nothing is written here: another replica holds the run, or its log is ended later."""
+    RESUME = "resume"
+    """The run goes back to the queue to be resumed from its journal: nothing open is closed,
+    the resume is counted (past ``--max-resumes`` the run ends ``failed`` instead)."""
+    SLEEP = "sleep"
+    """The run sleeps durably: its snapshot is stored, it stays ``in_progress``, holding nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +102,14 @@ class Outcome:
         """The word the run's last log line uses for it."""
         if self.ending is Ending.END:
             return self.status
-        return "requeue" if self.ending is Ending.REQUEUE else "stopped here"
+        return {Ending.REQUEUE: "requeue", Ending.RESUME: "to be resumed",
+                Ending.SLEEP: "sleeping"}.get(self.ending, "stopped here")  # fmt: skip
 
 
 REQUEUE = Outcome(Ending.REQUEUE)
 RELEASE = Outcome(Ending.RELEASE)
+RESUME = Outcome(Ending.RESUME)
+SLEEP = Outcome(Ending.SLEEP)
 CANCELLED = Outcome.end("cancelled")
 
 
@@ -110,8 +125,12 @@ def stop_outcome(reason: StopReason, *, started: bool, run_timeout: float) -> Ou
         return Outcome.end("failed", server_error(SHUTDOWN_RUNNING if started else SHUTDOWN_QUEUED))
     if reason is StopReason.HANDOFF:
         return REQUEUE
-    if reason is StopReason.LOST:
+    if reason is StopReason.LOST or reason is StopReason.LEAVE:
         return RELEASE
+    if reason is StopReason.SUSPEND:
+        return RESUME
+    if reason is StopReason.SLEEP:
+        return SLEEP
     return CANCELLED  # CANCELLED, CLIENT_DISCONNECTED
 
 
@@ -119,9 +138,9 @@ class Run:
     """A response that is queued or running on this server."""
 
     __slots__ = (
-        "agent_request", "attempt", "background", "created", "done", "finishing", "id", "lost",
-        "normalizer", "owner", "remote", "snapshot_at", "stop_reason", "store", "task",
-        "timeout_handle", "write_error",
+        "agent_request", "attempt", "background", "created", "done", "finishing", "id",
+        "journal", "lost", "normalizer", "owner", "remote", "replay", "snapshot_at", "steps",
+        "stop_reason", "store", "task", "timeout_handle", "wake_at", "write_error",
     )  # fmt: skip
 
     def __init__(
@@ -155,6 +174,17 @@ class Run:
         # Bound once by the executor: what a failed write of this run's events does. One object
         # per run, because the writer merges consecutive appends that share their error callback.
         self.write_error: Callable[[BaseException], None] | None = None
+        # Durable runs: the journal read back for a resumed attempt, its replay, the attempt's
+        # journal once it executes, and when a durably sleeping run wakes.
+        self.steps: list[StepRecord] = []
+        self.replay: Replay | None = None
+        self.journal: RunJournal | None = None
+        self.wake_at: float | None = None
+
+    @property
+    def durable(self) -> bool:
+        """The run has journaled steps: it can be resumed instead of failed or restarted."""
+        return bool(self.steps) or (self.journal is not None and self.journal.used)
 
     @property
     def state(self) -> ResponseState:
@@ -163,10 +193,11 @@ class Run:
     @property
     def info(self) -> RunInfo:
         """What the observers are told about the run."""
-        created = self.state.fields.get("created_at")
+        fields = self.state.fields
+        created = fields.get("created_at")
         return RunInfo(self.id, self.agent_request.model, self.background,
                        float(created) if created is not None else time.time(),
-                       self.attempt)  # fmt: skip
+                       self.attempt, resumes_in(fields))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -198,6 +229,8 @@ class RunTable:
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
         self._handling: set[str] = set()
+        self.sleeping: set[str] = set()
+        """Runs held here that sleep durably (no task, no slot: only a timer)."""
 
     def add(self, run: Run) -> None:
         self._runs[run.id] = run
@@ -220,8 +253,12 @@ class RunTable:
         return response_id in self._runs
 
     def is_local(self, response_id: str) -> bool:
-        """The run executes here, or is being started or ended here."""
-        return response_id in self._runs or response_id in self._handling
+        """The run executes here, sleeps here, or is being started or ended here."""
+        return (
+            response_id in self._runs
+            or response_id in self._handling
+            or response_id in self.sleeping
+        )
 
     @contextlib.contextmanager
     def handling(self, response_ids: Iterable[str]) -> Iterator[None]:
@@ -239,6 +276,15 @@ class RunTable:
 
     def __len__(self) -> int:
         return len(self._runs)
+
+
+def resumes_in(fields: dict[str, Any]) -> int:
+    """How many times the run was resumed, from its response's ``metadata.outlast_resumes``."""
+    metadata = fields.get("metadata") or {}
+    try:
+        return int(metadata.get("outlast_resumes", 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def request_json(request: AgentRequest) -> bytes:

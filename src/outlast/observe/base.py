@@ -25,6 +25,8 @@ class RunInfo:
     created_at: float
     """Unix time the response was created (its run span and duration start here)."""
     attempt: int = 1
+    resumes: int = 0
+    """How many times the run was resumed from its journal of steps (durable runs)."""
 
 
 class Observer:
@@ -60,6 +62,10 @@ class Observer:
 
     def run_released(self, response_id: str) -> None:
         """The run stops here without ending: it is re-queued or was taken over elsewhere."""
+
+    def run_resumed(self, run: RunInfo) -> None:
+        """The run was interrupted and queued again to be resumed from its journal of steps
+        (``run.resumes`` counts this resume too)."""
 
     def outbox_committed(self) -> None:
         """Outbox rows were committed: deliveries may start."""
@@ -126,6 +132,10 @@ class Observers(Observer):
     def run_released(self, response_id: str) -> None:
         for o in self.observers:
             o.run_released(response_id)
+
+    def run_resumed(self, run: RunInfo) -> None:
+        for o in self.observers:
+            o.run_resumed(run)
 
     def outbox_committed(self) -> None:
         for o in self.observers:

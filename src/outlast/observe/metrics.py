@@ -62,6 +62,12 @@ class Metrics(Observer):
             "SSE streams opened (POST streams and GET streams).",
             registry=r,
         )
+        self.runs_resumed = Counter(
+            "outlast_runs_resumed",
+            "Runs interrupted (crash, lost lease, shutdown) and queued again to be resumed from "
+            "their journal of steps, counted where the resume was decided.",
+            registry=r,
+        )
         self.streams_open = Gauge("outlast_streams_open", "SSE streams open now.", registry=r)
         self.resumes = Counter(
             "outlast_stream_resumes", "GET streams resumed with starting_after.", registry=r
@@ -100,6 +106,9 @@ class Metrics(Observer):
 
     def run_created(self, run: RunInfo, local: bool) -> None:
         self.runs_created.labels("true" if run.background else "false").inc()
+
+    def run_resumed(self, run: RunInfo) -> None:
+        self.runs_resumed.inc()
 
     def run_ended(self, run: RunInfo, status: str, events: int, error: str | None) -> None:
         self.runs_finished.labels(status).inc()

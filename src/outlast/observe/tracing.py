@@ -121,6 +121,7 @@ class Tracing(Observer):
             "gen_ai.request.model": run.model,
             "outlast.background": run.background,
             "outlast.attempt": run.attempt,
+            "outlast.resumes": run.resumes,
         }
         if recovered:
             attributes["outlast.recovered"] = True
@@ -182,6 +183,7 @@ class Tracing(Observer):
         span.set_attribute("outlast.status", status)
         span.set_attribute("outlast.event_count", events)
         span.set_attribute("outlast.attempt", run.attempt)
+        span.set_attribute("outlast.resumes", run.resumes)
         if status == "failed":
             span.set_status(Status(StatusCode.ERROR, error or "failed"))
         elif status == "completed":

@@ -120,6 +120,27 @@ class Normalizer:
         events.append(self._lifecycle("response.queued"))
         return events
 
+    def resume(self, resumes: int) -> list[Event]:
+        """The attempt was interrupted and the run goes back to the queue to be *resumed* from
+        its journal: ``response.queued``, with ``metadata.outlast_resumes`` counting resumes.
+
+        Unlike :meth:`requeue`, nothing open is closed: the resumed attempt continues the item
+        that was streaming when it can (or closes it ``incomplete`` with :meth:`close_open`).
+        """
+        if self.finished:
+            return []
+        self.state.set_status("queued")
+        metadata = dict(self.state.fields.get("metadata") or {})
+        metadata["outlast_resumes"] = str(resumes)
+        self.state.fields["metadata"] = metadata
+        return [self._lifecycle("response.queued")]
+
+    def close_open(self, item_status: str = "incomplete") -> list[Event]:
+        """Close the item still open (a message, a streamed call or reasoning), if any."""
+        if self.finished:
+            return []
+        return self._close_message(item_status) + self._close_streamed(item_status)
+
     # -- agent outputs -----------------------------------------------------------------------
 
     def feed(self, output: AgentOutput) -> list[Event]:

@@ -1,0 +1,134 @@
+"""Durable runs through a real server on SQLite, killed on purpose (issue 13).
+
+A 40-step journaled agent (tests/support/durable_agents.py) records every execution of a step
+in a side file. The server is killed with SIGKILL five times while the run goes on and started
+again on the same database each time; a client following the run with the ``openai`` SDK
+reconnects with ``starting_after`` after every kill. The run must end ``completed`` with the
+uninterrupted run's output, each completed step must have run once (a step running when the
+server died at most twice), and the client must have received every event exactly once, in
+order, with no gap. Then a replay that takes another path after a restart fails naming both
+steps, and a durable sleep survives a kill.
+
+One server process per scenario: killing it is the point.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from durable_agents import expected_text
+from helpers import wait_terminal
+from serverproc import ServerProcess
+
+STEPS = 40
+KILL_AFTER_STEPS = (4, 11, 19, 27, 34)
+
+
+def server_for(tmp_path: Path, agent: str, *args: str, **env: str) -> ServerProcess:
+    return ServerProcess(
+        tmp_path / "durable.db",
+        agent=f"durable_agents:{agent}",
+        args=list(args),
+        env={"OUTLAST_TEST_STEP_LOG": str(tmp_path / "steps.log"), **env},
+    )
+
+
+def executions(tmp_path: Path) -> collections.Counter[int]:
+    """How often each step ran, from the side file its executions append to."""
+    path = tmp_path / "steps.log"
+    lines = path.read_text().split() if path.exists() else []
+    return collections.Counter(int(position) for position in lines[1::2])
+
+
+def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path: Path) -> None:
+    server = server_for(tmp_path, "journaled", "--max-resumes", "10").start()
+    client = server.client()
+    created = client.responses.create(
+        model="durable", input=f"steps={STEPS} delay=0.15", background=True
+    )
+    received: list[Any] = []
+    kills = list(KILL_AFTER_STEPS)
+    text = ""
+    while True:
+        # After a kill, from the event after the last one received (never twice, none missed).
+        after = {"starting_after": received[-1].sequence_number} if received else {}
+        killed = False
+        try:
+            stream = client.responses.retrieve(created.id, stream=True, **after)
+            for event in stream:
+                received.append(event)
+                if event.type == "response.output_text.delta":
+                    text += event.delta
+                if kills and f"step {kills[0]}:" in text:
+                    kills.pop(0)
+                    server.kill()  # mid-run, a step probably executing
+                    killed = True
+                    break
+        except (openai.APIConnectionError, openai.APIError):
+            killed = True  # the stream broke with the server
+        if received and received[-1].type == "response.completed":
+            break
+        assert killed, "the stream ended without the run's end"
+        server.start()
+    assert not kills
+    assert [event.sequence_number for event in received] == list(range(len(received)))
+    assert [e.type for e in received].count("response.completed") == 1
+    final = received[-1].response
+    assert final.output_text == text == expected_text(STEPS)
+    assert final.metadata["outlast_resumes"] == str(len(KILL_AFTER_STEPS))
+    ran = executions(tmp_path)
+    assert sorted(ran) == list(range(STEPS))
+    assert max(ran.values()) <= 2
+    assert sum(1 for count in ran.values() if count == 2) <= len(KILL_AFTER_STEPS)
+    # What a poll says is what the stream said.
+    assert wait_terminal(server, created.id)["output"][0]["content"][0]["text"] == text
+    server.stop()
+
+
+def test_a_replay_that_takes_another_path_after_a_restart_fails_naming_both_steps(
+    tmp_path: Path,
+) -> None:
+    server = server_for(tmp_path, "variant", OUTLAST_TEST_VARIANT="a").start()
+    created = server.client().responses.create(model="durable", input="go", background=True)
+    deadline = time.monotonic() + 20
+    while executions(tmp_path).total() < 2:
+        assert time.monotonic() < deadline, "the two steps did not run"
+        time.sleep(0.05)
+    time.sleep(0.3)  # the second step's journal commits with the output after it
+    server.kill()
+    restarted = server_for(tmp_path, "variant", OUTLAST_TEST_VARIANT="b")
+    restarted.port = server.port
+    restarted.start()
+    response = wait_terminal(restarted, created.id, timeout=20)
+    assert response["status"] == "failed"
+    message = response["error"]["message"]
+    assert "'second:b'" in message and "'second:a'" in message
+    assert executions(tmp_path) == {0: 1, 1: 1}  # replay ran neither step again
+    restarted.stop()
+
+
+def test_a_run_sleeping_durably_when_its_server_is_killed_wakes_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    server = server_for(tmp_path, "sleeper").start()
+    client = server.client()
+    created = client.responses.create(model="durable", input="sleep=3", background=True)
+    deadline = time.monotonic() + 20
+    while client.responses.retrieve(created.id).output_text != "before\n":
+        assert time.monotonic() < deadline, "the step before the sleep did not run"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the sleep's journal entry commits
+    assert client.responses.retrieve(created.id).status == "in_progress"
+    server.kill()
+    server.start()
+    response = wait_terminal(server, created.id, timeout=30)
+    assert response["status"] == "completed"
+    assert response["output"][0]["content"][0]["text"] == "before\nafter\n"
+    assert "outlast_resumes" not in response["metadata"]
+    assert executions(tmp_path) == {0: 1, 1: 1}
+    server.stop()
