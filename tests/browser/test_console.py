@@ -6,7 +6,8 @@ entering it. A test fails on any uncaught error in the page. What is checked:
 
 - a wrong key is refused and the right one opens the runs, which never shows the key;
 - the list shows a new run and its status change without a reload; its status filter and counts;
-- a run page streams a demo run to the end and its text equals the API's ``output_text``;
+- a run page streams a demo run to the end and its text equals the API's ``output_text``; it
+  shows reasoning, tool calls with their arguments and outputs, and each message;
 - blocking the page's network mid-run and restoring it resumes without duplicated text;
 - cancel from the page stops the run (the API says ``cancelled``);
 - hostile agent output (script tags, ``javascript:`` links, event handler attributes) does not
@@ -14,7 +15,7 @@ entering it. A test fails on any uncaught error in the page. What is checked:
 - a finished 20,000-event run's page is usable at once and keeps a bounded number of rows in the
   page; a run at about 1,000 events/s is followed to the end (both measured: artefacts' timings);
 - the continuation token copied from a run page names its last event; delete removes the run;
-- a run started from the page opens its page.
+- a run started from the page opens its page (a foreground one once it has ended).
 
 Screenshots of the list and of a run page are saved in the artefacts folder (see conftest.py).
 """
@@ -362,6 +363,39 @@ def test_a_run_at_1000_events_per_second_is_followed_to_the_end(
     record(
         artefacts, "live_run_at_1000_events_per_second", {"longest_main_thread_stall_ms": lag_ms}
     )
+
+
+def test_a_run_page_shows_reasoning_tool_calls_with_arguments_and_outputs_and_each_message(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    response_id = create(api, "tools", "what is the weather")
+    open_run(page, console_server.url, response_id)
+    wait_run_status(page, "completed")
+
+    kinds = page.eval_on_selector_all(".output .item", "els => els.map(e => e.classList[1])")
+    assert kinds == ["reasoning", "tool-call", "tool-output", "message", "message"]
+    assert "Looking up the weather first." in page.inner_text(".item.reasoning")
+    call = page.inner_text(".item.tool-call")
+    assert "get_weather" in call and '{"city":"Paris"}' in call
+    assert '{"temperature_c":21}' in page.inner_text(".item.tool-output")
+    messages = page.eval_on_selector_all(".item.message", "els => els.map(e => e.textContent)")
+    assert messages == ["It is 21 °C in Paris.", "A second message."]
+
+
+def test_a_foreground_run_started_from_the_page_opens_its_page_once_it_has_ended(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    page.goto(console_server.url + "/console#/new")
+    page.fill("#new-model", "echo")
+    page.fill("#new-input", "in the foreground")
+    page.uncheck("#new-background")
+    page.click("#new-submit")
+    page.wait_for_url("**/console#/runs/resp_*")
+    wait_run_status(page, "completed")
+    response = api.get(f"/v1/responses/{page.url.rsplit('/', 1)[1]}").json()
+    assert response["background"] is False
+    assert plain_text(page) == "in the foreground"
+    assert page.query_selector("#cancel") is None and page.query_selector("#copy-token") is None
 
 
 def test_the_token_copied_from_a_run_page_resumes_after_its_last_event_and_delete_removes_it(
