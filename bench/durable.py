@@ -1,0 +1,161 @@
+"""Benchmark: what journaling costs, as the throughput of a run of trivial steps.
+
+Run it from the repository root::
+
+    .venv/bin/python bench/durable.py                 # 2,000 steps, median of 7 runs each
+    .venv/bin/python bench/durable.py --steps 5000 --runs 5
+    .venv/bin/python bench/durable.py --server        # through outlast serve and a client
+
+Each run is one background response on a fresh SQLite file (``synchronous=FULL``, the default),
+executed by the engine in this process (no HTTP: what is measured is the engine, the writer and
+the database), or, with ``--server``, by an ``outlast serve`` process whose events a client
+streams to the end (what a user sees: the agents of ``tests/support/durable_agents.py``). The
+agent makes N trivial steps, each yielding one text delta:
+
+- **journaled**: ``await request.step(f"s{i}", fn, i)``, each result journaled;
+- **direct**: the same agent calling ``await fn(i)`` itself (no journal).
+
+``fn`` is an async function (the usual step: a model or tool call); ``--sync`` makes it a plain
+function, which a step runs in a thread (the direct agent calls it inline). Throughput is steps
+per second from the create to the run's end (all committed); the ratio is journaled / direct
+(target: at least 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from outlast import AgentOutput, AgentRequest
+from outlast.config import Settings
+from outlast.engine import Engine
+from outlast.protocol.spec import RunSpec
+from outlast.store.sqlite import SQLiteStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+
+from serverproc import ServerProcess
+
+SERVER_AGENTS = {
+    "journaled": "durable_agents:trivial_steps",
+    "direct": "durable_agents:trivial_calls",
+}
+
+
+def agents(steps: int, sync: bool) -> dict[str, Callable[[AgentRequest], Any]]:
+    async def async_fn(i: int) -> int:
+        return i + 1
+
+    def sync_fn(i: int) -> int:
+        return i + 1
+
+    async def journaled(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        fn = sync_fn if sync else async_fn
+        for i in range(steps):
+            value = await request.step(f"s{i}", fn, i)
+            yield f"{value} "
+
+    async def direct(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        for i in range(steps):
+            value = sync_fn(i) if sync else await async_fn(i)
+            yield f"{value} "
+
+    return {"journaled": journaled, "direct": direct}
+
+
+async def one_run(agent: Callable[[AgentRequest], Any], steps: int, directory: Path) -> float:
+    """Steps per second of one run, from its create to its committed end."""
+    store = SQLiteStore(f"sqlite:///{directory / f'bench-{time.monotonic_ns()}.db'}")
+    engine = Engine(Settings(retention_interval=3600.0), store, agent)
+    await engine.start()
+    try:
+        started = time.perf_counter()
+        handle = await engine.create(RunSpec(model="bench", input_items=[], background=True), "o")
+        await engine.wait(handle)
+        elapsed = time.perf_counter() - started
+        status = (await store.get_response(handle.id, None)).status  # type: ignore[union-attr]
+        assert status == "completed", status
+        if agent.__name__ == "journaled":
+            assert len(await store.read_steps(handle.id)) == steps
+    finally:
+        await engine.close()
+    return steps / elapsed
+
+
+def server_run(server: ServerProcess, steps: int) -> float:
+    """Steps per second of one background streamed response read to its end by a client."""
+    body = {"model": "bench", "input": f"steps={steps}", "background": True, "stream": True}
+    started = time.perf_counter()
+    deltas = 0
+    with (
+        httpx.Client(timeout=60.0) as http,
+        http.stream("POST", f"{server.base_url}/responses", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data:") and "output_text.delta" in line:
+                deltas += 1
+            if line.startswith("event: response.completed"):
+                break
+    elapsed = time.perf_counter() - started
+    assert deltas == steps, deltas
+    return steps / elapsed
+
+
+def through_servers(steps: int, runs: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {"journaled": [], "direct": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = {
+            name: ServerProcess(Path(tmp) / f"{name}.db", agent=agent).start()
+            for name, agent in SERVER_AGENTS.items()
+        }
+        try:
+            for server in servers.values():
+                server_run(server, steps)  # warm-up
+            for _ in range(runs):
+                for name, server in servers.items():
+                    results[name].append(server_run(server, steps))
+        finally:
+            for server in servers.values():
+                server.stop()
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--sync", action="store_true", help="steps are plain functions")
+    parser.add_argument("--server", action="store_true", help="through outlast serve (HTTP)")
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {"journaled": [], "direct": []}
+    if args.server:
+        results = through_servers(args.steps, args.runs)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(args.runs):
+                # Interleaved, so that a busy spell of the machine hits both alike.
+                for name, agent in agents(args.steps, args.sync).items():
+                    results[name].append(await one_run(agent, args.steps, Path(tmp)))
+    kind = "sync (a thread per step)" if args.sync else "async"
+    where = "through outlast serve and a streaming client" if args.server else "in process"
+    print(f"{args.steps} trivial {kind} steps, each yielding one delta, {where}; "
+          f"median of {args.runs}")  # fmt: skip
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    for name, median in medians.items():
+        runs = ", ".join(f"{v:,.0f}" for v in results[name])
+        print(f"  {name:10} {median:10,.0f} steps/s   ({runs})")
+    ratio = medians["journaled"] / medians["direct"]
+    print(f"  ratio journaled / direct: {ratio:.2f}x (target >= 0.8x)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
