@@ -6,7 +6,7 @@ only (as the Responses routes do) and keeps nothing of a run itself; the task in
 (:mod:`outlast.a2a.index`) adds the context and the user's message.
 
 - ``SendMessage`` starts a background run and, unless ``configuration.return_immediately``,
-  waits for its end; ``SendStreamingMessage`` streams it (:mod:`outlast.a2a.translate`).
+  waits for its end; ``SendStreamingMessage`` streams it (:mod:`outlast.a2a.wire`).
 - A message in a known context continues its conversation: the new run's
   ``previous_response_id`` is the context's newest task, so the agent sees every earlier turn.
 - ``SubscribeToTask`` follows the spec (the task now, then live events; an error for a finished
@@ -20,7 +20,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +72,17 @@ from outlast.a2a.errors import from_engine
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.push import PushWatcher, push_url_allowed
 from outlast.a2a.requests import decode_cursor, encode_cursor, last_event_id, run_spec
-from outlast.a2a.translate import A2AEvent, Translator, closable, stored_events
+from outlast.a2a.wire import (
+    Frame,
+    WireTranslator,
+    closable,
+    cut_history,
+    proto_dict,
+    stream_event,
+)
 from outlast.engine import Engine, RunHandle
 from outlast.engine.errors import EngineError, NotFound
 from outlast.protocol.events import TERMINAL_STATUSES, Event
-from outlast.protocol.fold import fold
 from outlast.protocol.spec import RunSpec
 from outlast.store.base import ResponseRecord
 
@@ -84,12 +91,9 @@ log = logging.getLogger("outlast.a2a")
 OWNER_STATE = "outlast.owner"
 """``ServerCallContext.state`` key of the caller's owner id (set from the API key)."""
 DEFAULT_PAGE_SIZE = 50
+FINISHED_TASKS = 1024
+"""Finished tasks whose JSON ``GetTask`` keeps (a finished task no longer changes)."""
 MAX_CONTEXT_ID = 256
-# Deltas of items A2A shows only once they are done (a function call's arguments, a reasoning
-# summary): the task as of an event needs the items' done events, not these.
-_ITEM_DELTAS = frozenset(
-    {"response.function_call_arguments.delta", "response.reasoning_summary_text.delta"}
-)
 _TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
 
 
@@ -128,11 +132,18 @@ class EngineRequestHandler(RequestHandler):
         self.watcher = watcher
         self.card = card
         self.allow_private_push = allow_private_push
+        # task id -> (the stored snapshot it was made of, the task's JSON without metadata).
+        self._finished: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
 
     # -- helpers ---------------------------------------------------------------------------
 
-    async def _row(self, task_id: str, owner: str) -> TaskRow:
-        row = await self.index.get(task_id, owner) if task_id else None
+    async def _row(self, task_id: str, owner: str, cached: bool = False) -> TaskRow:
+        if not task_id:
+            row = None
+        elif cached:
+            row = await self.index.get_cached(task_id, owner)
+        else:
+            row = await self.index.get(task_id, owner)
         if row is None:
             raise TaskNotFoundError(message=f"Task {task_id!r} not found.")
         return row
@@ -296,19 +307,37 @@ class EngineRequestHandler(RequestHandler):
             task = self._task(row, *await self._response(row))
         return apply_history_length(task, params.configuration)
 
+    async def message_frames(
+        self, params: SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[list[Frame]]:
+        """``SendStreamingMessage``: the task's A2A events, a list per batch of stored events (an
+        empty list for a quiet spell)."""
+        run, row, message = await self._start(params, context, stream=True)
+        wire = WireTranslator(row.task_id, row.context_id, [message])
+        config = params.configuration
+        cut = config.HasField("history_length")
+        async with contextlib.aclosing(closable(self.engine.stream_run(run))) as batches:
+            async for batch in batches:
+                frames: list[Frame] = []
+                for event in batch:
+                    if cut and event.type == "response.created":
+                        response = orjson.loads(event.data)["response"]
+                        task = apply_history_length(wire.task_object(response), config)
+                        body: bytes | None = wire.task(response, event.seq, task)
+                    else:
+                        body = wire.feed(event)
+                    if body is not None:
+                        frames.append((event.seq, body))
+                if frames or not batch:
+                    yield frames
+
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
-    ) -> AsyncGenerator[A2AEvent]:
-        run, row, message = await self._start(params, context, stream=True)
-        translator = Translator(row.task_id, row.context_id, [message])
-        events = self.engine.stream_run(run)
-        async with contextlib.aclosing(closable(events)) as chunks:
-            async for event, payload in stored_events(chunks):
-                translated = translator.feed(event, payload)
-                if isinstance(translated, Task):
-                    translated = apply_history_length(translated, params.configuration)
-                if translated is not None:
-                    yield translated
+    ) -> AsyncGenerator[Any]:
+        async with contextlib.aclosing(self.message_frames(params, context)) as batches:
+            async for frames in batches:
+                for _, body in frames:
+                    yield stream_event(body)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -318,6 +347,28 @@ class EngineRequestHandler(RequestHandler):
         row = await self._row(params.id, owner_of(context))
         task = self._task(row, *await self._response(row))
         return apply_history_length(task, params)
+
+    async def task_json(self, params: GetTaskRequest, context: ServerCallContext) -> dict[str, Any]:
+        """``GetTask`` as its JSON result, which the transports serve without the SDK's protobuf
+        round trip; a finished task's is kept, as the engine keeps its response."""
+        validate_proto_required_fields(params)
+        validate_history_length(params)
+        row = await self._row(params.id, owner_of(context), cached=True)
+        if self.engine.live(row.task_id, row.owner) is not None:
+            body = proto_dict(self._task(row, *await self._response(row)))
+            return cut_history(body, params)
+        record = await self._record(row)
+        await self._note(row, record.status, record.ended_at, record.expires_at)
+        kept = self._finished.get(row.task_id)
+        if kept is not None and kept[0] is record.snapshot:
+            self._finished.move_to_end(row.task_id)
+            return cut_history(kept[1], params)
+        body = proto_dict(self._task(row, orjson.loads(record.snapshot), record.ended_at))
+        if record.status in TERMINAL_STATUSES:
+            self._finished[row.task_id] = (record.snapshot, body)
+            if len(self._finished) > FINISHED_TASKS:
+                self._finished.popitem(last=False)
+        return cut_history(body, params)
 
     async def on_list_tasks(
         self, params: ListTasksRequest, context: ServerCallContext
@@ -359,59 +410,42 @@ class EngineRequestHandler(RequestHandler):
             result.next_page_token = encode_cursor(page.rows[page_size - 1])
         return result
 
-    async def on_subscribe_to_task(
+    async def subscribe_frames(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
-    ) -> AsyncGenerator[A2AEvent]:
+    ) -> AsyncGenerator[list[Frame]]:
+        """``SubscribeToTask``: the task's A2A events, a list per batch of stored events (an
+        empty list for a quiet spell)."""
         validate_proto_required_fields(params)
         owner = owner_of(context)
         row = await self._row(params.id, owner)
         cursor = last_event_id(context)
         record = await self._record(row)
-        translator = Translator(row.task_id, row.context_id, [load_message(row.message)])
+        if cursor is None and record.status in TERMINAL_STATUSES:
+            raise UnsupportedOperationError(
+                message=f"Task {row.task_id} is in terminal state "
+                f"{TaskState.Name(task_state(record.status))}; get it with GetTask."
+            )
+        wire = WireTranslator(row.task_id, row.context_id, [load_message(row.message)])
+
+        async def events_after(after: int) -> AsyncIterator[list[Event]]:
+            try:
+                return await self.engine.stream(row.task_id, owner, after)
+            except EngineError as exc:
+                raise from_engine(exc) from None
+
         snapshot = orjson.loads(record.snapshot)
-        # ``base``: the state to fold stored events into, up to the cursor, before the first
-        # event (the task as of the cursor) can be sent; None once it has been sent.
-        base: dict[str, Any] | None = None
-        folded: list[Event] = []
-        if cursor is None:
-            if record.status in TERMINAL_STATUSES:
-                raise UnsupportedOperationError(
-                    message=f"Task {row.task_id} is in terminal state "
-                    f"{TaskState.Name(task_state(record.status))}; get it with GetTask."
-                )
-            after = record.snapshot_seq
-            yield translator.task(snapshot, after)
-        elif record.snapshot_seq <= cursor:
-            base, after = snapshot, record.snapshot_seq
-        else:
-            base, after = {}, -1
-        if base is not None and after == cursor:
-            yield translator.task(base, cursor)
-            base = None
-        try:
-            stream = await self.engine.stream(row.task_id, owner, after)
-        except EngineError as exc:
-            raise from_engine(exc) from None
-        last = after
-        async with contextlib.aclosing(closable(stream)) as chunks:
-            async for event, payload in stored_events(chunks):
-                last = event.seq
-                if base is not None and cursor is not None:
-                    if event.seq <= cursor:
-                        if event.type not in _ITEM_DELTAS:
-                            folded.append(event)
-                        if event.seq == cursor:
-                            yield translator.task(fold(base, folded).to_dict(), cursor)
-                            base = None
-                        continue
-                    yield translator.task(fold(base, folded).to_dict(), cursor)
-                    base = None
-                translated = translator.feed(event, payload)
-                if translated is not None and not isinstance(translated, Task):
-                    yield translated
-        if base is not None:
-            # The cursor is at or past the end of a finished task: its final state is all there is.
-            yield translator.task(fold(base, folded).to_dict(), last)
+        subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
+        async with contextlib.aclosing(subscription) as batches:
+            async for frames in batches:
+                yield frames
+
+    async def on_subscribe_to_task(
+        self, params: SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Any]:
+        async with contextlib.aclosing(self.subscribe_frames(params, context)) as batches:
+            async for frames in batches:
+                for _, body in frames:
+                    yield stream_event(body)
 
     # -- controlling -------------------------------------------------------------------------
 

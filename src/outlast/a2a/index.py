@@ -10,6 +10,7 @@ beside a2a-sdk's push-notification config table.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -32,6 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
+
+CACHED_ROWS = 4096
+"""Rows :meth:`TaskIndex.get_cached` keeps in memory."""
 
 metadata = MetaData()
 
@@ -101,6 +105,10 @@ class TaskIndex:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Rows read by get_cached, newest use last: what GetTask needs of a row (its owner,
+        # context and message) never changes, and the engine, not this copy, says whether the
+        # task still exists.
+        self._cached: OrderedDict[str, TaskRow] = OrderedDict()
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -130,6 +138,20 @@ class TaskIndex:
             )
             row = result.first()
         return _row(row) if row is not None else None
+
+    async def get_cached(self, task_id: str, owner: str) -> TaskRow | None:
+        """:meth:`get`, from memory after the first time (for polling, which is hot): the state
+        it holds may be older than the table's, which :meth:`get` reads every time."""
+        row = self._cached.get(task_id)
+        if row is not None:
+            self._cached.move_to_end(task_id)
+            return row if row.owner == owner else None
+        row = await self.get(task_id, owner)
+        if row is not None:
+            self._cached[task_id] = row
+            if len(self._cached) > CACHED_ROWS:
+                self._cached.popitem(last=False)
+        return row
 
     async def latest_in_context(self, owner: str, context_id: str) -> TaskRow | None:
         """The newest task of a context: the one a follow-up message continues."""
@@ -216,10 +238,12 @@ class TaskIndex:
             await conn.execute(query)
 
     async def delete(self, task_id: str) -> None:
+        self._cached.pop(task_id, None)
         async with self.engine.begin() as conn:
             await conn.execute(delete(tasks).where(tasks.c.task_id == task_id))
 
     async def purge_expired(self, now: float | None = None) -> None:
+        self._cached.clear()
         """Forget tasks whose run the engine's retention has deleted."""
         cutoff = time.time() if now is None else now
         async with self.engine.begin() as conn:

@@ -27,6 +27,7 @@ import urllib.parse
 from typing import Any
 
 import httpx
+import orjson
 from a2a.server.models import Base
 from a2a.server.owner_resolver import OwnerResolver
 from a2a.server.tasks.database_push_notification_config_store import (
@@ -40,15 +41,16 @@ from a2a.server.tasks.push_notification_sender import (
 from a2a.types import StreamResponse, TaskPushNotificationConfig, TaskState
 from a2a.utils.proto_utils import to_stream_response
 from a2a.utils.push_url_validator import validate_push_notification_url
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
 from sqlalchemy import LargeBinary, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outlast.a2a.index import TaskIndex, TaskRow
-from outlast.a2a.translate import Translator, closable, stored_events
+from outlast.a2a.wire import WireTranslator, closable
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError, NotFound
+from outlast.protocol.events import Event
 
 log = logging.getLogger("outlast.a2a.push")
 
@@ -277,29 +279,32 @@ class PushWatcher:
             after = current.push_after
 
     async def _notify_from(self, row: TaskRow, after: int) -> int:
-        translator = Translator(row.task_id, row.context_id, [])
+        wire = WireTranslator(row.task_id, row.context_id, [])
         stream = await self.engine.stream(row.task_id, row.owner, after)
         async with contextlib.aclosing(closable(stream)) as chunks:
-            async for event, payload in stored_events(chunks):
-                if event.type not in _LIFECYCLE:
-                    continue
-                translated = translator.feed(event, payload)
-                if translated is None:
-                    continue
-                notification = to_stream_response(translated)
-                if notification.HasField("task"):
-                    # The task's creation: announce it as its first state, SUBMITTED.
-                    task = notification.task
-                    notification = StreamResponse()
-                    update = notification.status_update
-                    update.task_id, update.context_id = task.id, task.context_id
-                    update.status.CopyFrom(task.status)
-                    update.metadata.CopyFrom(task.metadata)
-                    update.status.state = TaskState.TASK_STATE_SUBMITTED
-                await self.sender.send_notification(row.task_id, notification.status_update)
-                after = event.seq
-                if event.is_terminal:
-                    await self.index.set_push_after(row.task_id, None)
-                    return after
-                await self.index.set_push_after(row.task_id, after)
+            async for batch in chunks:
+                for event in batch:
+                    if event.type not in _LIFECYCLE:
+                        continue
+                    body = wire.feed(event)
+                    if body is not None:
+                        after = await self._notify(row, event, body)
+                        if event.is_terminal:
+                            return after
         return after
+
+    async def _notify(self, row: TaskRow, event: Event, body: bytes) -> int:
+        """Send one lifecycle event's notification (``body``: its A2A event) and record it."""
+        notification = ParseDict(orjson.loads(body), StreamResponse())
+        if notification.HasField("task"):
+            # The task's creation: announce it as its first state, SUBMITTED.
+            task = notification.task
+            notification = StreamResponse()
+            update = notification.status_update
+            update.task_id, update.context_id = task.id, task.context_id
+            update.status.CopyFrom(task.status)
+            update.metadata.CopyFrom(task.metadata)
+            update.status.state = TaskState.TASK_STATE_SUBMITTED
+        await self.sender.send_notification(row.task_id, notification.status_update)
+        await self.index.set_push_after(row.task_id, None if event.is_terminal else event.seq)
+        return event.seq

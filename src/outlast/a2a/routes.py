@@ -1,42 +1,52 @@
 """How A2A calls arrive: a2a-sdk's JSON-RPC and HTTP+JSON dispatchers, mounted under ``/v1/a2a``.
 
-Two small additions to the SDK's dispatchers: every streamed event's SSE ``id`` is its sequence
-number (so an ``EventSource`` resumes by itself with ``Last-Event-ID``), and request bodies are
-held to the server's ``--max-body-size``. The caller's owner (from the API key, set by the auth
-middleware) reaches the handler in the call context.
+The SDK's dispatchers parse, validate and answer every call, with three changes:
+
+- streams (``SendStreamingMessage``, ``SubscribeToTask``) carry the events as the handler wrote
+  them, JSON converted once per stored event (:mod:`outlast.a2a.wire`), framed here and written
+  a chunk per batch of stored events, as the Responses API streams; every event's SSE ``id`` is
+  its sequence number (so an ``EventSource`` resumes by itself with ``Last-Event-ID``);
+- ``GetTask`` answers the handler's JSON (a finished task's is kept), without the SDK's protobuf
+  round trip, which cost a poll more than everything else;
+- request bodies are held to the server's ``--max-body-size``.
+
+The caller's owner (from the API key, set by the auth middleware) reaches the handler in the
+call context.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+import orjson
 from a2a.server.context import ServerCallContext
 from a2a.server.jsonrpc_models import InternalError as JSONRPCInternalError
 from a2a.server.jsonrpc_models import JSONRPCError
-from a2a.server.request_handlers.request_handler import RequestHandler
 from a2a.server.request_handlers.response_helpers import build_error_response
-from a2a.server.routes.common import (
-    DefaultServerCallContextBuilder,
-    create_event_source_response,
-)
+from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from a2a.server.routes.rest_dispatcher import RestDispatcher
-from a2a.types import AgentCard
-from a2a.utils import json_utils
-from a2a.utils.error_handlers import build_rest_error_payload
+from a2a.types import AgentCard, GetTaskRequest, SendMessageRequest, SubscribeToTaskRequest
+from a2a.utils import constants, proto_utils
+from a2a.utils.error_handlers import (
+    build_rest_error_payload,
+    rest_error_handler,
+    rest_stream_error_handler,
+)
 from a2a.utils.errors import A2AError, InvalidRequestError
-from sse_starlette.event import ServerSentEvent
-from sse_starlette.sse import EventSourceResponse
+from a2a.utils.version_validator import validate_version
+from google.protobuf import json_format
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message as ASGIMessage
 
 from outlast.a2a.card import A2A_PATH
-from outlast.a2a.convert import SEQUENCE_KEY
-from outlast.a2a.handler import OWNER_STATE
+from outlast.a2a.handler import OWNER_STATE, EngineRequestHandler
+from outlast.a2a.wire import KEEPALIVE, Frame, FrameStream
 from outlast.asgi.body import BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 
@@ -69,23 +79,6 @@ async def _bounded(request: Request, limit: int) -> Request:
     return Request(request.scope, receive)
 
 
-def sequence_of(item: dict[str, Any]) -> int | None:
-    """The sequence number of a serialised stream event (a StreamResponse, or a JSON-RPC response
-    holding one), written back as an integer (protobuf's Struct holds every number as a double,
-    which would serialise as ``41.0``)."""
-    result = item.get("result", item)
-    if not isinstance(result, dict):
-        return None
-    for event in result.values():
-        if isinstance(event, dict):
-            metadata = event.get("metadata")
-            number = metadata.get(SEQUENCE_KEY) if isinstance(metadata, dict) else None
-            if isinstance(number, int | float):
-                metadata[SEQUENCE_KEY] = int(number)  # type: ignore[index]
-                return int(number)
-    return None
-
-
 def _too_large(limit: int) -> A2AError:
     return InvalidRequestError(
         message=f"The request body is larger than the limit of {limit} bytes."
@@ -95,8 +88,9 @@ def _too_large(limit: int) -> A2AError:
 class JsonRpcEndpoint(JsonRpcDispatcher):
     """The SDK's JSON-RPC dispatcher, with SSE ids and a body limit."""
 
-    def __init__(self, handler: RequestHandler, max_body: int) -> None:
+    def __init__(self, handler: EngineRequestHandler, max_body: int) -> None:
         super().__init__(handler, context_builder=OwnerContextBuilder())
+        self.engine_handler = handler
         self.max_body = max_body
 
     async def handle_requests(self, request: Request) -> Response:
@@ -106,43 +100,77 @@ class JsonRpcEndpoint(JsonRpcDispatcher):
             return self._generate_error_response(None, _too_large(self.max_body))
         return await super().handle_requests(request)
 
-    def _create_response(
+    @validate_version(constants.PROTOCOL_VERSION_1_0)
+    async def _process_streaming_request(  # type: ignore[override]
+        self, request_id: str | int | None, request_obj: Any, context: ServerCallContext
+    ) -> AsyncGenerator[bytes]:
+        # As the SDK's: the first batch is awaited here, so that an error before it is a plain
+        # JSON-RPC error response, not a broken stream. Unlike the SDK's, the events come as
+        # JSON already (converted once each) and go out a chunk per batch of stored events.
+        if context.state.get("method") == "SendStreamingMessage":
+            batches = self.engine_handler.message_frames(request_obj, context)
+        else:
+            batches = self.engine_handler.subscribe_frames(request_obj, context)
+        try:
+            first = await anext(batches)
+        except StopAsyncIteration:
+            first = []
+        return self._chunks(batches, first, request_id)
+
+    async def _chunks(
+        self,
+        batches: AsyncGenerator[list[Frame]],
+        first: list[Frame],
+        request_id: str | int | None,
+    ) -> AsyncGenerator[bytes]:
+        tail = b',"id":' + orjson.dumps(request_id) + b',"jsonrpc":"2.0"}\r\n\r\n'
+
+        def chunk(frames: list[Frame]) -> bytes:
+            if not frames:
+                return KEEPALIVE
+            return b"".join(
+                [b'id: %d\r\ndata: {"result":%b%b' % (seq, body, tail) for seq, body in frames]
+            )
+
+        try:
+            yield chunk(first)
+            async for frames in batches:
+                yield chunk(frames)
+        except Exception as exc:
+            if not isinstance(exc, A2AError | JSONRPCError):
+                log.exception("A2A JSON-RPC stream failed")
+            error: A2AError | JSONRPCError = (
+                exc
+                if isinstance(exc, A2AError | JSONRPCError)
+                else JSONRPCInternalError(message="The server had an error in this stream.")
+            )
+            response = build_error_response(request_id, error)
+            yield b"event: error\r\ndata: " + orjson.dumps(response) + b"\r\n\r\n"
+        finally:
+            await batches.aclose()
+
+    async def _handle_get_task(
+        self, request_obj: GetTaskRequest, context: ServerCallContext
+    ) -> dict[str, Any]:
+        return await self.engine_handler.task_json(request_obj, context)
+
+    def _create_response(  # type: ignore[override]
         self,
         context: ServerCallContext,
-        handler_result: AsyncGenerator[dict[str, Any]] | dict[str, Any],
+        handler_result: AsyncGenerator[bytes] | dict[str, Any],
     ) -> Response:
-        if not isinstance(handler_result, AsyncGenerator):
-            return super()._create_response(context, handler_result)
-        stream = handler_result
-
-        async def frames() -> AsyncIterator[dict[str, Any]]:
-            try:
-                async for item in stream:
-                    number = sequence_of(item)
-                    frame: dict[str, Any] = {"data": json_utils.dumps(item)}
-                    if "error" in item:
-                        frame["event"] = "error"
-                    if number is not None:
-                        frame["id"] = str(number)
-                    yield frame
-            except Exception as exc:
-                log.exception("A2A JSON-RPC stream failed")
-                error: A2AError | JSONRPCError = (
-                    exc
-                    if isinstance(exc, A2AError | JSONRPCError)
-                    else JSONRPCInternalError(message="The server had an error in this stream.")
-                )
-                response = build_error_response(context.state.get("request_id"), error)
-                yield {"event": "error", "data": json_utils.dumps(response)}
-
-        return create_event_source_response(frames())
+        if isinstance(handler_result, AsyncGenerator):
+            return FrameStream(handler_result)  # type: ignore[return-value]
+        # The SDK's JSONResponse, serialised by orjson (the same JSON, faster).
+        return Response(orjson.dumps(handler_result), media_type="application/json")
 
 
 class RestEndpoints(RestDispatcher):
     """The SDK's HTTP+JSON dispatcher, with SSE ids and a body limit."""
 
-    def __init__(self, handler: RequestHandler, max_body: int) -> None:
+    def __init__(self, handler: EngineRequestHandler, max_body: int) -> None:
         super().__init__(handler, context_builder=OwnerContextBuilder())
+        self.engine_handler = handler
         self.max_body = max_body
 
     def bounded(self, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
@@ -156,39 +184,80 @@ class RestEndpoints(RestDispatcher):
 
         return bounded_endpoint
 
-    async def _handle_streaming(
+    async def _stream(
         self,
         request: Request,
-        handler_func: Callable[[ServerCallContext], AsyncIterator[Any]],
-    ) -> EventSourceResponse:
+        handler_func: Callable[[ServerCallContext], AsyncGenerator[list[Frame]]],
+    ) -> Response:
         await request.body()
         context = self._build_call_context(request)
-        stream = aiter(handler_func(context))
-        # The first event is awaited here so that an error before it is a plain JSON error
+        batches = handler_func(context)
+        # The first batch is awaited here so that an error before it is a plain JSON error
         # response with its HTTP status (as in the SDK), not a broken stream.
         try:
-            first = await anext(stream)
+            first = await anext(batches)
         except StopAsyncIteration:
-            return create_event_source_response(iter([]))
+            first = []
 
-        def event(item: dict[str, Any]) -> ServerSentEvent:
-            number = sequence_of(item)
-            return ServerSentEvent(
-                data=json_utils.dumps(item), id=None if number is None else str(number)
-            )
+        def chunk(frames: list[Frame]) -> bytes:
+            if not frames:
+                return KEEPALIVE
+            return b"".join([b"id: %d\r\ndata: %b\r\n\r\n" % frame for frame in frames])
 
-        async def frames() -> AsyncIterator[ServerSentEvent]:
-            yield event(first)
+        async def chunks() -> AsyncGenerator[bytes]:
             try:
-                async for item in stream:
-                    yield event(item)
+                yield chunk(first)
+                async for frames in batches:
+                    yield chunk(frames)
             except Exception as exc:
                 log.exception("A2A REST stream failed")
-                yield ServerSentEvent(
-                    data=json_utils.dumps(build_rest_error_payload(exc)), event="error"
-                )
+                error = orjson.dumps(build_rest_error_payload(exc))
+                yield b"event: error\r\ndata: " + error + b"\r\n\r\n"
+            finally:
+                await batches.aclose()
 
-        return create_event_source_response(frames())
+        return FrameStream(chunks())  # type: ignore[return-value]
+
+    @rest_stream_error_handler
+    async def on_message_send_stream(self, request: Request) -> Response:
+        @validate_version(constants.PROTOCOL_VERSION_1_0)
+        async def frames(context: ServerCallContext) -> AsyncGenerator[list[Frame]]:
+            params = SendMessageRequest()
+            json_format.Parse(await request.body(), params, ignore_unknown_fields=True)
+            async with contextlib.aclosing(
+                self.engine_handler.message_frames(params, context)
+            ) as batches:
+                async for batch in batches:
+                    yield batch
+
+        return await self._stream(request, frames)
+
+    @rest_stream_error_handler
+    async def on_subscribe_to_task(self, request: Request) -> Response:
+        task_id = request.path_params["id"]
+
+        @validate_version(constants.PROTOCOL_VERSION_1_0)
+        async def frames(context: ServerCallContext) -> AsyncGenerator[list[Frame]]:
+            params = SubscribeToTaskRequest(id=task_id)
+            async with contextlib.aclosing(
+                self.engine_handler.subscribe_frames(params, context)
+            ) as batches:
+                async for batch in batches:
+                    yield batch
+
+        return await self._stream(request, frames)
+
+    @rest_error_handler
+    async def on_get_task(self, request: Request) -> Response:
+        @validate_version(constants.PROTOCOL_VERSION_1_0)
+        async def task(context: ServerCallContext) -> dict[str, Any]:
+            params = GetTaskRequest()
+            proto_utils.parse_params(request.query_params, params)
+            params.id = request.path_params["id"]
+            return await self.engine_handler.task_json(params, context)
+
+        body = await self._handle_non_streaming(request, task)
+        return Response(orjson.dumps(body), media_type=constants.A2A_JSON_MEDIA_TYPE)
 
     def routes(self, prefix: str) -> list[BaseRoute]:
         """The HTTP+JSON binding's routes (a2a-sdk's table, without tenants)."""
@@ -213,7 +282,7 @@ class RestEndpoints(RestDispatcher):
         ]
 
 
-def a2a_routes(handler: RequestHandler, card: AgentCard, max_body: int) -> list[BaseRoute]:
+def a2a_routes(handler: EngineRequestHandler, card: AgentCard, max_body: int) -> list[BaseRoute]:
     """Agent card, JSON-RPC endpoint and HTTP+JSON routes."""
     from a2a.server.routes.agent_card_routes import create_agent_card_routes
 

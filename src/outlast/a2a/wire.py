@@ -1,0 +1,321 @@
+"""A run's stored events (Responses stream events) as A2A stream events, in their JSON wire form.
+
+Every A2A event comes from exactly one stored event and carries its sequence number
+(``metadata.sequence_number``), so a subscriber that passes back the last number it saw gets
+every later event exactly once (design-notes invariant 3, across protocols). The mapping:
+
+- ``response.created``: the :class:`Task` (``SUBMITTED``), first event of ``SendStreamingMessage``;
+- ``response.in_progress``: a status update, ``WORKING``;
+- ``response.output_text.delta``: an artifact chunk of the message's artifact (its id is the
+  message item's id): ``append`` false for the first chunk, true after; ``output_text.done``
+  closes it with an empty chunk marked ``last_chunk``;
+- ``response.output_item.done`` of any other item (reasoning, a function call, its output): a
+  ``WORKING`` status update whose agent message holds the item as a data part;
+- ``response.completed`` / ``failed`` / ``incomplete`` (cancelled): the final status update.
+
+Every other event (content parts, argument deltas, ``response.queued``, …) has no A2A
+counterpart and is skipped.
+
+Each A2A event is the JSON of a ``StreamResponse`` exactly as a2a-sdk's ``MessageToDict`` would
+write it (camelCase names, default values left out, the sequence number an integer), built once
+per stored event: the events a run has by the thousand (text chunks, ``WORKING``) are written
+directly as bytes, the rare ones (the task, items, the final status) through the SDK's protobuf
+types. The transports only frame these bytes (:mod:`outlast.a2a.routes`), one socket write per
+batch of stored events, as the Responses API does; ``tests/unit/test_a2a_wire.py`` checks them
+against the SDK's own conversion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from a2a.types import (
+    Message,
+    StreamResponse,
+    Task,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
+from google.protobuf import json_format
+from starlette.types import Receive, Scope, Send
+
+from outlast.a2a.convert import (
+    SEQUENCE_KEY,
+    item_message,
+    task_from_response,
+    task_status,
+    timestamp,
+)
+from outlast.protocol.events import TERMINAL_EVENT_TYPES, Event
+from outlast.protocol.fold import fold
+
+Frame = tuple[int, bytes]
+"""One A2A stream event: the sequence number of its stored event, its ``StreamResponse`` JSON."""
+
+# Deltas of items A2A shows only once they are done (a function call's arguments, a reasoning
+# summary): the task as of an event needs the items' done events, not these.
+_ITEM_DELTAS = frozenset(
+    {"response.function_call_arguments.delta", "response.reasoning_summary_text.delta"}
+)
+_WORKING = TaskState.Name(TaskState.TASK_STATE_WORKING).encode()
+_dumps = orjson.dumps
+_loads = orjson.loads
+
+
+class HistoryLength(Protocol):
+    """A request that may carry ``history_length`` (``GetTaskRequest``, a send's configuration)."""
+
+    history_length: int
+
+    def HasField(self, field_name: str) -> bool: ...
+
+
+def proto_dict(message: Any) -> dict[str, Any]:
+    """A protobuf message as a2a-sdk puts it on the wire."""
+    result: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=False)
+    return result
+
+
+def stream_event(body: bytes) -> Task | TaskStatusUpdateEvent | Any:
+    """The SDK's event object of a frame's JSON (for callers of the ``RequestHandler`` API)."""
+    response = json_format.ParseDict(_loads(body), StreamResponse())
+    return getattr(response, response.WhichOneof("payload") or "task")
+
+
+async def closable(
+    stream: AsyncIterator[list[Event]],
+) -> AsyncGenerator[list[Event], None]:
+    """An async generator over an engine stream: closing it (``contextlib.aclosing``) closes the
+    stream, and with it the engine's hub subscription."""
+    try:
+        async for batch in stream:
+            yield batch
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class WireTranslator:
+    """Turns one task's stored events into A2A stream events (one at most per stored event)."""
+
+    __slots__ = ("_chunk_heads", "_ids", "_opened", "context_id", "task_id", "user_messages")
+
+    def __init__(self, task_id: str, context_id: str, user_messages: Sequence[Message]) -> None:
+        self.task_id = task_id
+        self.context_id = context_id
+        self.user_messages = list(user_messages)
+        self._ids = b'"taskId":' + _dumps(task_id) + b',"contextId":' + _dumps(context_id)
+        # The bytes before a chunk's text, per artifact (a run has one or a few).
+        self._chunk_heads: dict[str, bytes] = {}
+        # Message items whose output_item.added was in this stream and whose first chunk is yet
+        # to be sent: that chunk starts the artifact (append false). A chunk of any other message
+        # continues an artifact the subscriber already has (from the Task or earlier events).
+        self._opened: set[str] = set()
+
+    def task_object(self, response: dict[str, Any], at: float | None = None) -> Task:
+        """The task of a response object, as the SDK's type."""
+        return task_from_response(response, self.context_id, self.user_messages, at)
+
+    def task(self, response: dict[str, Any], seq: int, task: Task | None = None) -> bytes:
+        """The task as of the stored event ``seq`` (``response`` is its response object, ``task``
+        the task made of it when the caller has cut its history)."""
+        body = proto_dict(task if task is not None else self.task_object(response))
+        body["metadata"] = {SEQUENCE_KEY: seq}
+        return _dumps({"task": body})
+
+    def feed(self, event: Event) -> bytes | None:
+        """The A2A event of a stored event, or ``None`` if it has none."""
+        kind = event.type
+        if kind == "response.output_text.delta":
+            payload = _loads(event.data)
+            item_id = payload["item_id"]
+            first = item_id in self._opened
+            if first:
+                self._opened.discard(item_id)
+            return self._chunk(
+                item_id, payload["delta"], event.seq, b"" if first else b',"append":true'
+            )
+        if kind == "response.output_item.added":
+            item = _loads(event.data)["item"]
+            if item.get("type") == "message":
+                self._opened.add(item["id"])
+            return None
+        if kind == "response.output_text.done":
+            item_id = _loads(event.data)["item_id"]
+            self._opened.discard(item_id)
+            return self._chunk(item_id, "", event.seq, b',"append":true,"lastChunk":true')
+        if kind == "response.in_progress":
+            stamp = _dumps(timestamp().ToJsonString())
+            return (
+                b'{"statusUpdate":{' + self._ids + b',"status":{"state":"' + _WORKING
+                + b'","timestamp":' + stamp + b'},"metadata":{"sequence_number":'
+                + str(event.seq).encode() + b"}}}"
+            )  # fmt: skip
+        if kind == "response.output_item.done":
+            item = _loads(event.data)["item"]
+            if item.get("type") == "message":
+                return None
+            status = TaskStatus(
+                state=TaskState.TASK_STATE_WORKING,
+                timestamp=timestamp(),
+                message=item_message(self.task_id, self.context_id, item),
+            )
+            return self._status(status, event.seq)
+        if kind in TERMINAL_EVENT_TYPES:
+            response = _loads(event.data)["response"]
+            return self._status(task_status(self.task_id, self.context_id, response), event.seq)
+        if kind == "response.created":
+            return self.task(_loads(event.data)["response"], event.seq)
+        return None
+
+    async def subscription(
+        self,
+        snapshot: dict[str, Any],
+        snapshot_seq: int,
+        cursor: int | None,
+        events_after: Callable[[int], Awaitable[AsyncIterator[list[Event]]]],
+    ) -> AsyncGenerator[list[Frame]]:
+        """``SubscribeToTask`` from the task's stored ``snapshot`` (as of ``snapshot_seq``): the
+        task first (as of ``cursor``, the ``Last-Event-ID``, if any; else now), then every event
+        after it, from ``events_after(n)`` (the engine's stream after event ``n``)."""
+        # ``base``: the state to fold stored events into, up to the cursor, before the first
+        # event (the task as of the cursor) can be sent; None once it has been sent.
+        base: dict[str, Any] | None = None
+        folded: list[Event] = []
+        if cursor is None:
+            after = snapshot_seq
+            yield [(after, self.task(snapshot, after))]
+        elif snapshot_seq <= cursor:
+            base, after = snapshot, snapshot_seq
+        else:
+            base, after = {}, -1
+        if base is not None and after == cursor:
+            yield [(cursor, self.task(base, cursor))]
+            base = None
+        last = after
+        async with contextlib.aclosing(closable(await events_after(after))) as batches:
+            async for batch in batches:
+                frames: list[Frame] = []
+                for event in batch:
+                    last = event.seq
+                    if base is not None and cursor is not None:
+                        if event.seq <= cursor:
+                            if event.type not in _ITEM_DELTAS:
+                                folded.append(event)
+                            if event.seq == cursor:
+                                frames.append(
+                                    (cursor, self.task(fold(base, folded).to_dict(), cursor))
+                                )
+                                base = None
+                            continue
+                        frames.append((cursor, self.task(fold(base, folded).to_dict(), cursor)))
+                        base = None
+                    if event.type == "response.created":
+                        continue  # the task was sent first, as of the cursor
+                    body = self.feed(event)
+                    if body is not None:
+                        frames.append((event.seq, body))
+                if frames or not batch:
+                    yield frames
+        if base is not None:
+            # The cursor is at or past the end of a finished task: its final state is all there is.
+            yield [(last, self.task(fold(base, folded).to_dict(), last))]
+
+    def _chunk(self, item_id: str, text: str, seq: int, flags: bytes) -> bytes:
+        head = self._chunk_heads.get(item_id)
+        if head is None:
+            head = (
+                b'{"artifactUpdate":{' + self._ids + b',"artifact":{"artifactId":'
+                + _dumps(item_id) + b',"parts":[{"text":'
+            )  # fmt: skip
+            self._chunk_heads[item_id] = head
+        return (
+            head + _dumps(text) + b"}]}" + flags + b',"metadata":{"sequence_number":'
+            + str(seq).encode() + b"}}}"
+        )  # fmt: skip
+
+    def _status(self, status: TaskStatus, seq: int) -> bytes:
+        event = TaskStatusUpdateEvent(
+            task_id=self.task_id, context_id=self.context_id, status=status
+        )
+        body = proto_dict(event)
+        body["metadata"] = {SEQUENCE_KEY: seq}
+        return _dumps({"statusUpdate": body})
+
+
+def cut_history(task: dict[str, Any], config: HistoryLength) -> dict[str, Any]:
+    """A task's JSON with at most ``config.history_length`` messages of its history (the newest),
+    as a2a-sdk's ``apply_history_length`` cuts the task itself; ``task`` is left as it is."""
+    history = task.get("history")
+    if not history or not config.HasField("history_length"):
+        return task
+    length = config.history_length
+    if length == 0:
+        return {key: value for key, value in task.items() if key != "history"}
+    if 0 < length < len(history):
+        return {**task, "history": history[-length:]}
+    return task
+
+
+# -- the streaming response --------------------------------------------------------------------
+
+KEEPALIVE = b": keep-alive\r\n\r\n"
+"""Sent for a quiet spell of the engine's stream: proxies see traffic and keep it open."""
+
+
+class FrameStream:
+    """``text/event-stream`` from chunks of SSE frames already written, one socket write each.
+
+    It watches for the client's disconnect while streaming (even while no event is due) and then
+    stops, closing the chunks' generator (and with it the engine's subscription).
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import asyncio
+
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-store"),
+                    (b"connection", b"keep-alive"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(self._watch(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            for task in (pump, watch):
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await task
+            close = getattr(self.chunks, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    async def _pump(self, send: Send) -> None:
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _watch(receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
