@@ -19,16 +19,26 @@ agent makes N trivial steps, each yielding one text delta:
 function, which a step runs in a thread (the direct agent calls it inline). Throughput is steps
 per second from the create to the run's end (all committed); the ratio is journaled / direct
 (target: at least 0.8).
+
+``--sleepers N`` measures instead what durably sleeping runs cost: N background runs that each
+make a step and then ``await request.sleep(..., 3600)``, created in this process on SQLite; the
+figures are the growth of the process's RSS from before the first create to when all N sleep (no
+task, no slot: a timer each; target for 10,000: under 20 MB), which includes SQLite's page caches
+filling with the new rows, and the Python memory the sleeping runs keep (``tracemalloc``, after
+the transients of their last attempts are gone; ``--trace``, whose own memory would inflate the
+RSS figure).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 
 from serverproc import ServerProcess
 
+# bench --sleepers creates its runs this many at a time.
+WAVE = 500
 SERVER_AGENTS = {
     "journaled": "durable_agents:trivial_steps",
     "direct": "durable_agents:trivial_calls",
@@ -91,6 +103,58 @@ async def one_run(agent: Callable[[AgentRequest], Any], steps: int, directory: P
     return steps / elapsed
 
 
+def rss_mb() -> float:
+    """This process's resident set size (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def sleepers(count: int, trace: bool) -> None:
+    async def agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        await request.step("before", time.time)
+        yield "asleep"
+        await request.sleep("nap", 3600)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(f"sqlite:///{tmp}/sleepers.db")
+        engine = Engine(Settings(retention_interval=3600.0, max_queued=count + 1), store, agent)
+        await engine.start()
+        try:
+            spec = RunSpec(model="bench", input_items=[], background=True)
+            await engine.create(spec, "o")  # warm-up: every code path loaded once
+            while engine.running:
+                await asyncio.sleep(0.05)
+            before = rss_mb()
+            if trace:
+                tracemalloc.start()
+            started = time.perf_counter()
+            # In waves, as runs arrive over time: what is measured is what sleeping runs keep,
+            # not the peak of thousands of runs executing at once.
+            for wave in range(0, count, WAVE):
+                for _ in range(min(WAVE, count - wave)):
+                    await engine.create(spec, "o")
+                while engine.running or engine.queued:
+                    await asyncio.sleep(0.01)
+            while len(engine.runs.sleeping) < count + 1:
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(2.0)  # the last attempts' timers and tasks are gone
+            gc.collect()
+            after = rss_mb()
+            kept = tracemalloc.get_traced_memory()[0] if trace else 0
+            tracemalloc.stop()
+        finally:
+            await engine.close()
+    print(f"{count} durably sleeping runs, all asleep {elapsed:.1f} s after the first create "
+          f"({WAVE} at a time); 0 running, 0 queued")  # fmt: skip
+    if trace:
+        print(f"  Python memory they keep: {kept / 1e6:.1f} MB ({kept / count:.0f} bytes each)")
+    else:
+        print(f"  RSS {before:.1f} MB -> {after:.1f} MB: +{after - before:.1f} MB (target < 20 MB)")
+
+
 def server_run(server: ServerProcess, steps: int) -> float:
     """Steps per second of one background streamed response read to its end by a client."""
     body = {"model": "bench", "input": f"steps={steps}", "background": True, "stream": True}
@@ -135,7 +199,12 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--sync", action="store_true", help="steps are plain functions")
     parser.add_argument("--server", action="store_true", help="through outlast serve (HTTP)")
+    parser.add_argument("--sleepers", type=int, default=0, help="measure N sleeping runs' RSS")
+    parser.add_argument("--trace", action="store_true", help="with --sleepers: tracemalloc")
     args = parser.parse_args()
+    if args.sleepers:
+        await sleepers(args.sleepers, args.trace)
+        return
     results: dict[str, list[float]] = {"journaled": [], "direct": []}
     if args.server:
         results = through_servers(args.steps, args.runs)
