@@ -306,14 +306,25 @@ class RestEndpoints(RestDispatcher):
 
     @rest_error_handler
     async def on_get_task(self, request: Request) -> Response:
-        @validate_version(constants.PROTOCOL_VERSION_1_0)
-        async def task(context: ServerCallContext) -> dict[str, Any]:
-            params = GetTaskRequest()
-            proto_utils.parse_params(request.query_params, params)
-            params.id = request.path_params["id"]
-            return await self.engine_handler.task_json(params, context)
+        if (
+            request.headers.get(constants.VERSION_HEADER) == constants.PROTOCOL_VERSION_1_0
+            and not request.query_params
+        ):
+            # A plain poll (it is hot): the SDK's handling less its generic checks of version and
+            # query parameters, which the first condition already made.
+            context = self._build_call_context(request)
+            params = GetTaskRequest(id=request.path_params["id"])
+            body = await self.engine_handler.task_json(params, context)
+        else:
 
-        body = await self._handle_non_streaming(request, task)
+            @validate_version(constants.PROTOCOL_VERSION_1_0)
+            async def task(context: ServerCallContext) -> dict[str, Any]:
+                params = GetTaskRequest()
+                proto_utils.parse_params(request.query_params, params)
+                params.id = request.path_params["id"]
+                return await self.engine_handler.task_json(params, context)
+
+            body = await self._handle_non_streaming(request, task)
         return Response(orjson.dumps(body), media_type=constants.A2A_JSON_MEDIA_TYPE)
 
     def routes(self, prefix: str) -> list[BaseRoute]:

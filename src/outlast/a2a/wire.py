@@ -62,6 +62,8 @@ _ITEM_DELTAS = frozenset(
     {"response.function_call_arguments.delta", "response.reasoning_summary_text.delta"}
 )
 _WORKING = TaskState.Name(TaskState.TASK_STATE_WORKING).encode()
+# An artifact chunk after its text's head: the text, its flags, its sequence number.
+_CHUNK = b'%b%b}]}%b,"metadata":{"sequence_number":%d}}}'
 _dumps = orjson.dumps
 _loads = orjson.loads
 
@@ -234,10 +236,7 @@ class WireTranslator:
                 + _dumps(item_id) + b',"parts":[{"text":'
             )  # fmt: skip
             self._chunk_heads[item_id] = head
-        return (
-            head + _dumps(text) + b"}]}" + flags + b',"metadata":{"sequence_number":'
-            + str(seq).encode() + b"}}}"
-        )  # fmt: skip
+        return _CHUNK % (head, _dumps(text), flags, seq)
 
     def _status(self, status: TaskStatus, seq: int) -> bytes:
         event = TaskStatusUpdateEvent(
