@@ -10,7 +10,8 @@ uninterrupted run's output, each completed step must have run once (one running 
 twice), and the client must have received every event exactly once, with no gap. A deploy
 (SIGTERM) hands a journaled run over at its next step boundary, without waiting for the drain,
 and a durably sleeping one at once, to the other replica, which resumes the first and wakes the
-second when due.
+second when due. A question (``request.ask``) asked on a replica that then died is answered
+through the other.
 
 Replicas get ``--lease 2``; nothing asserts how fast a takeover happened.
 """
@@ -165,5 +166,43 @@ def test_a_deploy_hands_a_journaled_run_and_a_sleeping_one_to_the_other_replica(
         assert "outlast_resumes" not in (other.responses.retrieve(sleeping.id).metadata or {})
     finally:
         for server in (leaving, staying):
+            if server.proc is not None and server.proc.poll() is None:
+                server.stop()
+
+
+def test_a_question_asked_on_one_replica_is_answered_through_the_other_after_it_died(
+    postgres_database: TestDatabase, tmp_path: Path
+) -> None:
+    log = tmp_path / "steps.log"
+    a, b = (
+        ServerProcess(
+            postgres_database.url,
+            agent="durable_agents:approver",
+            args=["--lease", "2"],
+            env={"OUTLAST_TEST_STEP_LOG": str(log)},
+            log_dir=tmp_path,
+        ).start(timeout=60.0)
+        for _ in range(2)
+    )
+    try:
+        asked = a.client().responses.create(model="durable", input="go", background=True)
+        deadline = time.monotonic() + 30
+        while (asked := a.client().responses.retrieve(asked.id)).status != "completed":
+            assert time.monotonic() < deadline, "the question was not asked"
+            time.sleep(0.05)
+        a.kill()
+        call = asked.output[-1]
+        answer = {"type": "function_call_output", "call_id": call.call_id, "output": "yes"}
+        other = b.client()
+        continued = other.responses.create(
+            model="durable", input=[answer], previous_response_id=asked.id, background=True
+        )
+        while (continued := other.responses.retrieve(continued.id)).status != "completed":
+            assert time.monotonic() < deadline + 30, "the answered run did not end"
+            time.sleep(0.05)
+        assert continued.output_text == "approved: yes\n"
+        assert executions(log) == {0: 1, 1: 1}
+    finally:
+        for server in (a, b):
             if server.proc is not None and server.proc.poll() is None:
                 server.stop()

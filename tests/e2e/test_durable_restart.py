@@ -7,7 +7,8 @@ reconnects with ``starting_after`` after every kill. The run must end ``complete
 uninterrupted run's output, each completed step must have run once (a step running when the
 server died at most twice), and the client must have received every event exactly once, in
 order, with no gap. Then a replay that takes another path after a restart fails naming both
-steps, and a durable sleep survives a kill.
+steps, a durable sleep survives a kill, and a question (``request.ask``) is answered by a
+continuing response after a restart, once.
 
 One server process per scenario: killing it is the point.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 
 from durable_agents import expected_text
 from helpers import wait_terminal
@@ -132,3 +134,34 @@ def test_a_run_sleeping_durably_when_its_server_is_killed_wakes_after_the_restar
     assert "outlast_resumes" not in response["metadata"]
     assert executions(tmp_path) == {0: 1, 1: 1}
     server.stop()
+
+
+def test_a_question_answered_after_a_restart_continues_the_run_once(tmp_path: Path) -> None:
+    server = server_for(tmp_path, "approver").start()
+    client = server.client()
+    asked = client.responses.create(model="durable", input="go", background=True)
+    asked = wait_for_end(client, asked.id)
+    call = asked.output[-1]
+    assert (asked.status, call.type, call.name) == ("completed", "function_call", "approve")
+    server.kill()  # nothing is held while the question waits: a restart loses nothing
+    server.start()
+    answer = {"type": "function_call_output", "call_id": call.call_id, "output": "yes"}
+    continued = client.responses.create(
+        model="durable", input=[answer], previous_response_id=asked.id, background=True
+    )
+    continued = wait_for_end(client, continued.id)
+    assert (continued.status, continued.output_text) == ("completed", "approved: yes\n")
+    with pytest.raises(openai.BadRequestError, match="already answered"):
+        client.responses.create(
+            model="durable", input=[answer], previous_response_id=asked.id, background=True
+        )
+    assert executions(tmp_path) == {0: 1, 1: 1}  # the plan was not made again
+    server.stop()
+
+
+def wait_for_end(client: openai.OpenAI, response_id: str) -> Any:
+    deadline = time.monotonic() + 20
+    while (response := client.responses.retrieve(response_id)).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, f"{response_id} did not end"
+        time.sleep(0.05)
+    return response

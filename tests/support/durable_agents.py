@@ -97,3 +97,13 @@ async def router(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
     agent = sleeper if request.input_text.startswith("sleeper") else journaled
     async for output in agent(request):
         yield output
+
+
+async def approver(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+    """A journaled step, a question (``request.ask``), then a step using the answer."""
+    log = str(step_log(request))
+    await request.step("plan", record_execution, log, request.response_id, 0, 0.0)
+    yield "planned\n"
+    answer = await request.ask("approve", {"plan": "the plan"})
+    await request.step("act", record_execution, log, request.response_id, 1, 0.0)
+    yield f"approved: {answer}\n"

@@ -24,6 +24,7 @@ from outlast import AgentOutput, AgentRequest
 from outlast.config import Settings
 from outlast.engine import Engine
 from outlast.engine.closing import resume_limit_message
+from outlast.engine.errors import InvalidRequest
 from outlast.engine.run import SERVER_STOPPED_RUNNING
 from outlast.observe.base import Observer
 from outlast.observe.metrics import Metrics
@@ -372,3 +373,53 @@ async def test_a_shutdown_past_the_drain_leaves_a_durable_run_for_the_next_start
     response = await resumed(store, agent, handle.id)
     assert (response["status"], text_of(response)) == ("completed", "0 1 2 ")
     assert executions == [0, 1, 2]
+
+
+def asking_agent(executions: list[str]) -> Callable[..., Any]:
+    async def agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        plan = await request.step("plan", lambda: executions.append("plan") or "the plan")
+        yield f"{plan}; "
+        answer = await request.ask("approve", {"summary": plan})
+        await request.step("after", executions.append, "after")
+        yield f"approved: {answer}"
+
+    return agent
+
+
+async def test_ask_ends_the_response_with_a_pending_call_and_the_answer_continues_the_run() -> None:
+    executions: list[str] = []
+    store = MemoryStore()
+    await store.open()
+    engine = Engine(settings(), store, asking_agent(executions))
+    await engine.start()
+    try:
+        spec = RunSpec(model="m", input_items=[{"role": "user", "content": "go"}], background=True)
+        first = await engine.create(spec, OWNER)
+        await engine.wait(first)
+        asked = orjson.loads(await engine.get(first.id, OWNER))
+        call = asked["output"][-1]
+        assert (asked["status"], call["type"], call["name"]) == (
+            "completed",
+            "function_call",
+            "approve",
+        )
+        assert orjson.loads(call["arguments"]) == {"summary": "the plan"}
+        assert engine.running == 0  # nothing held while it waits
+        answer = {"type": "function_call_output", "call_id": call["call_id"], "output": "yes"}
+
+        def answering(item: dict[str, Any]) -> RunSpec:
+            return RunSpec(model="m", input_items=[item], background=True,
+                           previous_response_id=first.id)  # fmt: skip
+
+        with pytest.raises(InvalidRequest, match="must be a string"):
+            await engine.create(answering({**answer, "output": 42}), OWNER)
+        second = await engine.create(answering(answer), OWNER)
+        await engine.wait(second)
+        continued = orjson.loads(await engine.get(second.id, OWNER))
+        with pytest.raises(InvalidRequest, match="already answered"):
+            await engine.create(answering(answer), OWNER)
+        await log_of(store, second.id)
+    finally:
+        await engine.close()
+    assert (continued["status"], text_of(continued)) == ("completed", "approved: yes")
+    assert executions == ["plan", "after"]  # the plan was not made again

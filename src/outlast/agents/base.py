@@ -50,6 +50,11 @@ class StepJournal(Protocol):
         """Sleep durably: the run leaves its process until the time has come."""
         ...
 
+    async def ask(self, name: str, payload: Any) -> Any:
+        """Pause for input: the response ends with a pending call; the answer comes back in a
+        response that continues it."""
+        ...
+
 
 async def run_step(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call a step's function: a coroutine function is awaited, a plain one runs in a thread
@@ -97,6 +102,20 @@ class AgentRequest:
         if journal is None:
             return cast(T, await run_step(fn, args, kwargs))
         return cast(T, await journal.step(name, fn, args, kwargs))
+
+    async def ask(self, name: str, payload: Any) -> Any:
+        """Pause for input, as the journaled step ``name``, and return the answer.
+
+        The response ends ``completed`` with a pending ``function_call`` item (``name``, the
+        JSON ``payload`` as its arguments) and the run holds nothing. A new response whose
+        ``previous_response_id`` names it and whose input holds the ``function_call_output`` for
+        that ``call_id`` continues the same run from here, on any replica, however much later:
+        ``ask`` returns that output (a string, as the client sent it). It needs outlast's engine.
+        """
+        journal = self._journal
+        if journal is None:
+            raise RuntimeError("request.ask needs a run hosted by outlast (there is no one to ask)")
+        return await journal.ask(name, payload)
 
     async def sleep(self, name: str, seconds: float) -> None:
         """Sleep ``seconds`` durably, as the journaled step ``name``.

@@ -131,7 +131,12 @@ class Closer:
         return run_or_record.attempt < self.max_attempts
 
     def closing(
-        self, normalizer: Normalizer, outcome: Outcome, attempt: int, store: bool
+        self,
+        normalizer: Normalizer,
+        outcome: Outcome,
+        attempt: int,
+        store: bool,
+        prelude: list[Event] | None = None,
     ) -> tuple[list[Event], SnapshotUpdate | None]:
         """The events and state update that close an attempt ([] and None once it has ended, or
         for :attr:`Ending.RELEASE`, which writes nothing)."""
@@ -160,7 +165,8 @@ class Closer:
         if outcome.ending is Ending.REQUEUE:
             events = normalizer.requeue(attempt + 1)
         else:
-            events = normalizer.finish(outcome.status, outcome.error)
+            # ``prelude``: events of the attempt that must commit with its end (a question).
+            events = (prelude or []) + normalizer.finish(outcome.status, outcome.error)
         if not events:
             return [], None
         if outcome.ending is Ending.REQUEUE:
@@ -172,12 +178,17 @@ class Closer:
         )
 
     async def close(
-        self, normalizer: Normalizer, outcome: Outcome, info: RunInfo, store: bool
+        self,
+        normalizer: Normalizer,
+        outcome: Outcome,
+        info: RunInfo,
+        store: bool,
+        prelude: list[Event] | None = None,
     ) -> None:
         """Write the close of an attempt (raises if its commit failed), then tell the observers:
         the run ended, or (re-queued, released) it left this replica without ending."""
         rid = info.response_id
-        events, update = self.closing(normalizer, outcome, info.attempt, store)
+        events, update = self.closing(normalizer, outcome, info.attempt, store, prelude)
         # A resume past the limit ends the run too: what ended it is the normaliser's state.
         ended = normalizer.state.status if events and normalizer.finished else None
         # Webhook deliveries are stored with the terminal event of a background run.

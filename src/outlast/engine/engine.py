@@ -37,6 +37,7 @@ from outlast.engine.cluster import ClusterPlacement
 from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, QueueFull, ShuttingDown
 from outlast.engine.executor import Executor
 from outlast.engine.hub import Hub
+from outlast.engine.journal import ANSWER_KEY, ANSWERED, Replay, pending_ask
 from outlast.engine.placement import LocalPlacement, Placement
 from outlast.engine.reader import read_stream
 from outlast.engine.retention import Retention
@@ -48,7 +49,7 @@ from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.spec import RunSpec, new_response_fields
 from outlast.protocol.state import ResponseState
-from outlast.store.base import ResponseRecord, Store
+from outlast.store.base import ResponseRecord, StepRecord, Store, WriteBatch
 from outlast.store.shared import SharedStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -182,9 +183,11 @@ class Engine:
         if queued >= self.settings.max_queued:
             raise QueueFull(queued)
         history: list[dict[str, Any]] = []
+        response_id = new_id("resp")
+        continued: list[StepRecord] = []
         if spec.previous_response_id is not None:
             history = await self.chains.history(spec.previous_response_id, owner)
-        response_id = new_id("resp")
+            continued = await self._continuation(spec, spec.previous_response_id, response_id)
         status = "queued" if spec.background else "in_progress"
         state = ResponseState(new_response_fields(response_id, spec, status))
         normalizer = Normalizer(state)
@@ -202,6 +205,13 @@ class Engine:
         )
         run = executor.new_run(normalizer, owner, agent_request, spec.store)
         run.remote = not local
+        steps: list[StepRecord] = []
+        if continued:
+            # It goes on from the paused run's journal, in this response's log (which holds none
+            # of the replayed outputs: they are the previous response's).
+            seq = events[-1].seq + 1
+            steps = [StepRecord(s.position, s.name, s.result, seq) for s in continued]
+            run.steps, run.replay = steps, Replay(normalizer, normalizer, 0)
         record = ResponseRecord(
             id=response_id,
             owner=owner,
@@ -225,7 +235,7 @@ class Engine:
         # In the creating request's task: the run's span links to this request's trace.
         self.observe.run_created(run.info, local)
         insert = self.writer.insert(
-            record, events, on_commit=lambda: self.hub.publish(response_id, events)
+            record, events, on_commit=lambda: self.hub.publish(response_id, events), steps=steps
         )
         if local:
             executor.submit(run)
@@ -240,6 +250,52 @@ class Engine:
         where = "" if local else ", for another replica"
         log.info("%s created, %s (model=%s)%s", response_id, status, spec.model, where)
         return RunHandle(response_id, run.created, run.background, run, subscription)
+
+    async def _continuation(
+        self, spec: RunSpec, previous_id: str, response_id: str
+    ) -> list[StepRecord]:
+        """The journal a response continuing a run paused by ``request.ask`` starts with: the
+        paused run's, its question answered by the ``function_call_output`` in ``spec``'s input
+        ([] when ``spec`` answers no pending question). A question is answered once."""
+        steps = await self.store.read_steps(previous_id)
+        if not steps:
+            return []
+        last = steps[-1]
+        if last.name == ANSWERED and len(steps) >= 2:
+            asked = pending_ask(steps[-2])
+            if asked is not None and _answer(spec, asked[0]) is not None:
+                by = orjson.loads(last.result).get("by")
+                raise InvalidRequest(
+                    f"The question '{steps[-2].name}' (call_id '{asked[0]}') of response "
+                    f"'{previous_id}' was already answered, by response '{by}'.",
+                    field="input",
+                )
+            return []
+        asked = pending_ask(last)
+        if asked is None:
+            return []
+        call_id = asked[0]
+        answer = _answer(spec, call_id)
+        if answer is None:
+            return []
+        if not isinstance(answer, str):
+            raise InvalidRequest(
+                f"The answer to '{last.name}' (the function_call_output for call_id "
+                f"'{call_id}') must be a string, not {type(answer).__name__}.",
+                field="input",
+            )
+        # Claim the answer in the paused run's journal (an idempotent insert at the next
+        # position: of two continuations at once, the one whose claim is stored wins).
+        claim = StepRecord(last.position + 1, ANSWERED, dumps({"by": response_id}), last.seq)
+        await self.store.write(WriteBatch(steps=[(previous_id, [claim])]))
+        stored = await self.store.read_steps(previous_id)
+        if stored[-1].name != ANSWERED or orjson.loads(stored[-1].result).get("by") != response_id:
+            raise InvalidRequest(
+                f"The question '{last.name}' of response '{previous_id}' was already answered.",
+                field="input",
+            )
+        answered = StepRecord(last.position, last.name, dumps({ANSWER_KEY: answer}), 0)
+        return [*steps[:-1], answered]
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -425,3 +481,11 @@ class Engine:
     def worker_id(self) -> str | None:
         """This replica's worker id on a shared store (``None`` on a store of its own)."""
         return self.placement.worker_id
+
+
+def _answer(spec: RunSpec, call_id: str) -> Any:
+    """The ``output`` of the ``function_call_output`` for ``call_id`` in the input, if any."""
+    for item in spec.input_items:
+        if item.get("type") == "function_call_output" and item.get("call_id") == call_id:
+            return item.get("output")
+    return None

@@ -50,6 +50,7 @@ from outlast.engine.run import (
 from outlast.observe.base import Observer
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.normalizer import Normalizer
+from outlast.protocol.outputs import FunctionCall
 from outlast.store.base import Fenced, ResponseRecord
 from outlast.store.writer import GroupCommitWriter
 
@@ -201,6 +202,7 @@ class Executor:
             emit=lambda events: self._emit(run, events),
             suspend=functools.partial(self._suspend, run),
             on_error=run.write_error,
+            ask=functools.partial(self._asked, run),
         )
         agen = self.agent(dataclasses.replace(run.agent_request, _journal=journal))
         # Outputs of a resumed run go through its replay until it has caught up with the log.
@@ -258,6 +260,10 @@ class Executor:
             outcome = Outcome.end("failed", server_error(journal.failure))
         if run.stop_reason is not None:
             outcome = self._stop_outcome(run, started=True)
+            if run.stop_reason is StopReason.ASK and run.question is not None:
+                name, call_id, payload = run.question
+                call = FunctionCall(name=name, arguments=payload, call_id=call_id)
+                run.prelude = run.normalizer.feed(call)
         await self.finish(run, outcome)
 
     def _emit(self, run: Run, events: list[Event], snapshot: bool = False) -> None:
@@ -303,6 +309,11 @@ class Executor:
         """The agent sleeps durably until ``until``: end the attempt, wake the run then."""
         run.wake_at = until
         self.stop(run, StopReason.SLEEP)
+
+    def _asked(self, run: Run, name: str, call_id: str, payload: Any) -> None:
+        """The agent asks for input: end the attempt, the response completing with the call."""
+        run.question = (name, call_id, payload)
+        self.stop(run, StopReason.ASK)
 
     def _force_finish(self, run: Run) -> None:
         if not run.finishing:
@@ -366,7 +377,9 @@ class Executor:
             # Another replica holds this run now, or its log must be ended from what was stored.
             outcome = RELEASE
         try:
-            await self.closer.close(run.normalizer, outcome, run.info, run.store)
+            await self.closer.close(
+                run.normalizer, outcome, run.info, run.store, prelude=run.prelude
+            )
         except Exception as exc:
             log.error("%s: could not store the terminal event: %s", response_id, exc)
             self.observe.run_released(response_id)

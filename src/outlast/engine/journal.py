@@ -46,6 +46,12 @@ _SELF_JSON: frozenset[type] = frozenset({int, str, bool, type(None)})
 # A durable sleep shorter than this sleeps in the task (giving the slot up would cost more).
 IN_PROCESS_SLEEP = 1.0
 SLEEP_KEY = "outlast_sleep_until"
+# A question asked and not answered yet: {ASK_KEY: call_id, "payload": ...}; answered (in the
+# journal a continuing response starts with): {ANSWER_KEY: answer}.
+ASK_KEY = "outlast_ask"
+ANSWER_KEY = "outlast_answer"
+# The step a continuing response adds to the paused run's journal: its question is answered.
+ANSWERED = "outlast:answered"
 
 
 class StepFailed(Exception):
@@ -68,6 +74,16 @@ def sleep_until(step: StepRecord) -> float | None:
     value = orjson.loads(step.result)
     until = value.get(SLEEP_KEY) if isinstance(value, dict) else None
     return float(until) if isinstance(until, int | float) else None
+
+
+def pending_ask(step: StepRecord) -> tuple[str, Any] | None:
+    """``(call_id, payload)`` of a journaled question not answered yet, else None."""
+    if not step.result.startswith(b"{"):
+        return None
+    value = orjson.loads(step.result)
+    if isinstance(value, dict) and isinstance(value.get(ASK_KEY), str):
+        return value[ASK_KEY], value.get("payload")
+    return None
 
 
 class _Phase(enum.Enum):
@@ -156,7 +172,7 @@ class RunJournal:
     """One attempt's journal (implements :class:`~outlast.agents.base.StepJournal`)."""
 
     __slots__ = (
-        "_async", "_consumed", "_emit", "_on_error", "_suspend", "failure", "hand_over",
+        "_ask", "_async", "_consumed", "_emit", "_on_error", "_suspend", "failure", "hand_over",
         "next_seq", "position", "replay", "response_id", "steps", "writer",
     )  # fmt: skip
 
@@ -171,6 +187,7 @@ class RunJournal:
         emit: Callable[[list[Event]], None],
         suspend: Callable[[float], None],
         on_error: ErrorCallback | None,
+        ask: Callable[[str, str, Any], None] | None = None,
     ) -> None:
         self.response_id = response_id
         self.writer = writer
@@ -179,6 +196,7 @@ class RunJournal:
         self.next_seq = next_seq
         self._emit = emit
         self._suspend = suspend
+        self._ask = ask
         self._on_error = on_error
         self._consumed = 0
         # Whether each step function seen is a coroutine function (asked once per function).
@@ -266,6 +284,41 @@ class RunJournal:
             self.response_id, StepRecord(position, name, data, self.next_seq()), self._on_error
         )
         return result if type(result) in _SELF_JSON else orjson.loads(data)
+
+    async def ask(self, name: str, payload: Any) -> Any:
+        position = self.position
+        self.position = position + 1
+        call_id: str | None = None
+        journaled = self._journaled(position, name) if self.steps else None
+        if journaled is not None:
+            value = orjson.loads(journaled.result)
+            if isinstance(value, dict) and ANSWER_KEY in value:
+                return value[ANSWER_KEY]
+            pending = pending_ask(journaled)
+            if pending is None:
+                raise self._fail(divergence(position, name, journaled.name))
+            call_id, payload = pending  # asked before the process died: ask again, the same
+        else:
+            if self.replay is not None:
+                self._go_live()
+            try:
+                arguments = orjson.dumps(payload)
+            except TypeError as exc:
+                raise self._fail(
+                    f"The payload of ask '{name}' is not JSON-serialisable ({exc})."
+                ) from None
+            call_id = f"call_{self.response_id[5:21]}_{position}"
+            record = orjson.dumps({ASK_KEY: call_id, "payload": orjson.Fragment(arguments)})
+            self.writer.journal(
+                self.response_id, StepRecord(position, name, record, self.next_seq()),
+                self._on_error,
+            )  # fmt: skip
+        if self._ask is None:
+            raise self._fail(f"ask '{name}': this run cannot pause for input")
+        # The executor ends the attempt (this task is cancelled while it waits): the response
+        # completes with the pending call.
+        self._ask(name, call_id, payload)
+        await asyncio.Event().wait()
 
     async def _handed_over(self) -> None:
         """End the attempt here, between two steps: the executor stops it (this task is

@@ -24,6 +24,7 @@ from outlast.agents.base import AgentRequest
 from outlast.engine.hub import Subscription
 from outlast.engine.journal import Replay, RunJournal
 from outlast.observe.base import RunInfo
+from outlast.protocol.events import Event
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.state import ResponseState
@@ -66,6 +67,9 @@ class StopReason(enum.Enum):
     """The server shut down and the run has a journal: the next start resumes it (one process)."""
     SLEEP = "sleep"
     """The agent sleeps durably (:meth:`AgentRequest.sleep`): the run leaves its task and slot."""
+    ASK = "ask"
+    """The agent pauses for input (:meth:`AgentRequest.ask`): the response completes with the
+    pending call; a response continuing it carries the answer."""
 
 
 class Ending(enum.Enum):
@@ -131,6 +135,8 @@ def stop_outcome(reason: StopReason, *, started: bool, run_timeout: float) -> Ou
         return RESUME
     if reason is StopReason.SLEEP:
         return SLEEP
+    if reason is StopReason.ASK:
+        return Outcome.end("completed")
     return CANCELLED  # CANCELLED, CLIENT_DISCONNECTED
 
 
@@ -139,8 +145,9 @@ class Run:
 
     __slots__ = (
         "agent_request", "attempt", "background", "created", "done", "finishing", "id",
-        "journal", "lost", "normalizer", "owner", "remote", "replay", "snapshot_at", "steps",
-        "stop_reason", "store", "task", "timeout_handle", "wake_at", "write_error",
+        "journal", "lost", "normalizer", "owner", "prelude", "question", "remote", "replay",
+        "snapshot_at", "steps", "stop_reason", "store", "task", "timeout_handle", "wake_at",
+        "write_error",
     )  # fmt: skip
 
     def __init__(
@@ -180,6 +187,10 @@ class Run:
         self.replay: Replay | None = None
         self.journal: RunJournal | None = None
         self.wake_at: float | None = None
+        # A question the agent asked (name, call_id, payload), and the events that put it in the
+        # output: written with the terminal event, in one transaction.
+        self.question: tuple[str, str, Any] | None = None
+        self.prelude: list[Event] = []
 
     @property
     def durable(self) -> bool:

@@ -165,10 +165,17 @@ class GroupCommitWriter:
         self._submit(_Op(response_id=response_id, steps=[step], on_error=on_error))
 
     def insert(
-        self, record: ResponseRecord, events: list[Event], on_commit: Callback
+        self,
+        record: ResponseRecord,
+        events: list[Event],
+        on_commit: Callback,
+        steps: list[StepRecord] | None = None,
     ) -> asyncio.Future[None]:
-        """Queue a new response with its first events at once; the future resolves on commit."""
-        op = _Op(new=record, response_id=record.id, events=events, on_commit=on_commit)
+        """Queue a new response with its first events at once; the future resolves on commit.
+
+        ``steps``: the journal it starts with (a response continuing a paused run)."""
+        op = _Op(new=record, response_id=record.id, events=events, on_commit=on_commit,
+                 steps=steps or None)  # fmt: skip
         op.future = asyncio.get_running_loop().create_future()
         self._submit(op)
         return op.future
