@@ -6,9 +6,10 @@ again on the same database each time; a client following the run with the ``open
 reconnects with ``starting_after`` after every kill. The run must end ``completed`` with the
 uninterrupted run's output, each completed step must have run once (a step running when the
 server died at most twice), and the client must have received every event exactly once, in
-order, with no gap. Then a replay that takes another path after a restart fails naming both
-steps, a durable sleep survives a kill, and a question (``request.ask``) is answered by a
-continuing response after a restart, once.
+order, with no gap, and so must ``OutlastClient`` following it all the while. Then a replay
+that takes another path after a restart fails naming both steps, a durable sleep survives a
+kill, and a question (``request.ask``) is answered by a continuing response after a restart,
+once.
 
 One server process per scenario: killing it is the point.
 """
@@ -16,6 +17,7 @@ One server process per scenario: killing it is the point.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import pytest
 
 from durable_agents import expected_text
 from helpers import wait_terminal
+from outlast.client import Backoff, OutlastClient
 from serverproc import ServerProcess
 
 STEPS = 40
@@ -53,6 +56,14 @@ def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path
     created = client.responses.create(
         model="durable", input=f"steps={STEPS} delay=0.15", background=True
     )
+    # A second follower: outlast's own client, reconnecting by itself through every kill.
+    followed: list[Any] = []
+    outlast_client = OutlastClient(
+        base_url=server.base_url, api_key="test-key",
+        reconnect=Backoff(initial=0.1, maximum=0.5), give_up_after=60.0,
+    )  # fmt: skip
+    follower = threading.Thread(target=lambda: followed.extend(outlast_client.resume(created.id)))
+    follower.start()
     received: list[Any] = []
     kills = list(KILL_AFTER_STEPS)
     text = ""
@@ -78,7 +89,12 @@ def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path
         assert killed, "the stream ended without the run's end"
         server.start()
     assert not kills
+    follower.join(timeout=60)
+    outlast_client.close()
     assert [event.sequence_number for event in received] == list(range(len(received)))
+    assert [(e.sequence_number, e.type) for e in followed] == [
+        (e.sequence_number, e.type) for e in received
+    ]
     assert [e.type for e in received].count("response.completed") == 1
     final = received[-1].response
     assert final.output_text == text == expected_text(STEPS)
