@@ -42,22 +42,22 @@ CONTEXT_ID = 'ctx "quoted" ü'
 TEXTS = ["a", "b c", "", "ü→✓ 😀", '"quoted"\n\\', "\u2028\x00\x1f"]
 
 
-def user_message() -> Message:
+def user_message(task_id: str = TASK_ID) -> Message:
     return Message(
         message_id="m1",
         role=Role.ROLE_USER,
-        task_id=TASK_ID,
+        task_id=task_id,
         context_id=CONTEXT_ID,
         parts=[Part(text="hello")],
     )
 
 
-def generated_run(seed: int) -> list[Event]:
+def generated_run(seed: int, task_id: str = TASK_ID) -> list[Event]:
     """The stored events of a run an agent could make: text, messages, calls, their outputs and
     reasoning in any order, ending any way a run ends."""
     rng = random.Random(seed)
     request = parse_create({"model": "m", "input": "hi", "background": True})
-    normalizer = Normalizer(ResponseState(new_response_fields(TASK_ID, request, "queued")))
+    normalizer = Normalizer(ResponseState(new_response_fields(task_id, request, "queued")))
     events = normalizer.created() + normalizer.start()
     for _ in range(rng.randint(0, 30)):
         kind = rng.choice(["text", "text", "text", "message", "call", "result", "reasoning"])
@@ -80,7 +80,8 @@ def generated_run(seed: int) -> list[Event]:
 class SDKTranslator:
     """The same mapping built from the SDK's types, as the SDK would put them on the wire."""
 
-    def __init__(self) -> None:
+    def __init__(self, task_id: str = TASK_ID) -> None:
+        self.task_id = task_id
         self.opened: set[str] = set()
 
     def feed(self, event: Event) -> dict[str, Any] | None:
@@ -100,7 +101,7 @@ class SDKTranslator:
         elif kind == "response.output_item.done":
             item = payload["item"]
             if item.get("type") != "message":
-                message = item_message(TASK_ID, CONTEXT_ID, item)
+                message = item_message(self.task_id, CONTEXT_ID, item)
                 status = TaskStatus(
                     state=TaskState.TASK_STATE_WORKING, timestamp=timestamp(), message=message
                 )
@@ -110,9 +111,10 @@ class SDKTranslator:
                 TaskStatus(state=TaskState.TASK_STATE_WORKING, timestamp=timestamp())
             )
         elif kind in TERMINAL_EVENT_TYPES:
-            result = self.status(task_status(TASK_ID, CONTEXT_ID, payload["response"]))
+            result = self.status(task_status(self.task_id, CONTEXT_ID, payload["response"]))
         elif kind == "response.created":
-            result = task_from_response(payload["response"], CONTEXT_ID, [user_message()])
+            message = user_message(self.task_id)
+            result = task_from_response(payload["response"], CONTEXT_ID, [message])
         if result is None:
             return None
         result.metadata.update({"sequence_number": event.seq})
@@ -121,19 +123,17 @@ class SDKTranslator:
         next(iter(wire.values()))["metadata"]["sequence_number"] = event.seq
         return wire
 
-    @staticmethod
-    def chunk(item_id: str, text: str, *, append: bool, last: bool = False) -> Any:
+    def chunk(self, item_id: str, text: str, *, append: bool, last: bool = False) -> Any:
         return TaskArtifactUpdateEvent(
-            task_id=TASK_ID,
+            task_id=self.task_id,
             context_id=CONTEXT_ID,
             artifact=Artifact(artifact_id=item_id, parts=[Part(text=text)]),
             append=append,
             last_chunk=last,
         )
 
-    @staticmethod
-    def status(status: TaskStatus) -> Any:
-        return TaskStatusUpdateEvent(task_id=TASK_ID, context_id=CONTEXT_ID, status=status)
+    def status(self, status: TaskStatus) -> Any:
+        return TaskStatusUpdateEvent(task_id=self.task_id, context_id=CONTEXT_ID, status=status)
 
 
 def without_timestamps(value: Any) -> Any:
@@ -155,9 +155,10 @@ def without_timestamps(value: Any) -> Any:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_every_event_of_a_run_is_the_json_the_sdk_writes_for_it(seed: int) -> None:
-    events = generated_run(seed)
-    wire = WireTranslator(TASK_ID, CONTEXT_ID, [user_message()])
-    sdk = SDKTranslator()
+    task_id = f"resp_wire_{seed}"
+    events = generated_run(seed, task_id)
+    wire = WireTranslator(task_id, CONTEXT_ID, [user_message(task_id)])
+    sdk = SDKTranslator(task_id)
     written = 0
     for event in events:
         expected = sdk.feed(event)
@@ -173,9 +174,10 @@ def test_every_event_of_a_run_is_the_json_the_sdk_writes_for_it(seed: int) -> No
 
 @pytest.mark.parametrize("seed", range(10))
 def test_an_event_read_back_is_the_sdks_event(seed: int) -> None:
-    wire = WireTranslator(TASK_ID, CONTEXT_ID, [user_message()])
-    sdk = SDKTranslator()
-    for event in generated_run(seed):
+    task_id = f"resp_back_{seed}"
+    wire = WireTranslator(task_id, CONTEXT_ID, [user_message(task_id)])
+    sdk = SDKTranslator(task_id)
+    for event in generated_run(seed, task_id):
         expected, body = sdk.feed(event), wire.feed(event)
         if body is None or expected is None:
             continue
@@ -208,3 +210,39 @@ def test_the_task_event_carries_its_sequence_number_as_an_integer() -> None:
     body = orjson.loads(wire.task(response, 41))
     assert body["task"]["metadata"] == {"sequence_number": 41}
     assert body["task"]["history"][0]["messageId"] == "m1"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_subscribers_of_one_task_share_each_conversion_and_get_their_own_artifact_starts(
+    seed: int,
+) -> None:
+    """One subscriber from the start, one that joins after each message was opened: the second
+    reuses the first's bytes for every event but the chunks that start an artifact, which it
+    continues (append) because it has the artifact from the task it was sent first."""
+    task_id = f"resp_shared_{seed}"
+    events = generated_run(seed, task_id)
+    first = WireTranslator(task_id, CONTEXT_ID, [user_message(task_id)])
+    late = WireTranslator(task_id, CONTEXT_ID, [user_message(task_id)])
+    sdk, sdk_late = SDKTranslator(task_id), SDKTranslator(task_id)
+    shared = 0
+    for event in events:
+        body = first.feed(event)
+        expected = sdk.feed(event)
+        assert (body is None) == (expected is None)
+        if event.type in ("response.created", "response.output_item.added"):
+            continue  # the late subscriber has these from the task it was sent
+        late_body = late.feed(event)
+        late_expected = sdk_late.feed(event)
+        assert (late_body is None) == (late_expected is None)
+        if late_body is None or late_expected is None:
+            continue
+        assert without_timestamps(orjson.loads(late_body)) == without_timestamps(late_expected)
+        if body is late_body:
+            shared += 1
+        elif event.type == "response.output_text.done":
+            assert body == late_body  # one per artifact: converted by each, to the same bytes
+        else:  # only a chunk that starts an artifact for the first subscriber is its own
+            assert event.type == "response.output_text.delta"
+            assert "append" not in orjson.loads(body)["artifactUpdate"]
+            assert orjson.loads(late_body)["artifactUpdate"]["append"] is True
+    assert shared >= 2  # WORKING and the final status at least

@@ -28,6 +28,7 @@ against the SDK's own conversion.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -102,10 +103,40 @@ async def closable(
             await close()
 
 
+SHARED_FRAMES = 4096
+"""The newest A2A events of a task kept for its other subscribers."""
+_NO_EVENT = b""  # kept for a stored event that has no A2A event
+# Stored events whose A2A event is this subscriber's own: the task (cut to each request's
+# history length), and the events that say where an artifact starts.
+_OWN = frozenset({"response.created", "response.output_item.added", "response.output_text.done"})
+
+
+class _SharedFrames:
+    """The A2A events of one task's stored events (empty: none), by sequence number, which
+    every subscriber of the task in this process reads: each stored event is converted once."""
+
+    __slots__ = ("__weakref__", "frames")
+
+    def __init__(self) -> None:
+        self.frames: dict[int, bytes] = {}
+
+
+# Task id -> its events, while a subscriber of the task holds them (then they go with it).
+_SHARED: weakref.WeakValueDictionary[str, _SharedFrames] = weakref.WeakValueDictionary()
+
+
 class WireTranslator:
     """Turns one task's stored events into A2A stream events (one at most per stored event)."""
 
-    __slots__ = ("_chunk_heads", "_ids", "_opened", "context_id", "task_id", "user_messages")
+    __slots__ = (
+        "_chunk_heads",
+        "_ids",
+        "_opened",
+        "_shared",
+        "context_id",
+        "task_id",
+        "user_messages",
+    )
 
     def __init__(self, task_id: str, context_id: str, user_messages: Sequence[Message]) -> None:
         self.task_id = task_id
@@ -118,6 +149,10 @@ class WireTranslator:
         # to be sent: that chunk starts the artifact (append false). A chunk of any other message
         # continues an artifact the subscriber already has (from the Task or earlier events).
         self._opened: set[str] = set()
+        shared = _SHARED.get(task_id)
+        if shared is None:
+            shared = _SHARED[task_id] = _SharedFrames()
+        self._shared = shared
 
     def task_object(self, response: dict[str, Any], at: float | None = None) -> Task:
         """The task of a response object, as the SDK's type."""
@@ -131,7 +166,21 @@ class WireTranslator:
         return _dumps({"task": body})
 
     def feed(self, event: Event) -> bytes | None:
-        """The A2A event of a stored event, or ``None`` if it has none."""
+        """The A2A event of a stored event, or ``None`` if it has none: converted once for every
+        subscriber of the task in this process, unless it depends on what this one has seen."""
+        kind = event.type
+        if kind in _OWN or (self._opened and kind == "response.output_text.delta"):
+            # It changes or depends on which chunk starts an artifact for this subscriber.
+            return self._convert(event)
+        shared = self._shared.frames
+        body = shared.get(event.seq)
+        if body is None:
+            body = shared[event.seq] = self._convert(event) or _NO_EVENT
+            if len(shared) > SHARED_FRAMES:
+                del shared[next(iter(shared))]
+        return body or None
+
+    def _convert(self, event: Event) -> bytes | None:
         kind = event.type
         if kind == "response.output_text.delta":
             payload = _loads(event.data)
