@@ -4,6 +4,7 @@ its stream can still be replayed to the end with ``Last-Event-ID``."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,10 +79,12 @@ async def test_a_task_running_when_the_server_dies_ends_failed(
         assert text.text == "waiting "
         assert state(replay[-1]) == TaskState.TASK_STATE_FAILED
 
-        # The push notifications went on after the restart: the end was announced too.
+        # The push notifications went on after the restart: the end was announced too. Delivery
+        # is at least once: a notification sent just before the kill, whose delivery was not yet
+        # recorded, is sent again after the restart, so a state may arrive twice in a row.
         receiver.wait_for_state("TASK_STATE_FAILED")
-        assert receiver.states() == ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING",
-                                     "TASK_STATE_FAILED"]  # fmt: skip
+        states = [state for state, _ in itertools.groupby(receiver.states())]
+        assert states == ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_FAILED"]
     finally:
         receiver.close()
 
