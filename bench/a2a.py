@@ -75,10 +75,13 @@ class Sizes:
     repeat: int = 5
     polling_clients: int = 20
     polling_seconds: float = 5.0
+    fanout_deltas: int = 5000
+    fanout_delay: float = 0.0005
+    subscribers: int = 10
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(deltas=3000, repeat=1, polling_seconds=2.0)
+        return cls(deltas=3000, repeat=1, polling_seconds=2.0, fanout_deltas=1000)
 
 
 class A2AConnection(Connection):
@@ -168,20 +171,9 @@ async def a2a_stream(
     """Send one A2A streaming request and read its events to the final one: (check, seconds)."""
     conn = await A2AConnection(HOST, port).connect()
     check = A2ACheck()
-    try:
-        t0 = time.perf_counter()
-        conn.send_with(method, path, body, {**A2A_HEADERS, **headers})
-        status, head = await conn.read_head()
-        if status != 200:
-            raw = await conn.read_body(head)
-            raise core.FigureError(f"{method} {path} answered {status}: {raw[:300]!r}")
-        async for batch in conn.data_batches(head):
-            for data in batch:
-                if check.add(loads(data)):
-                    return check, time.perf_counter() - t0
-        raise core.FigureError(f"A2A stream ended after {check.n} events without a final state")
-    finally:
-        conn.close()
+    t0 = time.perf_counter()
+    await a2a_read(conn, method, path, body, headers, check)
+    return check, time.perf_counter() - t0
 
 
 def checked(check: A2ACheck, deltas: int, what: str) -> None:
@@ -233,12 +225,11 @@ async def fig_stream(port: int, sizes: Sizes) -> dict[str, Any]:
     cpu: dict[str, list[float]] = {key: [] for key in rates}
     task_id = ""
     for _ in range(sizes.repeat):
-        for key in rates:
+        for key in rates:  # alternately, so that noise falls on every side alike
             before = core.read_cpu_s(PID[0]) or 0.0
             if key == "responses":
                 rate, _ = await responses_stream(port, sizes)
-                events = rate  # the rate already counts every event
-                n = None
+                events = sizes.deltas + core.FIXED_EVENTS
             else:
                 path, body = send_body(key, sizes)
                 check, seconds = await core.wait_for(
@@ -246,11 +237,10 @@ async def fig_stream(port: int, sizes: Sizes) -> dict[str, Any]:
                 )
                 checked(check, sizes.deltas, f"A2A {key} stream")
                 task_id = check.task_id
-                rate, n = check.n / seconds, check.n
-                events = rate
+                rate, events = check.n / seconds, check.n
             spent = (core.read_cpu_s(PID[0]) or 0.0) - before
-            rates[key].append(events)
-            cpu[key].append(spent / (n or sizes.deltas + core.FIXED_EVENTS) * 1e6)
+            rates[key].append(rate)
+            cpu[key].append(spent / events * 1e6)
             await asyncio.sleep(0.2)
     result: dict[str, Any] = {"task_id": task_id}
     for key, values in rates.items():
@@ -258,6 +248,102 @@ async def fig_stream(port: int, sizes: Sizes) -> dict[str, Any]:
         result[f"{key}_runs"] = values
         result[f"{key}_server_cpu_us_per_event"] = statistics.median(cpu[key])
     return result
+
+
+async def fig_fanout(port: int, sizes: Sizes) -> dict[str, Any]:
+    """One live run read by ``sizes.subscribers`` streams at once: its creator's, and the others
+    subscribed from its first event on (Responses: ``starting_after=0``; A2A: ``SubscribeToTask``
+    with ``Last-Event-ID: 0``). Server CPU per event delivered, and every stream checked."""
+    deltas, others = sizes.fanout_deltas, sizes.subscribers - 1
+    result: dict[str, Any] = {"deltas": deltas, "subscribers": sizes.subscribers}
+    for key in ("responses", "jsonrpc"):
+        before, t0 = core.read_cpu_s(PID[0]) or 0.0, time.perf_counter()
+        if key == "responses":
+            body = core.create_body(deltas, sizes.size, sizes.fanout_delay)
+            first = core.StreamCheck()
+            creator = asyncio.create_task(
+                responses_read(port, "POST", "/v1/responses", body, first)
+            )
+            while not first.response_id and not creator.done():
+                await asyncio.sleep(0.001)
+            path = f"/v1/responses/{first.response_id}?stream=true&starting_after=0"
+            follows = [core.StreamCheck(first=1) for _ in range(others)]
+            await asyncio.gather(*(responses_read(port, "GET", path, None, c) for c in follows))
+            await creator
+            for check in [first, *follows]:
+                problems = check.problems(deltas)
+                if problems:
+                    raise core.FigureError("Responses fan-out: " + "; ".join(problems))
+            delivered = sum(check.n for check in [first, *follows])
+        else:
+            text = f"deltas={deltas} size={sizes.size} delay={sizes.fanout_delay}"
+            body = jsonrpc("SendStreamingMessage", {"message": message(text)})
+            conn = await A2AConnection(HOST, port).connect()
+            creator_check = A2ACheck()
+            creator = asyncio.create_task(
+                a2a_read(conn, "POST", "/v1/a2a", body, {}, creator_check)
+            )
+            while not creator_check.task_id and not creator.done():
+                await asyncio.sleep(0.001)
+            call = jsonrpc("SubscribeToTask", {"id": creator_check.task_id})
+            followers = [
+                a2a_stream(port, "POST", "/v1/a2a", call, {"Last-Event-ID": "0"})
+                for _ in range(others)
+            ]
+            checks = [c for c, _ in await asyncio.gather(*followers)]
+            await creator
+            for check in [creator_check, *checks]:
+                checked(check, deltas, "A2A fan-out")
+            delivered = sum(check.n for check in [creator_check, *checks])
+        seconds = time.perf_counter() - t0
+        spent = (core.read_cpu_s(PID[0]) or 0.0) - before
+        result[f"{key}_events_per_s"] = delivered / seconds
+        result[f"{key}_server_cpu_us_per_event"] = spent / delivered * 1e6
+        await asyncio.sleep(0.2)
+    return result
+
+
+async def responses_read(
+    port: int, method: str, path: str, body: bytes | None, check: core.StreamCheck
+) -> None:
+    """Read one Responses stream to its terminal event into ``check`` (which callers may watch)."""
+    conn = await Connection(HOST, port).connect()
+    try:
+        conn.send(method, path, body)
+        status, head = await conn.read_head()
+        if status != 200:
+            raise core.FigureError(f"{method} {path} answered {status}")
+        async for batch in conn.data_batches(head):
+            for data in batch:
+                if check.add(loads(data)):
+                    return
+        raise core.FigureError("a Responses stream ended without a terminal event")
+    finally:
+        conn.close()
+
+
+async def a2a_read(
+    conn: A2AConnection,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    check: A2ACheck,
+) -> None:
+    """Read one A2A stream to its final event into ``check`` (which callers may watch)."""
+    try:
+        conn.send_with(method, path, body, {**A2A_HEADERS, **headers})
+        status, head = await conn.read_head()
+        if status != 200:
+            raw = await conn.read_body(head)
+            raise core.FigureError(f"{method} {path} answered {status}: {raw[:300]!r}")
+        async for batch in conn.data_batches(head):
+            for data in batch:
+                if check.add(loads(data)):
+                    return
+        raise core.FigureError(f"A2A stream ended after {check.n} events without a final state")
+    finally:
+        conn.close()
 
 
 async def fig_resubscribe(port: int, sizes: Sizes, task_id: str) -> dict[str, Any]:
@@ -351,9 +437,10 @@ async def measure_outlast(sizes: Sizes, logs_dir: Path) -> dict[str, Any]:
         stream = await fig_stream(srv.port, sizes)
         resubscribe = await fig_resubscribe(srv.port, sizes, stream["task_id"])
         polling = await fig_polling(srv.port, sizes)
+        fanout = await fig_fanout(srv.port, sizes)
         if not srv.alive():
             raise core.FigureError("the outlast server died")
-        return {"stream": stream, "resubscribe": resubscribe, "polling": polling,
+        return {"stream": stream, "resubscribe": resubscribe, "polling": polling, "fanout": fanout,
                 "server_command": shlex.join(srv.cmd)}  # fmt: skip
     finally:
         await asyncio.to_thread(srv.stop)
@@ -401,6 +488,13 @@ def rows(results: dict[str, Any], sizes: Sizes) -> list[list[str]]:
             "baseline", False)  # fmt: skip
         for key, name in (("jsonrpc", "A2A JSON-RPC"), ("rest", "A2A HTTP+JSON")):
             add(f"{what}: outlast, {name}", figure[f"{key}_{unit}"], responses, "Responses", True)
+    fanout = out.get("fanout")
+    if fanout:
+        what = f"fan-out, 1 run to {fanout['subscribers']} streams [events/s delivered]"
+        responses = fanout["responses_events_per_s"]
+        add(f"{what}: outlast, Responses", responses, None, "", False)
+        add(f"{what}: outlast, A2A JSON-RPC", fanout["jsonrpc_events_per_s"], responses,
+            "Responses", False)  # fmt: skip
     return table
 
 
@@ -437,6 +531,10 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print_rows(table)
     stream = results["outlast"]["stream"]
+    fanout = results["outlast"]["fanout"]
+    print(f"server CPU per event delivered (fan-out): responses "
+          f"{fanout['responses_server_cpu_us_per_event']:.1f} us, jsonrpc "
+          f"{fanout['jsonrpc_server_cpu_us_per_event']:.1f} us")  # fmt: skip
     print("\nserver CPU per event (stream): " + ", ".join(
         f"{key} {stream[f'{key}_server_cpu_us_per_event']:.1f} us"
         for key in ("responses", "jsonrpc", "rest")))  # fmt: skip

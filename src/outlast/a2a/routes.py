@@ -106,6 +106,12 @@ def _plain_get_task(request: Request, body: bytes) -> tuple[str | int, GetTaskRe
         return None
     if isinstance(request_id, bool) or not isinstance(request_id, str | int):
         return None
+    task_id, length = params.get("id"), params.get("historyLength")
+    if isinstance(task_id, str) and params.keys() <= {"id", "historyLength"}:
+        if length is None:
+            return request_id, GetTaskRequest(id=task_id)
+        if isinstance(length, int) and not isinstance(length, bool) and 0 <= length < 2**31:
+            return request_id, GetTaskRequest(id=task_id, history_length=length)
     try:
         parsed = json_format.ParseDict(params, GetTaskRequest(), ignore_unknown_fields=True)
     except Exception:  # the SDK's dispatcher answers it with the error it has for it
