@@ -20,13 +20,21 @@ function, which a step runs in a thread (the direct agent calls it inline). Thro
 per second from the create to the run's end (all committed); the ratio is journaled / direct
 (target: at least 0.8).
 
+``--takeover`` measures hand-overs on PostgreSQL (``OUTLAST_TEST_DATABASE_URL``, a fresh database)
+with two replicas (``--lease 2``): a journaled run executing on replica A, streamed from replica B,
+and A killed with SIGKILL (or stopped with SIGTERM: ``--sigterm``); the figures are from the kill
+to the first event the survivor writes (the resume's ``response.queued``) and to the run's next
+text delta (targets: the lease plus one second after a kill; one second plus the step in flight
+after a SIGTERM).
+
 ``--sleepers N`` measures instead what durably sleeping runs cost: N background runs that each
 make a step and then ``await request.sleep(..., 3600)``, created in this process on SQLite; the
 figures are the growth of the process's RSS from before the first create to when all N sleep (no
 task, no slot: a timer each; target for 10,000: under 20 MB), which includes SQLite's page caches
 filling with the new rows, and the Python memory the sleeping runs keep (``tracemalloc``, after
 the transients of their last attempts are gone; ``--trace``, whose own memory would inflate the
-RSS figure).
+RSS figure). ``--finished`` runs the same agent without the sleep, for comparison: the RSS that
+N runs cost anyway (SQLite's page caches, the allocator's high-water mark).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from outlast import AgentOutput, AgentRequest
 from outlast.config import Settings
@@ -103,6 +112,70 @@ async def one_run(agent: Callable[[AgentRequest], Any], steps: int, directory: P
     return steps / elapsed
 
 
+def takeover(rounds: int, sigterm: bool) -> None:
+    import signal
+
+    from databases import fresh_database
+
+    lease = 2.0
+    first_event: list[float] = []
+    next_delta: list[float] = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fresh_database("postgres", Path(tmp), migrated=False) as db,
+    ):
+
+        def replica() -> ServerProcess:
+            return ServerProcess(
+                db.url, agent="durable_agents:journaled", args=["--lease", f"{lease:g}"],
+                env={"OUTLAST_TEST_STEP_LOG": f"{tmp}/steps.log"}, log_dir=Path(tmp),
+            ).start(timeout=60.0)  # fmt: skip
+
+        a, b = replica(), replica()
+        try:
+            for _ in range(rounds):
+                body = {"model": "bench", "input": "steps=60 delay=0.05", "background": True}
+                rid = httpx.post(f"{a.base_url}/responses", json=body, timeout=30).json()["id"]
+                killed_at: float | None = None
+                resumed_at: float | None = None
+                with (
+                    httpx.Client(timeout=60.0) as http,
+                    http.stream(
+                        "GET", f"{b.base_url}/responses/{rid}", params={"stream": "true"}
+                    ) as stream,
+                ):
+                    text = ""
+                    for line in stream.iter_lines():
+                        if not line.startswith("data:"):
+                            continue
+                        event = orjson.loads(line[5:])
+                        kind = event["type"]
+                        if killed_at is not None and kind == "response.queued":
+                            resumed_at = resumed_at or time.perf_counter()
+                        if kind == "response.output_text.delta":
+                            text += event["delta"]
+                            if resumed_at is not None:
+                                next_delta.append(time.perf_counter() - killed_at)  # type: ignore[operator]
+                                first_event.append(resumed_at - killed_at)  # type: ignore[operator]
+                                break
+                            if killed_at is None and text.count("\n") >= 5:
+                                killed_at = time.perf_counter()
+                                a.proc.send_signal(signal.SIGTERM if sigterm else signal.SIGKILL)  # type: ignore[union-attr]
+                a.stop(timeout=30.0)
+                a.start(timeout=60.0)
+                a, b = b, a  # the survivor executes the next one
+        finally:
+            a.stop()
+            b.stop()
+    assert len(next_delta) == rounds, next_delta
+    how = "SIGTERM" if sigterm else "SIGKILL"
+    print(f"{how} of the replica executing a journaled run (lease {lease:g} s), {rounds} rounds:")
+    print(f"  to the survivor's first event (its resume): median "
+          f"{statistics.median(first_event):.2f} s, max {max(first_event):.2f} s")  # fmt: skip
+    print(f"  to the run's next text delta: median {statistics.median(next_delta):.2f} s, "
+          f"max {max(next_delta):.2f} s")  # fmt: skip
+
+
 def rss_mb() -> float:
     """This process's resident set size (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -111,11 +184,12 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def sleepers(count: int, trace: bool) -> None:
+async def sleepers(count: int, trace: bool, finished: bool) -> None:
     async def agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
         await request.step("before", time.time)
         yield "asleep"
-        await request.sleep("nap", 3600)
+        if not finished:
+            await request.sleep("nap", 3600)
 
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(f"sqlite:///{tmp}/sleepers.db")
@@ -137,7 +211,7 @@ async def sleepers(count: int, trace: bool) -> None:
                     await engine.create(spec, "o")
                 while engine.running or engine.queued:
                     await asyncio.sleep(0.01)
-            while len(engine.runs.sleeping) < count + 1:
+            while not finished and len(engine.runs.sleeping) < count + 1:
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - started
             await asyncio.sleep(2.0)  # the last attempts' timers and tasks are gone
@@ -147,7 +221,8 @@ async def sleepers(count: int, trace: bool) -> None:
             tracemalloc.stop()
         finally:
             await engine.close()
-    print(f"{count} durably sleeping runs, all asleep {elapsed:.1f} s after the first create "
+    what = "finished runs (the comparison)" if finished else "durably sleeping runs"
+    print(f"{count} {what}, all done {elapsed:.1f} s after the first create "
           f"({WAVE} at a time); 0 running, 0 queued")  # fmt: skip
     if trace:
         print(f"  Python memory they keep: {kept / 1e6:.1f} MB ({kept / count:.0f} bytes each)")
@@ -193,7 +268,17 @@ def through_servers(steps: int, runs: int) -> dict[str, list[float]]:
     return results
 
 
-async def main() -> None:
+async def in_process(steps: int, runs: int, sync: bool) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {"journaled": [], "direct": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(runs):
+            # Interleaved, so that a busy spell of the machine hits both alike.
+            for name, agent in agents(steps, sync).items():
+                results[name].append(await one_run(agent, steps, Path(tmp)))
+    return results
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=7)
@@ -201,19 +286,22 @@ async def main() -> None:
     parser.add_argument("--server", action="store_true", help="through outlast serve (HTTP)")
     parser.add_argument("--sleepers", type=int, default=0, help="measure N sleeping runs' RSS")
     parser.add_argument("--trace", action="store_true", help="with --sleepers: tracemalloc")
+    parser.add_argument(
+        "--finished", action="store_true", help="with --sleepers: runs that end instead"
+    )
+    parser.add_argument("--takeover", type=int, default=0, help="N hand-overs on PostgreSQL")
+    parser.add_argument("--sigterm", action="store_true", help="with --takeover: SIGTERM")
     args = parser.parse_args()
-    if args.sleepers:
-        await sleepers(args.sleepers, args.trace)
+    if args.takeover:
+        takeover(args.takeover, args.sigterm)
         return
-    results: dict[str, list[float]] = {"journaled": [], "direct": []}
+    if args.sleepers:
+        asyncio.run(sleepers(args.sleepers, args.trace, args.finished))
+        return
     if args.server:
         results = through_servers(args.steps, args.runs)
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            for _ in range(args.runs):
-                # Interleaved, so that a busy spell of the machine hits both alike.
-                for name, agent in agents(args.steps, args.sync).items():
-                    results[name].append(await one_run(agent, args.steps, Path(tmp)))
+        results = asyncio.run(in_process(args.steps, args.runs, args.sync))
     kind = "sync (a thread per step)" if args.sync else "async"
     where = "through outlast serve and a streaming client" if args.server else "in process"
     print(f"{args.steps} trivial {kind} steps, each yielding one delta, {where}; "
@@ -227,4 +315,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
