@@ -104,7 +104,7 @@ async def closable(
 
 
 SHARED_FRAMES = 4096
-"""The newest A2A events of a task kept for its other subscribers."""
+"""How far back (in events) a subscriber keeps a task's A2A events for the others."""
 _NO_EVENT = b""  # kept for a stored event that has no A2A event
 # Stored events whose A2A event is this subscriber's own: the task (cut to each request's
 # history length), and the events that say where an artifact starts.
@@ -176,8 +176,9 @@ class WireTranslator:
         body = shared.get(event.seq)
         if body is None:
             body = shared[event.seq] = self._convert(event) or _NO_EVENT
-            if len(shared) > SHARED_FRAMES:
-                del shared[next(iter(shared))]
+            # The one this many events back: each subscriber keeps at most this many (O(1),
+            # where dropping the oldest entry of a dict is not).
+            shared.pop(event.seq - SHARED_FRAMES, None)
         return body or None
 
     def _convert(self, event: Event) -> bytes | None:
