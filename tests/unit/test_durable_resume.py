@@ -423,3 +423,35 @@ async def test_ask_ends_the_response_with_a_pending_call_and_the_answer_continue
         await engine.close()
     assert (continued["status"], text_of(continued)) == ("completed", "approved: yes")
     assert executions == ["plan", "after"]  # the plan was not made again
+
+
+async def test_an_item_the_resumed_agent_does_not_repeat_is_closed_incomplete_before_new_output() -> (
+    None
+):
+    original = RecordingStore()
+    await original.open()
+    rid = await run_to_the_end(original, journaled_agent([]))
+    # Killed after step 1 and its first output ("1: "), before its second: a message is open.
+    crashed = next(
+        s
+        for s in original.commits
+        if len(s._steps.get(rid, {})) == 2
+        and orjson.loads(s._events[rid][-1].data).get("delta") == "1: "
+    )
+    stored = list(crashed._events[rid])
+
+    async def changed(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        yield "begin\n"
+        for i in range(2):
+            await request.step(f"step:{i}", lambda: None)
+            yield f"{i}: " if i == 0 else "one: "  # not what the first attempt yielded
+            yield "something else\n"
+
+    response = await resumed(crashed, changed, rid)
+    log = await log_of(crashed, rid)
+    assert log[: len(stored)] == stored
+    first, second = response["output"]
+    assert (first["status"], first["content"][0]["text"]) == ("incomplete", "begin\n0: 0\n1: ")
+    assert (second["status"], second["content"][0]["text"]) == (
+        "completed", "one: something else\n",
+    )  # fmt: skip

@@ -211,7 +211,7 @@ class Engine:
             # of the replayed outputs: they are the previous response's).
             seq = events[-1].seq + 1
             steps = [StepRecord(s.position, s.name, s.result, seq) for s in continued]
-            run.steps, run.replay = steps, Replay(normalizer, normalizer, 0)
+            run.steps, run.replay = steps, Replay(normalizer, normalizer)
         record = ResponseRecord(
             id=response_id,
             owner=owner,

@@ -12,8 +12,8 @@ the journaled one ends the run ``failed`` naming both (invariant 5).
 re-runs code that is already journaled, its outputs are dropped. After the last journaled step
 the log may hold events the agent emitted before the process died; the agent (deterministic
 given its journal: the step rule) yields the same outputs again, so they are fed to a *scratch*
-normaliser rebuilt as of that step, only to count their events, and dropped while the count is
-within what the log holds. From there on outputs go to the run's own normaliser, which continues
+normaliser rebuilt as of that step, only to compare their events with the log's (kinds, and the
+text of deltas), and dropped while they match what the log holds. From there on outputs go to the run's own normaliser, which continues
 the same items, with the next sequence number. If the outputs do not add up to the log's (the
 agent took another path, or yielded something else), what was left open is closed
 ``incomplete`` before the new output (invariant 4): nothing stored is ever contradicted.
@@ -97,13 +97,18 @@ class _Phase(enum.Enum):
 class Replay:
     """What a resumed attempt's outputs do until it has caught up with the log."""
 
-    __slots__ = ("_committed", "_counted", "_phase", "_scratch", "normalizer")
+    __slots__ = ("_committed", "_counted", "_expected", "_phase", "_scratch", "normalizer")
 
-    def __init__(self, normalizer: Normalizer, scratch: Normalizer, committed: int) -> None:
+    def __init__(
+        self, normalizer: Normalizer, scratch: Normalizer, expected: list[Event] | None = None
+    ) -> None:
         self.normalizer = normalizer
         """The run's own normaliser (rebuilt from the whole log)."""
         self._scratch = scratch
-        self._committed = committed
+        # The log's events after the last journaled step, other than resumes': what the agent
+        # is expected to yield again.
+        self._expected = expected or []
+        self._committed = len(self._expected)
         self._counted = 0
         self._phase = _Phase.REPLAY
 
@@ -123,13 +128,17 @@ class Replay:
             return self.normalizer.feed(output)
         if phase is _Phase.REPLAY:
             return []
-        self._counted += len(self._scratch.feed(output))
-        if self._counted < self._committed:
+        produced = self._scratch.feed(output)
+        start = self._counted
+        self._counted += len(produced)
+        if self._counted <= self._committed and all(
+            _same(event, self._expected[start + i]) for i, event in enumerate(produced)
+        ):
+            if self._counted == self._committed:
+                self._phase = _Phase.LIVE  # caught up exactly: the next output is new
             return []
-        if self._counted == self._committed:
-            self._phase = _Phase.LIVE  # caught up exactly: the next output is new
-            return []
-        # This output's events do not line up with the log's: close, then go on.
+        # This output's events do not line up with the log's: close what is open, go on.
+        self._counted = -1  # (never caught up)
         return self.go_live() + self.normalizer.feed(output)
 
     def go_live(self) -> list[Event]:
@@ -140,6 +149,15 @@ class Replay:
         caught_up = self._phase is _Phase.CATCH_UP and self._counted == self._committed
         self._phase = _Phase.LIVE
         return [] if caught_up else self.normalizer.close_open("incomplete")
+
+
+def _same(produced: Event, stored: Event) -> bool:
+    """The replayed event says what the stored one says (its ids and numbers aside)."""
+    if produced.type != stored.type:
+        return False
+    if produced.type.endswith(".delta"):
+        return bool(orjson.loads(produced.data)["delta"] == orjson.loads(stored.data)["delta"])
+    return True
 
 
 async def read_log(store: Store, response_id: str) -> list[Event]:
@@ -164,8 +182,8 @@ async def load_replay(
     # The log as of the last step: a stub replaced by the first event (response.created).
     state = fold({"id": record.id, "status": "queued"}, (e for e in log if e.seq < last))
     scratch = Normalizer(state, next_seq=last)
-    committed = sum(1 for e in log if e.seq >= last and e.type not in RESUME_EVENTS)
-    return Replay(normalizer, scratch, committed)
+    expected = [e for e in log if e.seq >= last and e.type not in RESUME_EVENTS]
+    return Replay(normalizer, scratch, expected)
 
 
 class RunJournal:
