@@ -256,7 +256,8 @@ class Closer:
             steps = await self.store.read_steps(record.id)
             if steps and record.request != b"{}":
                 with self.runs.handling([record.id]):
-                    await self.resume_from_log(record, steps)
+                    what = await self.resume_from_log(record, steps)
+                log.info("%s %s (recovered)", record.id, what)
                 continue
             message = SERVER_STOPPED_QUEUED if record.status == "queued" else SERVER_STOPPED_RUNNING
             await self.fail_from_log(record, message)
