@@ -246,3 +246,27 @@ def test_subscribers_of_one_task_share_each_conversion_and_get_their_own_artifac
             assert "append" not in orjson.loads(body)["artifactUpdate"]
             assert orjson.loads(late_body)["artifactUpdate"]["append"] is True
     assert shared >= 2  # WORKING and the final status at least
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # The normaliser's layout, then others a store could hold: read either way, the same.
+        b'{"type":"response.output_text.delta","item_id":"msg_1","output_index":0,'
+        b'"content_index":0,"delta":"a \\",\\"logprobs\\":[] \\u2028","logprobs":[],'
+        b'"sequence_number":7}',
+        b'{"item_id":"msg_1","type":"response.output_text.delta","delta":"x","logprobs":[],'
+        b'"sequence_number":7}',
+        b'{"type":"response.output_text.delta","item_id":"msg_1","delta":"y","logprobs":'
+        b'[{"token":"y","logprob":0.0,"bytes":[],"top_logprobs":[]}],"sequence_number":7}',
+    ],
+)
+def test_a_text_delta_in_any_layout_is_the_chunk_the_sdk_writes(data: bytes) -> None:
+    task_id = f"resp_layout_{hash(data)}"
+    wire, sdk = WireTranslator(task_id, CONTEXT_ID, []), SDKTranslator(task_id)
+    opening = Event(5, "response.output_text.delta", data.replace(b":7}", b":5}"))
+    wire.feed(opening), sdk.feed(opening)  # the artifact's first chunk
+    event = Event(7, "response.output_text.delta", data)
+    body = wire.feed(event)
+    assert body is not None
+    assert orjson.loads(body) == sdk.feed(event)

@@ -316,18 +316,22 @@ class EngineRequestHandler(RequestHandler):
         wire = WireTranslator(row.task_id, row.context_id, [message])
         config = params.configuration
         cut = config.HasField("history_length")
+
+        def cut_task(event: Event) -> bytes | None:
+            """The event's A2A event, the task cut to the history length asked for."""
+            if event.type != "response.created":
+                return wire.feed(event)
+            response = orjson.loads(event.data)["response"]
+            task = apply_history_length(wire.task_object(response), config)
+            return wire.task(response, event.seq, task)
+
         async with contextlib.aclosing(closable(self.engine.stream_run(run))) as batches:
             async for batch in batches:
-                frames: list[Frame] = []
-                for event in batch:
-                    if cut and event.type == "response.created":
-                        response = orjson.loads(event.data)["response"]
-                        task = apply_history_length(wire.task_object(response), config)
-                        body: bytes | None = wire.task(response, event.seq, task)
-                    else:
-                        body = wire.feed(event)
-                    if body is not None:
-                        frames.append((event.seq, body))
+                if cut and any(event.type == "response.created" for event in batch):
+                    frames = [(event.seq, body) for event in batch if (body := cut_task(event))]
+                else:
+                    feed = wire.feed
+                    frames = [(event.seq, body) for event in batch if (body := feed(event))]
                 if frames or not batch:
                     yield frames
 

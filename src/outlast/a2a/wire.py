@@ -53,6 +53,7 @@ from outlast.a2a.convert import (
 )
 from outlast.protocol.events import TERMINAL_EVENT_TYPES, Event
 from outlast.protocol.fold import fold
+from outlast.protocol.jsonbytes import dumps as exact_dumps
 
 Frame = tuple[int, bytes]
 """One A2A stream event: the sequence number of its stored event, its ``StreamResponse`` JSON."""
@@ -103,8 +104,10 @@ async def closable(
             await close()
 
 
-SHARED_FRAMES = 4096
-"""How far back (in events) a subscriber keeps a task's A2A events for the others."""
+SHARED_FRAMES = 256
+"""How far back (in events) a subscriber keeps a task's A2A events for the others: live
+subscribers of one task are a batch or two apart at most (a subscriber far behind converts its
+own), and a task's kept events cost this many times ~250 bytes at most."""
 _NO_EVENT = b""  # kept for a stored event that has no A2A event
 # Stored events whose A2A event is this subscriber's own: the task (cut to each request's
 # history length), and the events that say where an artifact starts.
@@ -115,10 +118,17 @@ class _SharedFrames:
     """The A2A events of one task's stored events (empty: none), by sequence number, which
     every subscriber of the task in this process reads: each stored event is converted once."""
 
-    __slots__ = ("__weakref__", "frames")
+    __slots__ = ("__weakref__", "frames", "holders")
 
     def __init__(self) -> None:
         self.frames: dict[int, bytes] = {}
+        self.holders = 0
+        """Subscribers of the task now: with one, nothing is kept (there is nobody to share with)."""
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders <= 1:
+            self.frames.clear()
 
 
 # Task id -> its events, while a subscriber of the task holds them (then they go with it).
@@ -129,9 +139,11 @@ class WireTranslator:
     """Turns one task's stored events into A2A stream events (one at most per stored event)."""
 
     __slots__ = (
+        "__weakref__",
         "_chunk_heads",
         "_ids",
         "_opened",
+        "_raw_heads",
         "_shared",
         "context_id",
         "task_id",
@@ -145,6 +157,7 @@ class WireTranslator:
         self._ids = b'"taskId":' + _dumps(task_id) + b',"contextId":' + _dumps(context_id)
         # The bytes before a chunk's text, per artifact (a run has one or a few).
         self._chunk_heads: dict[str, bytes] = {}
+        self._raw_heads: dict[bytes, bytes] = {}  # the same, by the id as stored events hold it
         # Message items whose output_item.added was in this stream and whose first chunk is yet
         # to be sent: that chunk starts the artifact (append false). A chunk of any other message
         # continues an artifact the subscriber already has (from the Task or earlier events).
@@ -153,6 +166,8 @@ class WireTranslator:
         if shared is None:
             shared = _SHARED[task_id] = _SharedFrames()
         self._shared = shared
+        shared.holders += 1
+        weakref.finalize(self, shared.release)
 
     def task_object(self, response: dict[str, Any], at: float | None = None) -> Task:
         """The task of a response object, as the SDK's type."""
@@ -163,7 +178,7 @@ class WireTranslator:
         the task made of it when the caller has cut its history)."""
         body = proto_dict(task if task is not None else self.task_object(response))
         body["metadata"] = {SEQUENCE_KEY: seq}
-        return _dumps({"task": body})
+        return exact_dumps({"task": body})
 
     def feed(self, event: Event) -> bytes | None:
         """The A2A event of a stored event, or ``None`` if it has none: converted once for every
@@ -171,6 +186,8 @@ class WireTranslator:
         kind = event.type
         if kind in _OWN or (self._opened and kind == "response.output_text.delta"):
             # It changes or depends on which chunk starts an artifact for this subscriber.
+            return self._convert(event)
+        if self._shared.holders < 2:
             return self._convert(event)
         shared = self._shared.frames
         body = shared.get(event.seq)
@@ -184,6 +201,12 @@ class WireTranslator:
     def _convert(self, event: Event) -> bytes | None:
         kind = event.type
         if kind == "response.output_text.delta":
+            if not self._opened:
+                parts = _delta_parts(event.data)
+                if parts is not None:
+                    head = self._raw_heads.get(parts[0])
+                    if head is not None:
+                        return _CHUNK % (head, parts[1], b',"append":true', event.seq)
             payload = _loads(event.data)
             item_id = payload["item_id"]
             first = item_id in self._opened
@@ -252,31 +275,54 @@ class WireTranslator:
         last = after
         async with contextlib.aclosing(closable(await events_after(after))) as batches:
             async for batch in batches:
-                frames: list[Frame] = []
-                for event in batch:
-                    last = event.seq
-                    if base is not None and cursor is not None:
-                        if event.seq <= cursor:
-                            if event.type not in _ITEM_DELTAS:
-                                folded.append(event)
-                            if event.seq == cursor:
-                                frames.append(
-                                    (cursor, self.task(fold(base, folded).to_dict(), cursor))
-                                )
-                                base = None
-                            continue
-                        frames.append((cursor, self.task(fold(base, folded).to_dict(), cursor)))
-                        base = None
-                    if event.type == "response.created":
-                        continue  # the task was sent first, as of the cursor
-                    body = self.feed(event)
-                    if body is not None:
-                        frames.append((event.seq, body))
-                if frames or not batch:
+                if not batch:
+                    yield []  # a quiet spell
+                    continue
+                last = batch[-1].seq
+                if base is None:
+                    # The common case, as tight as it can be: each event's A2A event, if any.
+                    feed = self.feed
+                    frames = [
+                        (event.seq, body)
+                        for event in batch
+                        if event.type != "response.created" and (body := feed(event)) is not None
+                    ]
+                else:
+                    frames, base = self._catch_up(batch, base, folded, cursor)
+                if frames:
                     yield frames
         if base is not None:
             # The cursor is at or past the end of a finished task: its final state is all there is.
             yield [(last, self.task(fold(base, folded).to_dict(), last))]
+
+    def _catch_up(
+        self,
+        batch: list[Event],
+        base: dict[str, Any],
+        folded: list[Event],
+        cursor: int | None,
+    ) -> tuple[list[Frame], dict[str, Any] | None]:
+        """A batch while the task as of ``cursor`` is still to be sent: the events up to the
+        cursor are folded into ``base`` (and sent as that task), those after it translated."""
+        frames: list[Frame] = []
+        pending: dict[str, Any] | None = base
+        for event in batch:
+            if pending is not None and cursor is not None:
+                if event.seq <= cursor:
+                    if event.type not in _ITEM_DELTAS:
+                        folded.append(event)
+                    if event.seq == cursor:
+                        frames.append((cursor, self.task(fold(pending, folded).to_dict(), cursor)))
+                        pending = None
+                    continue
+                frames.append((cursor, self.task(fold(pending, folded).to_dict(), cursor)))
+                pending = None
+            if event.type == "response.created":
+                continue  # the task was sent first, as of the cursor
+            body = self.feed(event)
+            if body is not None:
+                frames.append((event.seq, body))
+        return frames, pending
 
     def _chunk(self, item_id: str, text: str, seq: int, flags: bytes) -> bytes:
         head = self._chunk_heads.get(item_id)
@@ -286,6 +332,7 @@ class WireTranslator:
                 + _dumps(item_id) + b',"parts":[{"text":'
             )  # fmt: skip
             self._chunk_heads[item_id] = head
+            self._raw_heads[item_id.encode()] = head
         return _CHUNK % (head, _dumps(text), flags, seq)
 
     def _status(self, status: TaskStatus, seq: int) -> bytes:
@@ -294,7 +341,27 @@ class WireTranslator:
         )
         body = proto_dict(event)
         body["metadata"] = {SEQUENCE_KEY: seq}
-        return _dumps({"statusUpdate": body})
+        return exact_dumps({"statusUpdate": body})
+
+
+_DELTA_HEAD = b'{"type":"response.output_text.delta","item_id":"'
+_DELTA_TEXT = b',"delta":"'
+_DELTA_TAIL = b',"logprobs":[],"sequence_number":'
+
+
+def _delta_parts(data: bytes) -> tuple[bytes, bytes] | None:
+    """The item id and the text (as its JSON string, escapes and all) of a stored text delta as
+    the normaliser writes it, read without parsing the whole event; ``None`` for any other
+    layout (the caller parses it). Inside a JSON string every ``"`` is escaped, so the markers
+    around the text cannot occur in it."""
+    if not data.startswith(_DELTA_HEAD):
+        return None
+    id_end = data.find(b'"', len(_DELTA_HEAD))
+    text = data.find(_DELTA_TEXT, id_end)
+    tail = data.rfind(_DELTA_TAIL)
+    if id_end < 0 or text < 0 or tail <= text:
+        return None
+    return data[len(_DELTA_HEAD) : id_end], data[text + len(_DELTA_TEXT) - 1 : tail]
 
 
 def cut_history(task: dict[str, Any], config: HistoryLength) -> dict[str, Any]:
