@@ -314,11 +314,12 @@ class RestEndpoints(RestDispatcher):
     async def on_get_task(self, request: Request) -> Response:
         if (
             request.headers.get(constants.VERSION_HEADER) == constants.PROTOCOL_VERSION_1_0
-            and not request.query_params
+            and not request.scope.get("query_string")
         ):
             # A plain poll (it is hot): the SDK's handling less its generic checks of version and
-            # query parameters, which the first condition already made.
-            context = self._build_call_context(request)
+            # query parameters, which the condition already made, and less the span its call
+            # context's building makes (there is no tenant in these routes' paths).
+            context = self._context_builder.build(request)
             params = GetTaskRequest(id=request.path_params["id"])
             body = await self.engine_handler.task_json(params, context)
         else:
