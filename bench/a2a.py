@@ -23,10 +23,16 @@ The figures (medians; PASS/FAIL against the targets of issue 16, part 3):
    ``GET /v1/responses/{id}?stream=true&starting_after=0`` and over A2A ``SubscribeToTask`` with
    ``Last-Event-ID: 0`` (JSON-RPC, and HTTP+JSON ``GET /v1/a2a/tasks/{id}:subscribe``). Target:
    >= 50% of the Responses API's.
-3. polling: a finished task, 20 keep-alive clients for 5 s each way: ``GET /v1/responses/{id}``
-   against A2A ``GetTask`` (JSON-RPC ``POST /v1/a2a``, and HTTP+JSON ``GET /v1/a2a/tasks/{id}``).
-   Target: >= 50% of the Responses API's requests/s. All with the same asyncio client (wrk cannot
-   send the JSON-RPC POST without a script), so the client costs both sides the same.
+3. polling: a finished task of 10 deltas, 20 keep-alive clients for 5 s each way (in five 1 s
+   slices taken in turn): ``GET /v1/responses/{id}`` against A2A ``GetTask`` (JSON-RPC
+   ``POST /v1/a2a``, and HTTP+JSON ``GET /v1/a2a/tasks/{id}``). Target: >= 50% of the Responses
+   API's requests/s. All with the same asyncio client (wrk cannot send the JSON-RPC POST without
+   a script), so the client costs every side the same.
+4. fan-out: one live run of 5,000 deltas (0.5 ms apart) read by 10 streams at once, its
+   creator's and 9 subscribed from its first event (Responses: ``starting_after=0``; A2A:
+   ``SubscribeToTask`` with ``Last-Event-ID: 0``): events per second delivered in all and the
+   server's CPU per event delivered (each stored event is converted to A2A once for all). No
+   target.
 
 Every A2A stream is checked: the sequence numbers (``metadata.sequence_number``, also the SSE
 ``id``) strictly increase, one artifact chunk per delta, a final ``TASK_STATE_COMPLETED``; every
@@ -409,18 +415,27 @@ async def small_task(port: int) -> str:
 
 
 async def fig_polling(port: int, sizes: Sizes) -> dict[str, Any]:
-    n, s = sizes.polling_clients, sizes.polling_seconds
+    """Each way polled for ``polling_seconds`` in all, in five slices taken in turn, so that a
+    busy spell of the machine falls on every side alike."""
+    n, share = sizes.polling_clients, sizes.polling_seconds / POLL_SLICES
     task_id = await small_task(port)
-    return {
-        "responses_requests_per_s": await poll(port, "GET", f"/v1/responses/{task_id}", None, n, s),
-        "jsonrpc_requests_per_s": await poll(
-            port, "POST", "/v1/a2a", jsonrpc("GetTask", {"id": task_id}), n, s
-        ),
-        "rest_requests_per_s": await poll(port, "GET", f"/v1/a2a/tasks/{task_id}", None, n, s),
-        "tool": "asyncio raw-HTTP client (the same for every side)",
+    calls = {
+        "responses": ("GET", f"/v1/responses/{task_id}", None),
+        "jsonrpc": ("POST", "/v1/a2a", jsonrpc("GetTask", {"id": task_id})),
+        "rest": ("GET", f"/v1/a2a/tasks/{task_id}", None),
     }
+    slices: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(POLL_SLICES):
+        for key, (method, path, body) in calls.items():
+            slices[key].append(await poll(port, method, path, body, n, share))
+    result: dict[str, Any] = {f"{key}_requests_per_s": statistics.mean(rates)
+                              for key, rates in slices.items()}  # fmt: skip
+    result["slices"] = slices
+    result["tool"] = "asyncio raw-HTTP client (the same for every side)"
+    return result
 
 
+POLL_SLICES = 5
 PID = [0]
 
 
