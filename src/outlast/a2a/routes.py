@@ -312,10 +312,8 @@ class RestEndpoints(RestDispatcher):
 
     @rest_error_handler
     async def on_get_task(self, request: Request) -> Response:
-        if (
-            request.headers.get(constants.VERSION_HEADER) == constants.PROTOCOL_VERSION_1_0
-            and not request.scope.get("query_string")
-        ):
+        version = request.headers.get(constants.VERSION_HEADER)
+        if version == constants.PROTOCOL_VERSION_1_0 and not request.scope.get("query_string"):
             # A plain poll (it is hot): the SDK's handling less its generic checks of version and
             # query parameters, which the condition already made, and less the span its call
             # context's building makes (there is no tenant in these routes' paths).
