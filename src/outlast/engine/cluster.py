@@ -249,9 +249,13 @@ class ClusterPlacement(Placement):
                 log.exception("claiming queued runs failed")
                 continue
             self._backlog = len(records) == limit
-            for record in records:
-                cancelled = record.cancel_requested or record.id in self._recent_cancels
-                await self.host.start_claimed(record, cancelled=cancelled)
+            # The whole batch is ours from the claim on: each is marked before the first await,
+            # or the heartbeat's reconciliation could find one held here but not local yet (its
+            # turn not come), release it as an orphan, and see it claimed and run twice.
+            with self.runs.handling(record.id for record in records):
+                for record in records:
+                    cancelled = record.cancel_requested or record.id in self._recent_cancels
+                    await self.host.start_claimed(record, cancelled=cancelled)
             if self._backlog:
                 self._work.set()
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import enum
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -239,7 +240,9 @@ class RunTable:
 
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
-        self._handling: set[str] = set()
+        # How many blocks mark each run as handled here: they nest (a claimed batch is marked as
+        # a whole, then each run again while it is loaded), so a run stays marked until the last.
+        self._handling: Counter[str] = Counter()
         self.sleeping: set[str] = set()
         """Runs held here that sleep durably (no task, no slot: only a timer)."""
 
@@ -279,7 +282,10 @@ class RunTable:
         try:
             yield
         finally:
-            self._handling.difference_update(ids)
+            self._handling.subtract(ids)
+            for rid in ids:
+                if self._handling[rid] <= 0:
+                    del self._handling[rid]
 
     def runs(self) -> list[Run]:
         """The runs here now (a copy: the table changes as they end)."""
