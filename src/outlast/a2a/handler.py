@@ -12,6 +12,10 @@ only (as the Responses routes do) and keeps nothing of a run itself; the task in
 - ``SubscribeToTask`` follows the spec (the task now, then live events; an error for a finished
   task) unless the request carries ``Last-Event-ID: N``: then the task as of event ``N``, and
   every event after ``N`` exactly once, replayed from the store, then live, finished or not.
+
+It is a little over 500 lines because a2a-sdk's ``RequestHandler`` is one class with a method per
+A2A operation; what is not a method of it lives beside it (:mod:`.requests`, :mod:`.wire`,
+:mod:`.convert`, :mod:`.index`).
 """
 
 from __future__ import annotations
