@@ -2,7 +2,8 @@
 
 ``demo``: the built-in demo agent; ``hostile``: output written to run script in the page if the
 console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they can be stored;
-``rate``: ``n=N per_second=R`` deltas at about R per second; anything else: the scripted test
+``rate``: ``n=N per_second=R`` deltas at about R per second; ``asker``: pauses with
+``request.ask`` and says what it was answered; anything else: the scripted test
 agents (``scripted_agents:router``: ``count``, ``block``, ``echo``, …).
 """
 
@@ -59,7 +60,13 @@ async def rate(request: AgentRequest) -> AsyncIterator[AgentOutput]:
         yield f"{i} "
 
 
-AGENTS = {"demo": demo, "hostile": hostile, "many": many, "rate": rate}
+async def asker(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    yield "Before I go on: "
+    answer = await request.ask("approve", {"question": "Proceed with the plan?"})
+    yield f"you said {answer}."
+
+
+AGENTS = {"demo": demo, "hostile": hostile, "many": many, "rate": rate, "asker": asker}
 
 
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:

@@ -15,7 +15,9 @@ entering it. A test fails on any uncaught error in the page. What is checked:
 - a finished 20,000-event run's page is usable at once and keeps a bounded number of rows in the
   page; a run at about 1,000 events/s is followed to the end (both measured: artefacts' timings);
 - the continuation token copied from a run page names its last event; delete removes the run;
-- a run started from the page opens its page (a foreground one once it has ended).
+- a run started from the page opens its page (a foreground one once it has ended);
+- a run waiting for input (``request.ask``) is answered from its page, and the answer continues
+  it in a new response chained to it.
 
 Screenshots of the list and of a run page are saved in the artefacts folder (see conftest.py).
 """
@@ -448,3 +450,27 @@ def record(artefacts: Path, name: str, figures: dict[str, Any]) -> None:
     timings[name] = figures
     path.write_text(json.dumps(timings, indent=2) + "\n")
     print(name, figures)
+
+
+def test_a_run_waiting_for_input_is_answered_from_its_page_and_goes_on(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    response_id = create(api, "asker", "plan the trip")
+    paused = wait_ended(api, response_id)
+    assert paused["status"] == "completed" and paused["output"][-1]["type"] == "function_call"
+    open_run(page, console_server.url, response_id)
+    page.wait_for_selector("#answer")
+    assert "Proceed with the plan?" in page.inner_text("form.question")
+
+    page.fill("#answer", "yes")
+    page.click("#answer-submit")
+    page.wait_for_function(
+        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
+        arg=response_id,
+    )
+    continued = page.url.rsplit("/", 1)[1]
+    wait_run_status(page, "completed")
+    response = wait_ended(api, continued)
+    assert response["previous_response_id"] == response_id
+    assert output_text(response).endswith("you said yes.")
+    assert page.query_selector("#answer") is None  # nothing is pending any more

@@ -257,6 +257,7 @@ function runView(id) {
   const info = h("dl.info");
   const errorSlot = h("div");
   const inputSlot = h("div.input-items");
+  const questionSlot = h("div");
   const plain = h("pre.plain#output-text", { hidden: true });
   const connection = h("span.connection#connection", {}, "");
   const eventCount = h("span#event-count", {}, "0");
@@ -270,6 +271,7 @@ function runView(id) {
     main,
     header,
     errorSlot,
+    questionSlot,
     h("section.card", {}, h("h3", {}, "Details"), info),
     h("section.card", {}, h("h3", {}, "Input"), inputSlot),
     h(
@@ -345,8 +347,54 @@ function runView(id) {
     );
   }
 
+  // A run that ended waiting for input (an agent's request.ask, or any function call it left to
+  // the client): its pending calls can be answered here; the answer continues the run in a new
+  // response chained to this one, which the page then opens.
+  let questionsShown = "";
+  function renderQuestions() {
+    const pending = response?.status === "completed" ? pendingCalls(response.output || []) : [];
+    const shown = pending.map((call) => call.call_id).join(" ");
+    if (shown === questionsShown) return;
+    questionsShown = shown;
+    replace(questionSlot, pending.map((call) => questionCard(call)));
+  }
+
+  function questionCard(call) {
+    const answer = h("textarea#answer", { rows: 3, required: true, placeholder: "your answer" });
+    const note = h("div");
+    const submit = h("button#answer-submit", { type: "submit" }, "Answer and continue");
+    return h(
+      "form.card.question",
+      {
+        onsubmit: async (e) => {
+          e.preventDefault();
+          submit.disabled = true;
+          const body = {
+            model: response.model,
+            previous_response_id: id,
+            input: [{ type: "function_call_output", call_id: call.call_id, output: answer.value }],
+            background: true,
+          };
+          try {
+            const created = await api("/v1/responses", { method: "POST", body });
+            location.hash = `#/runs/${created.id}`;
+          } catch (error) {
+            replace(note, errorBox(error));
+            submit.disabled = false;
+          }
+        },
+      },
+      h("h3", {}, "Waiting for an answer: ", h("code", {}, String(call.name ?? ""))),
+      h("pre.json", {}, prettyArguments(call.arguments)),
+      h("label", {}, "Answer", answer),
+      h("div", {}, submit),
+      note,
+    );
+  }
+
   function renderInfo() {
     if (!response) return;
+    renderQuestions();
     const endAt = meta?.ended_at ?? response.completed_at ?? null;
     const rows = [
       ["model", response.model],
@@ -522,6 +570,20 @@ function runView(id) {
     }
   })();
   return { stop: () => stop.abort() };
+}
+
+/** The function calls of an output that no function_call_output in it answers. */
+function pendingCalls(output) {
+  const answered = new Set(output.filter((item) => item.type === "function_call_output").map((item) => item.call_id));
+  return output.filter((item) => item.type === "function_call" && !answered.has(item.call_id));
+}
+
+function prettyArguments(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return String(text ?? "");
+  }
 }
 
 function renderInputs(slot, items, instructions) {
