@@ -623,12 +623,22 @@ def test_max_attempts_retries_any_agent_until_the_attempts_run_out(
     assert second in (b, c)
     survivor = c if second is b else b
 
-    def second_attempt_text() -> str:
+    def second_attempt_text(reader: ServerProcess) -> str:
         """The text of the message attempt 2 is writing (attempt 1's was closed incomplete)."""
-        attempts = messages(get_json(survivor, rid))
+        attempts = messages(get_json(reader, rid))
         return attempts[1][1] if len(attempts) > 1 else ""
 
-    wait_until(lambda: second_attempt_text() != "", "attempt 2 produced text", TAKEOVER_WAIT)
+    # Read where attempt 2 runs first, then through the survivor (from the store). Twice in
+    # full parallel suites the survivor's read did not show attempt 2's text within the wait,
+    # though attempt 2 was running; the messages below say what each replica showed if so.
+    wait_until(lambda: second_attempt_text(second) != "", "attempt 2 produced text", TAKEOVER_WAIT)
+    try:
+        wait_until(lambda: second_attempt_text(survivor) != "", "the survivor shows attempt 2")
+    except AssertionError:
+        raise AssertionError(
+            f"executing: {messages(get_json(second, rid))}\n"
+            f"survivor: {get_json(survivor, rid)}\n{logs(second, survivor)}"
+        ) from None
     assert get_json(survivor, rid)["metadata"]["outlast_attempt"] == "2"
 
     second.kill()
