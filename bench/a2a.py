@@ -582,13 +582,7 @@ def main() -> None:
         "--json", help="where to write the results (default bench/results/a2a.json)"
     )
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        code = uvloop.run(main_async(args))
-    except ImportError:
-        code = asyncio.run(main_async(args))
-    sys.exit(code)
+    core.run_main(main_async(args))
 
 
 if __name__ == "__main__":

@@ -76,10 +76,10 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -1047,6 +1047,17 @@ def expand(only: str | None) -> list[str]:
     return [f for f in FIGURES if f in chosen]
 
 
+def run_main(coro: Coroutine[Any, Any, int]) -> NoReturn:
+    """Run a benchmark's main coroutine on uvloop when it is installed, and exit with its code."""
+    try:
+        import uvloop
+
+        code = uvloop.run(coro)
+    except ImportError:
+        code = asyncio.run(coro)
+    sys.exit(code)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Benchmark outlast against a bare in-memory baseline (see the module docstring).",
@@ -1063,13 +1074,7 @@ def main() -> None:
         "--json", help="where to write the results (default bench/results/latest.json)"
     )
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        code = uvloop.run(main_async(args))
-    except ImportError:
-        code = asyncio.run(main_async(args))
-    sys.exit(code)
+    run_main(main_async(args))
 
 
 if __name__ == "__main__":

@@ -109,27 +109,20 @@ class GroupCommitWriter:
         that op's list, which is the very list its ``on_commit`` publishes, so one callback
         delivers them all (per-event ops cost more than the rest of the event path).
         """
-        if self._pending:
-            last = self._pending[-1]
-            if (
-                last.response_id == response_id
-                and last.future is None
-                and last.new is None
-                and last.delete is None
-                and on_error is last.on_error
-            ):
-                if last.on_commit is None:
-                    # An op with no callback yet (a journaled step): these events become its
-                    # list, so that their own callback, which publishes this list, sees them all.
-                    events[:0] = last.events
-                    last.events = events
-                    last.on_commit = on_commit
-                else:
-                    last.events.extend(events)
-                if update is not None:
-                    last.update = update
-                self._count(len(events))
-                return
+        last = self._joinable(response_id, on_error)
+        if last is not None:
+            if last.on_commit is None:
+                # An op with no callback yet (a journaled step): these events become its list,
+                # so that their own callback, which publishes this list, sees them all.
+                events[:0] = last.events
+                last.events = events
+                last.on_commit = on_commit
+            else:
+                last.events.extend(events)
+            if update is not None:
+                last.update = update
+            self._count(len(events))
+            return
         self._submit(
             _Op(
                 response_id=response_id,
@@ -147,22 +140,30 @@ class GroupCommitWriter:
         one, and never after an event queued after it (ops commit in order), so the journal
         and the log agree without a commit of its own (design invariant 2).
         """
-        if self._pending:
-            last = self._pending[-1]
-            if (
-                last.response_id == response_id
-                and last.future is None
-                and last.new is None
-                and last.delete is None
-                and on_error is last.on_error
-            ):
-                # Pending already, so the writer has been woken for it.
-                if last.steps is None:
-                    last.steps = [step]
-                else:
-                    last.steps.append(step)
-                return
+        last = self._joinable(response_id, on_error)
+        if last is not None:  # pending already, so the writer has been woken for it
+            if last.steps is None:
+                last.steps = [step]
+            else:
+                last.steps.append(step)
+            return
         self._submit(_Op(response_id=response_id, steps=[step], on_error=on_error))
+
+    def _joinable(self, response_id: str, on_error: ErrorCallback | None) -> _Op | None:
+        """The newest pending op, if a write of ``response_id`` may join it: a plain append of
+        the same response (not an insert, a delete or a flush someone waits for)."""
+        if not self._pending:
+            return None
+        last = self._pending[-1]
+        if (
+            last.response_id == response_id
+            and last.future is None
+            and last.new is None
+            and last.delete is None
+            and on_error is last.on_error
+        ):
+            return last
+        return None
 
     def insert(
         self,
