@@ -110,7 +110,7 @@ async def runs(request: Request) -> Response:
         data.append(
             {
                 "id": response_id,
-                "status": record.status if run is None else run.state.to_dict()["status"],
+                "status": record.status if run is None else run.state.status,
                 "worker": record.worker_id,
                 "attempt": record.attempt if run is None else run.attempt,
                 # A run executing here counts its events as they are made; any other one as of
