@@ -42,7 +42,6 @@ from a2a.types import (
     TaskStatusUpdateEvent,
 )
 from google.protobuf import json_format
-from starlette.types import Receive, Scope, Send
 
 from outlast.a2a.convert import (
     SEQUENCE_KEY,
@@ -51,6 +50,7 @@ from outlast.a2a.convert import (
     task_status,
     timestamp,
 )
+from outlast.asgi.stream import SSEStream
 from outlast.protocol.events import TERMINAL_EVENT_TYPES, Event
 from outlast.protocol.fold import fold
 from outlast.protocol.jsonbytes import dumps as exact_dumps
@@ -384,54 +384,21 @@ KEEPALIVE = b": keep-alive\r\n\r\n"
 """Sent for a quiet spell of the engine's stream: proxies see traffic and keep it open."""
 
 
-class FrameStream:
-    """``text/event-stream`` from chunks of SSE frames already written, one socket write each.
+# What every A2A stream is sent with (as a2a-sdk's own SSE responses are).
+A2A_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
 
-    It watches for the client's disconnect while streaming (even while no event is due) and then
-    stops, closing the chunks' generator (and with it the engine's subscription).
-    """
+
+def _written(chunk: bytes) -> bytes:
+    return chunk
+
+
+class FrameStream(SSEStream[bytes]):
+    """``text/event-stream`` from chunks of SSE frames already written, one socket write each."""
 
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self.chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        import asyncio
-
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream; charset=utf-8"),
-                    (b"cache-control", b"no-store"),
-                    (b"connection", b"keep-alive"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-        pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(self._watch(receive))
-        try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pump, watch):
-                task.cancel()
-            for task in (pump, watch):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await task
-            close = getattr(self.chunks, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-
-    async def _pump(self, send: Send) -> None:
-        async for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    @staticmethod
-    async def _watch(receive: Receive) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
+        super().__init__(chunks, _written, A2A_SSE_HEADERS)
