@@ -80,6 +80,10 @@ class ClusterPlacement(Placement):
         self._recent_cancels: dict[str, float] = {}
         self._last_renewal = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
+        # The takeover sweep and the reconciliation both end runs held here but not executing
+        # here; one at a time, each from its query to the end it writes, or a run just taken
+        # over could be ended by the reconciliation as this replica's own loss (the wrong message).
+        self._ending = asyncio.Lock()
         self._info = f"{socket.gethostname()} pid {os.getpid()} role {settings.role}"
 
     @property
@@ -173,6 +177,12 @@ class ClusterPlacement(Placement):
     async def _reconcile(self) -> None:
         """Runs the store says we hold but that do not run here end from their logs; cancels
         requested while a notification was missed take effect."""
+        if self._ending.locked():
+            return  # a takeover is being ended: the next heartbeat reconciles (never wait here)
+        async with self._ending:
+            await self._reconcile_held()
+
+    async def _reconcile_held(self) -> None:
         try:
             held = await self.store.held_unfinished(self.worker_id)
         except StoreUnavailable:
@@ -211,9 +221,10 @@ class ClusterPlacement(Placement):
         interval = min(1.0, self.lease / 4)
         while True:
             try:
-                taken = await self.store.take_over_expired(self.worker_id)
-                if taken:
-                    await self.end_orphans(taken, taken_over=True)
+                async with self._ending:
+                    taken = await self.store.take_over_expired(self.worker_id)
+                    if taken:
+                        await self.end_orphans(taken, taken_over=True)
             except StoreUnavailable as exc:
                 log.debug("takeover sweep skipped: %s", exc)
             except Exception:
