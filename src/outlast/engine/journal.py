@@ -4,7 +4,8 @@
 implements :class:`~outlast.agents.base.StepJournal`). A completed step's result goes to the
 group-commit writer right behind the events the run emitted before it, so it commits with them
 or after them and never after an event that depends on it (design invariant 2), with no commit
-of its own. A resumed attempt is handed the journal read back from the store: each step whose
+of its own; the next step's function starts only once it has committed, so a crash re-runs at
+most the one step that was running. A resumed attempt is handed the journal read back from the store: each step whose
 position is journaled returns its result without running (invariant 1), and a name other than
 the journaled one ends the run ``failed`` naming both (invariant 5).
 
@@ -190,8 +191,8 @@ class RunJournal:
     """One attempt's journal (implements :class:`~outlast.agents.base.StepJournal`)."""
 
     __slots__ = (
-        "_ask", "_async", "_consumed", "_emit", "_on_error", "_suspend", "failure", "hand_over",
-        "next_seq", "position", "replay", "response_id", "steps", "writer",
+        "_ask", "_async", "_consumed", "_emit", "_on_error", "_suspend", "_unsettled", "failure",
+        "hand_over", "next_seq", "position", "replay", "response_id", "steps", "writer",
     )  # fmt: skip
 
     def __init__(
@@ -217,6 +218,9 @@ class RunJournal:
         self._ask = ask
         self._on_error = on_error
         self._consumed = 0
+        # The writer's ticket of the last step journaled by this attempt: the next step's
+        # function runs only once it is committed (see :meth:`step`).
+        self._unsettled = 0
         # Whether each step function seen is a coroutine function (asked once per function).
         self._async: dict[Callable[..., Any], bool] = {}
         self.position = 0
@@ -283,6 +287,11 @@ class RunJournal:
             self._go_live()
         if self.hand_over is not None and self.used:
             await self._handed_over()
+        if self._unsettled > self.writer.settled_ticket:
+            # The previous step's result must be durable before this one's side effects begin:
+            # otherwise a crash here would run both again (invariant 1 allows the running one
+            # only). Usually its commit is done by now, and this costs a comparison.
+            await self.writer.settled(self._unsettled)
         # The common step, an async function, is awaited here (one frame fewer than run_step).
         is_async = self._async.get(fn)
         if is_async is None:
@@ -298,7 +307,7 @@ class RunJournal:
                 f"The result of step '{name}' is not JSON-serialisable ({exc}); a step must "
                 "return a value that can be stored in its run's journal."
             ) from None
-        self.writer.journal(
+        self._unsettled = self.writer.journal(
             self.response_id, StepRecord(position, name, data, self.next_seq()), self._on_error
         )
         return result if type(result) in _SELF_JSON else orjson.loads(data)

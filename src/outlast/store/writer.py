@@ -52,6 +52,8 @@ class _Op:
     on_commit: Callback | None = None
     on_error: ErrorCallback | None = None
     future: asyncio.Future[None] | None = None
+    ticket: int = 0
+    """Its place in the order of submission (ops commit in that order)."""
 
 
 @dataclass(slots=True)
@@ -81,6 +83,11 @@ class GroupCommitWriter:
         self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        # Tickets: the last op submitted, and the last one done with (committed, or failed and
+        # reported to its error callback); waiters of :meth:`settled` wake on each batch.
+        self._submitted = 0
+        self.settled_ticket = 0
+        self._progress: asyncio.Event | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outlast-group-commit")
@@ -133,8 +140,9 @@ class GroupCommitWriter:
             )
         )
 
-    def journal(self, response_id: str, step: StepRecord, on_error: ErrorCallback | None) -> None:
-        """Queue a completed step of a run's journal; never waits.
+    def journal(self, response_id: str, step: StepRecord, on_error: ErrorCallback | None) -> int:
+        """Queue a completed step of a run's journal; never waits. Returns its ticket, for
+        :meth:`settled`.
 
         It commits in the same transaction as the run's events queued before it, or a later
         one, and never after an event queued after it (ops commit in order), so the journal
@@ -146,8 +154,18 @@ class GroupCommitWriter:
                 last.steps = [step]
             else:
                 last.steps.append(step)
-            return
-        self._submit(_Op(response_id=response_id, steps=[step], on_error=on_error))
+            return last.ticket
+        op = _Op(response_id=response_id, steps=[step], on_error=on_error)
+        self._submit(op)
+        return op.ticket
+
+    async def settled(self, ticket: int) -> None:
+        """Return once the op of ``ticket`` is done with: committed, or failed (its error
+        callback has run). Free when it already is."""
+        while self.settled_ticket < ticket:
+            if self._progress is None:
+                self._progress = asyncio.Event()
+            await self._progress.wait()
 
     def _joinable(self, response_id: str, on_error: ErrorCallback | None) -> _Op | None:
         """The newest pending op, if a write of ``response_id`` may join it: a plain append of
@@ -218,6 +236,8 @@ class GroupCommitWriter:
     def _submit(self, op: _Op) -> None:
         if self._closing and self._task is None:
             raise RuntimeError("the store writer is closed")
+        self._submitted += 1
+        op.ticket = self._submitted
         self._pending.append(op)
         self._count(len(op.events))
 
@@ -272,6 +292,10 @@ class GroupCommitWriter:
                             await self._commit([op])
                         except Exception as single_exc:
                             self._failed(op, single_exc)
+            self.settled_ticket = ops[-1].ticket
+            if self._progress is not None:
+                self._progress.set()
+                self._progress = None
             if self._pending_events < HIGH_WATER_EVENTS // 2:
                 self._room.set()
 
