@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -66,6 +67,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def import_from_current_directory() -> None:
+    """Make ``--agent mymod:agent`` find ``mymod.py`` in the current folder.
+
+    ``python -m outlast`` and uvicorn import from the current directory; a console script does
+    not (its ``sys.path[0]`` is the folder of the script, in the virtualenv's ``bin``), so the
+    same command would work one way and fail the other with "No module named 'mymod'".
+    """
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.insert(0, here)
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
@@ -100,6 +113,7 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
+    import_from_current_directory()
     try:
         agent = load_agent(settings.agent)
         app = create_app(settings, agent)
