@@ -16,6 +16,7 @@ from outlast.protocol.outputs import (
     Message,
     Reasoning,
     ReasoningDelta,
+    Usage,
 )
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Message",
     "Reasoning",
     "ReasoningDelta",
+    "Usage",
     "__version__",
     "retry_safe",
     "step",

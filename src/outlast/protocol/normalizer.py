@@ -26,6 +26,7 @@ from outlast.protocol.outputs import (
     Message,
     Reasoning,
     ReasoningDelta,
+    Usage,
 )
 from outlast.protocol.state import ResponseState
 
@@ -151,6 +152,11 @@ class Normalizer:
             if self._streamed is not None:
                 return self._close_streamed("completed") + self._text(output)
             return self._text(output)
+        if isinstance(output, Usage):
+            # No event, and nothing open is closed: a model call's counts arrive at the end of
+            # its stream, between outputs that may belong together.
+            self.state.add_usage(output)
+            return []
         if isinstance(output, FunctionCallDelta):
             return self._close_message("completed") + self._function_call_delta(output)
         if isinstance(output, ReasoningDelta):
@@ -181,7 +187,7 @@ class Normalizer:
             return events + self._reasoning(output)
         raise TypeError(
             f"an agent may yield str, Message, FunctionCall, FunctionCallOutput, Reasoning, "
-            f"FunctionCallDelta or ReasoningDelta; it yielded {type(output).__name__}"
+            f"FunctionCallDelta, ReasoningDelta or Usage; it yielded {type(output).__name__}"
         )
 
     # -- building blocks ---------------------------------------------------------------------

@@ -99,6 +99,42 @@ class ReasoningDelta:
     delta: str
 
 
+@dataclass(slots=True)
+class Usage:
+    """The token counts of one model call, for the response's ``usage``.
+
+    Yield one after each model call; the counts of every ``Usage`` a run yields are summed into
+    its response's ``usage`` (``openai.types.responses.ResponseUsage``'s shape). It emits no event
+    and does not close an open message or call. ``total_tokens`` defaults to
+    ``input_tokens + output_tokens``; ``cached_tokens`` and ``cache_write_tokens`` are parts of
+    ``input_tokens``, ``reasoning_tokens`` a part of ``output_tokens``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens",
+                     "reasoning_tokens", "total_tokens"):  # fmt: skip
+            value = getattr(self, name)
+            if value is None and name == "total_tokens":
+                continue
+            # bool is an int, but True tokens is a bug in the caller, not a count.
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Usage.{name} must be a non-negative int, not {value!r}")
+
+    @property
+    def total(self) -> int:
+        """``total_tokens``, or the sum of input and output tokens when it was not given."""
+        if self.total_tokens is None:
+            return self.input_tokens + self.output_tokens
+        return self.total_tokens
+
+
 AgentOutput = (
     str
     | Message
@@ -107,5 +143,6 @@ AgentOutput = (
     | Reasoning
     | FunctionCallDelta
     | ReasoningDelta
+    | Usage
 )
 """Everything an agent may yield."""

@@ -10,6 +10,17 @@ import time
 from typing import Any
 
 from outlast.protocol.events import TERMINAL_STATUSES
+from outlast.protocol.outputs import Usage
+
+
+def _zero_usage() -> dict[str, Any]:
+    return {
+        "input_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 0,
+    }
 
 
 class ResponseState:
@@ -47,6 +58,29 @@ class ResponseState:
         self.fields["status"] = status
         if status == "completed":
             self.fields["completed_at"] = int(time.time())
+
+    def add_usage(self, usage: Usage) -> None:
+        """Add one model call's token counts to the response's ``usage``.
+
+        Kept in the fields, so every stored snapshot carries the counts so far and a run rebuilt
+        after a crash goes on summing from them.
+        """
+        current = self.fields.get("usage") or _zero_usage()
+        inputs = current["input_tokens_details"]
+        outputs = current["output_tokens_details"]
+        self.fields["usage"] = {
+            "input_tokens": current["input_tokens"] + usage.input_tokens,
+            "input_tokens_details": {
+                "cached_tokens": inputs.get("cached_tokens", 0) + usage.cached_tokens,
+                "cache_write_tokens": inputs.get("cache_write_tokens", 0)
+                + usage.cache_write_tokens,
+            },
+            "output_tokens": current["output_tokens"] + usage.output_tokens,
+            "output_tokens_details": {
+                "reasoning_tokens": outputs.get("reasoning_tokens", 0) + usage.reasoning_tokens
+            },
+            "total_tokens": current["total_tokens"] + usage.total,
+        }
 
     def open_text(self) -> str:
         return "".join(self.chunks)
