@@ -1,8 +1,9 @@
 """Durable runs through a real server on SQLite, killed on purpose (issue 13).
 
 A 40-step journaled agent (tests/support/durable_agents.py) records every execution of a step
-in a side file. The server is killed with SIGKILL five times while the run goes on and started
-again on the same database each time; a client following the run with the ``openai`` SDK
+in a side file. The server is killed with SIGKILL 20 times at random points while the run goes
+on (after a random step, a random part of a step later) and started again on the same database
+each time; a client following the run with the ``openai`` SDK
 reconnects with ``starting_after`` after every kill. The run must end ``completed`` with the
 uninterrupted run's output, each completed step must have run once (a step running when the
 server died at most twice), and the client must have received every event exactly once, in
@@ -17,6 +18,8 @@ One server process per scenario: killing it is the point.
 from __future__ import annotations
 
 import collections
+import os
+import random
 import threading
 import time
 from pathlib import Path
@@ -31,7 +34,15 @@ from outlast.client import Backoff, OutlastClient
 from serverproc import ServerProcess
 
 STEPS = 40
-KILL_AFTER_STEPS = (4, 11, 19, 27, 34)
+KILLS = 20
+STEP_SECONDS = 0.15
+
+
+def kill_points(seed: int) -> list[tuple[int, float]]:
+    """Where to kill: after the text of which step, and how much later (within a step)."""
+    chosen = random.Random(seed)
+    steps = sorted(chosen.sample(range(1, STEPS - 1), KILLS))
+    return [(step, chosen.uniform(0.0, STEP_SECONDS)) for step in steps]
 
 
 def server_for(tmp_path: Path, agent: str, *args: str, **env: str) -> ServerProcess:
@@ -50,11 +61,21 @@ def executions(tmp_path: Path) -> collections.Counter[int]:
     return collections.Counter(int(position) for position in lines[1::2])
 
 
-def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path: Path) -> None:
-    server = server_for(tmp_path, "journaled", "--max-resumes", "10").start()
+def last_started(tmp_path: Path) -> int:
+    """The step whose execution began last (the only one a kill may make run again)."""
+    return int((tmp_path / "steps.log").read_text().split()[-1])
+
+
+def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
+    tmp_path: Path,
+) -> None:
+    seed = int(os.environ.get("OUTLAST_TEST_SEED", time.time_ns() % 1_000_000))
+    kills = kill_points(seed)
+    seen = f"(seed {seed}: OUTLAST_TEST_SEED={seed} repeats these kill points: {kills})"
+    server = server_for(tmp_path, "journaled", "--max-resumes", str(KILLS + 5)).start()
     client = server.client()
     created = client.responses.create(
-        model="durable", input=f"steps={STEPS} delay=0.15", background=True
+        model="durable", input=f"steps={STEPS} delay={STEP_SECONDS}", background=True
     )
     # A second follower: outlast's own client, reconnecting by itself through every kill.
     followed: list[Any] = []
@@ -65,7 +86,7 @@ def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path
     follower = threading.Thread(target=lambda: followed.extend(outlast_client.resume(created.id)))
     follower.start()
     received: list[Any] = []
-    kills = list(KILL_AFTER_STEPS)
+    interrupted: set[int] = set()  # the step started last before each kill
     text = ""
     while True:
         # After a kill, from the event after the last one received (never twice, none missed).
@@ -77,9 +98,10 @@ def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path
                 received.append(event)
                 if event.type == "response.output_text.delta":
                     text += event.delta
-                if kills and f"step {kills[0]}:" in text:
-                    kills.pop(0)
-                    server.kill()  # mid-run, a step probably executing
+                if kills and f"step {kills[0][0]}:" in text:
+                    time.sleep(kills.pop(0)[1])
+                    server.kill()  # mid-run: within a step, or between two
+                    interrupted.add(last_started(tmp_path))
                     killed = True
                     break
         except (openai.APIConnectionError, openai.APIError):
@@ -88,21 +110,22 @@ def test_a_journaled_run_killed_five_times_ends_as_if_never_interrupted(tmp_path
             break
         assert killed, "the stream ended without the run's end"
         server.start()
-    assert not kills
+    assert not kills, seen
     follower.join(timeout=60)
     outlast_client.close()
-    assert [event.sequence_number for event in received] == list(range(len(received)))
+    assert [event.sequence_number for event in received] == list(range(len(received))), seen
     assert [(e.sequence_number, e.type) for e in followed] == [
         (e.sequence_number, e.type) for e in received
-    ]
-    assert [e.type for e in received].count("response.completed") == 1
+    ], seen
+    assert [e.type for e in received].count("response.completed") == 1, seen
     final = received[-1].response
-    assert final.output_text == text == expected_text(STEPS)
-    assert final.metadata["outlast_resumes"] == str(len(KILL_AFTER_STEPS))
+    assert final.output_text == text == expected_text(STEPS), seen
+    assert final.metadata["outlast_resumes"] == str(KILLS), seen
+    # Each completed step ran once; each kill interrupted at most one step, which ran again.
     ran = executions(tmp_path)
-    assert sorted(ran) == list(range(STEPS))
-    assert max(ran.values()) <= 2
-    assert sum(1 for count in ran.values() if count == 2) <= len(KILL_AFTER_STEPS)
+    assert sorted(ran) == list(range(STEPS)), seen
+    assert max(ran.values()) <= 2, (ran, seen)
+    assert {step for step, count in ran.items() if count == 2} <= interrupted, (ran, seen)
     # What a poll says is what the stream said.
     assert wait_terminal(server, created.id)["output"][0]["content"][0]["text"] == text
     server.stop()
