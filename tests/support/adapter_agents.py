@@ -41,6 +41,11 @@ def import_openai_agents() -> ModuleType:
 
 def get_weather(city: str) -> str:
     """Get the current weather in a city."""
+    # The durable tests count the tool's executions: one line each, in OUTLAST_TEST_TOOL_LOG.
+    log = os.environ.get("OUTLAST_TEST_TOOL_LOG")
+    if log:
+        with open(log, "a") as file:
+            file.write(f"{city}\n")
     return f"{city}: 21 °C and sunny"
 
 

@@ -98,10 +98,12 @@ Turn = list[Step]
 
 @dataclass
 class Recorded:
-    """One request the fake model received."""
+    """One request the fake model received; ``completed``: its answer was sent to the end (a
+    stream whose client went away, or whose server was killed, is not)."""
 
     path: str
     body: dict[str, Any]
+    completed: bool = False
 
 
 # -- the server -------------------------------------------------------------------------------
@@ -191,36 +193,54 @@ class FakeModel:
             ]
         )
 
-    def _next_turn(self, path: str, body: dict[str, Any]) -> Turn | None:
+    def completed_twice(self) -> list[Recorded]:
+        """The requests that repeat a request answered to its end before them (same path and
+        body): model calls made again although they had completed."""
         with self._lock:
-            self.requests.append(Recorded(path, body))
-            return self.turns.pop(0) if self.turns else self.repeat
+            requests = list(self.requests)
+        return [
+            later
+            for i, later in enumerate(requests)
+            if any(
+                earlier.completed and (earlier.path, earlier.body) == (later.path, later.body)
+                for earlier in requests[:i]
+            )
+        ]
+
+    def _next_turn(self, path: str, body: dict[str, Any]) -> tuple[Recorded, Turn | None]:
+        with self._lock:
+            recorded = Recorded(path, body)
+            self.requests.append(recorded)
+            return recorded, self.turns.pop(0) if self.turns else self.repeat
 
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}_fake{next(self._ids):04d}"
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
-        turn = self._next_turn("/chat/completions", body)
+        recorded, turn = self._next_turn("/chat/completions", body)
         if turn is None:
             return _no_turn()
         model = body.get("model", "fake")
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return self._sse(ChatStream(self._new_id("chatcmpl"), model, usage).frames(turn))
+            frames = ChatStream(self._new_id("chatcmpl"), model, usage).frames(turn)
+            return self._sse(frames, recorded)
+        recorded.completed = True
         return JSONResponse(chat_completion(self._new_id("chatcmpl"), model, turn))
 
     async def _responses(self, request: Request) -> Response:
         body = await request.json()
-        turn = self._next_turn("/responses", body)
+        recorded, turn = self._next_turn("/responses", body)
         if turn is None:
             return _no_turn()
         stream = ResponsesStream(self._new_id("resp"), body, self._new_id)
         if body.get("stream"):
-            return self._sse(stream.frames(turn))
+            return self._sse(stream.frames(turn), recorded)
+        recorded.completed = True
         return JSONResponse(await stream.final(turn))
 
-    def _sse(self, frames: AsyncIterator[bytes]) -> StreamingResponse:
+    def _sse(self, frames: AsyncIterator[bytes], recorded: Recorded) -> StreamingResponse:
         async def watched() -> AsyncIterator[bytes]:
             done = False
             try:
@@ -231,6 +251,7 @@ class FakeModel:
             finally:
                 # Starlette cancels this generator when the client disconnects mid-stream.
                 with self._lock:
+                    recorded.completed = done
                     if done:
                         self.finished_streams += 1
                     else:

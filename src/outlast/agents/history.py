@@ -22,9 +22,11 @@ class Item:
     """One item of the conversation, reduced to what frameworks take.
 
     ``message``: ``role`` (user, assistant, system or developer) and ``text``, with the original
-    ``content`` (a string or a list of content parts) for frameworks that take parts.
+    ``content`` (a string or a list of content parts) for frameworks that take parts, and an
+    assistant message's ``phase`` (``commentary`` or ``final_answer``) when it has one.
     ``function_call``: ``call_id``, ``name``, ``arguments`` (JSON). ``function_call_output``:
-    ``call_id`` and ``text``. ``reasoning``: the summary as ``text``.
+    ``call_id`` and ``text``, with the original ``content`` (a string, or content parts: text,
+    images, files). ``reasoning``: the summary as ``text``.
     """
 
     kind: Kind
@@ -34,6 +36,12 @@ class Item:
     name: str = ""
     arguments: str = "{}"
     content: Any = None
+    phase: str | None = None
+
+
+class UnsupportedInput(ValueError):
+    """An input part the model's API cannot take: the run fails with this message rather than
+    leave the part out without a word."""
 
 
 def conversation(request: AgentRequest, instructions: bool = True) -> list[Item]:
@@ -53,7 +61,14 @@ def _item(raw: Mapping[str, Any]) -> Item | None:
     kind = raw.get("type", "message")
     if kind == "message":
         role = str(raw.get("role", "user"))
-        return Item("message", role=role, text=message_text(raw), content=raw.get("content"))
+        phase = raw.get("phase") if role == "assistant" else None
+        return Item(
+            "message",
+            role=role,
+            text=message_text(raw),
+            content=raw.get("content"),
+            phase=phase if isinstance(phase, str) else None,
+        )
     if kind == "function_call":
         return Item(
             "function_call",
@@ -62,7 +77,12 @@ def _item(raw: Mapping[str, Any]) -> Item | None:
             arguments=str(raw.get("arguments") or "{}"),
         )
     if kind == "function_call_output":
-        return Item("function_call_output", call_id=str(raw.get("call_id", "")), text=_output(raw))
+        return Item(
+            "function_call_output",
+            call_id=str(raw.get("call_id", "")),
+            text=_output(raw),
+            content=raw.get("output"),
+        )
     if kind == "reasoning":
         summary = raw.get("summary") or []
         text = "\n\n".join(s.get("text", "") for s in summary if isinstance(s, Mapping))
@@ -97,9 +117,15 @@ def responses_input(items: list[Item]) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = []
     for item in items:
         if item.kind == "message":
-            if item.role == "assistant" or not isinstance(item.content, list):
+            if item.role == "assistant":
+                message: dict[str, Any] = {"role": "assistant", "content": item.text}
+                if item.phase:
+                    message["phase"] = item.phase  # the model needs it back on every turn
+                result.append(message)
+            elif not isinstance(item.content, list):
                 result.append({"role": item.role, "content": item.text})
             else:
+                # Parts as they are: text, images and files reach the model.
                 result.append({"type": "message", "role": item.role, "content": item.content})
         elif item.kind == "function_call":
             result.append(
@@ -111,8 +137,10 @@ def responses_input(items: list[Item]) -> list[dict[str, Any]]:
                 }
             )
         elif item.kind == "function_call_output":
+            # A tool's output may be content parts (an image it fetched, a file): kept as they are.
+            output = item.content if isinstance(item.content, list) else item.text
             result.append(
-                {"type": "function_call_output", "call_id": item.call_id, "output": item.text}
+                {"type": "function_call_output", "call_id": item.call_id, "output": output}
             )
     return result
 
@@ -120,12 +148,17 @@ def responses_input(items: list[Item]) -> list[dict[str, Any]]:
 def chat_messages(items: list[Item]) -> list[dict[str, Any]]:
     """The items as Chat Completions messages: consecutive function calls become one assistant
     message's ``tool_calls`` (joined to the assistant text just before them), outputs become
-    ``tool`` messages."""
+    ``tool`` messages. A user message's images and files become the API's ``image_url`` and
+    ``file`` parts; a part it has no form for raises :class:`UnsupportedInput`. (It has no
+    ``phase``: an assistant message's is not sent, since strict servers refuse unknown fields.)"""
     messages: list[dict[str, Any]] = []
     for item in items:
         if item.kind == "message":
             role = "system" if item.role == "developer" else item.role
-            messages.append({"role": role, "content": item.text})
+            if role == "user" and _has_media(item.content):
+                messages.append({"role": "user", "content": chat_parts(item.content)})
+            else:
+                messages.append({"role": role, "content": item.text})
         elif item.kind == "function_call":
             call = {
                 "id": item.call_id,
@@ -138,5 +171,58 @@ def chat_messages(items: list[Item]) -> list[dict[str, Any]]:
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif item.kind == "function_call_output":
+            if _has_media(item.content):
+                raise UnsupportedInput(
+                    f"The output of call {item.call_id} holds an image or a file, which a Chat "
+                    "Completions tool message cannot carry (text only); use the Responses API "
+                    "upstream (--upstream-api responses)."
+                )
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.text})
     return messages
+
+
+_MEDIA = frozenset({"input_image", "input_file", "input_audio"})
+
+
+def _has_media(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(part, Mapping) and part.get("type") in _MEDIA for part in content
+    )
+
+
+def chat_parts(content: list[Any]) -> list[dict[str, Any]]:
+    """Responses input content parts as Chat Completions content parts."""
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append({"type": "text", "text": str(part.get("text", ""))})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not url:
+                raise UnsupportedInput(
+                    "Chat Completions takes an image as a URL or a data URL, not as a file_id; "
+                    "send its image_url, or use the Responses API upstream (--upstream-api "
+                    "responses)."
+                )
+            image: dict[str, Any] = {"url": url}
+            if part.get("detail") in ("auto", "low", "high"):
+                image["detail"] = part["detail"]
+            parts.append({"type": "image_url", "image_url": image})
+        elif kind == "input_file":
+            if part.get("file_url") and not (part.get("file_data") or part.get("file_id")):
+                raise UnsupportedInput(
+                    "Chat Completions takes a file as file_data or a file_id, not as a "
+                    "file_url; send its data, or use the Responses API upstream "
+                    "(--upstream-api responses)."
+                )
+            file = {k: part[k] for k in ("file_data", "file_id", "filename") if part.get(k)}
+            parts.append({"type": "file", "file": file})
+        elif kind == "input_audio":
+            audio = part.get("input_audio")
+            if not isinstance(audio, Mapping):
+                raise UnsupportedInput("An input_audio part needs its input_audio data.")
+            parts.append({"type": "input_audio", "input_audio": dict(audio)})
+    return parts

@@ -19,6 +19,7 @@ from outlast.protocol.outputs import (
     Message,
     Reasoning,
     ReasoningDelta,
+    Usage,
 )
 
 
@@ -62,6 +63,9 @@ class ResponsesTranslator:
             return self._reasoning_piece(event)
         if kind == "response.output_item.done":
             return self._done(event.output_index, event.item)
+        if kind == "response.completed":
+            usage = responses_usage(getattr(event.response, "usage", None))
+            return [usage] if usage is not None else []
         if self.raise_errors and kind == "error":
             raise ModelStreamError(getattr(event, "message", None) or "the model stream failed")
         if self.raise_errors and kind == "response.failed":
@@ -139,3 +143,40 @@ class ResponsesTranslator:
                 outputs = [Reasoning(text)]
         self.last = index if outputs else self.last
         return outputs
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _field(value: Any, key: str) -> Any:
+    """``value[key]`` of a dict or ``value.key`` of an object (None when it has none)."""
+    if isinstance(value, dict):
+        return value.get(key)
+    return getattr(value, key, None)
+
+
+def responses_usage(usage: Any) -> Usage | None:
+    """A Responses ``usage`` (``ResponseUsage``, or a dict of its shape) as a :class:`Usage`."""
+    if usage is None:
+        return None
+    return Usage(
+        input_tokens=_count(_field(usage, "input_tokens")),
+        output_tokens=_count(_field(usage, "output_tokens")),
+        cached_tokens=_count(_field(_field(usage, "input_tokens_details"), "cached_tokens")),
+        reasoning_tokens=_count(_field(_field(usage, "output_tokens_details"), "reasoning_tokens")),
+        total_tokens=_count(_field(usage, "total_tokens")) or None,
+    )
+
+
+def chat_usage(usage: Any) -> Usage:
+    """A Chat Completions ``usage`` (``CompletionUsage``) as a :class:`Usage`."""
+    return Usage(
+        input_tokens=_count(_field(usage, "prompt_tokens")),
+        output_tokens=_count(_field(usage, "completion_tokens")),
+        cached_tokens=_count(_field(_field(usage, "prompt_tokens_details"), "cached_tokens")),
+        reasoning_tokens=_count(
+            _field(_field(usage, "completion_tokens_details"), "reasoning_tokens")
+        ),
+        total_tokens=_count(_field(usage, "total_tokens")) or None,
+    )

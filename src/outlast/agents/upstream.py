@@ -22,13 +22,14 @@ in the next one, as with OpenAI. Cancelling a run closes the request to the mode
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from outlast.agents import journaling
 from outlast.agents.base import AgentRequest
 from outlast.agents.history import chat_messages, conversation, responses_input
-from outlast.agents.responses_stream import ResponsesTranslator
+from outlast.agents.responses_stream import ResponsesTranslator, chat_usage
 from outlast.config import UpstreamSettings
 from outlast.protocol.outputs import (
     AgentOutput,
@@ -36,6 +37,7 @@ from outlast.protocol.outputs import (
     FunctionCallDelta,
     Message,
     ReasoningDelta,
+    Usage,
     new_call_id,
 )
 
@@ -76,15 +78,24 @@ def _client(settings: UpstreamSettings) -> AsyncOpenAI:
 
 
 async def upstream(request: AgentRequest) -> AsyncIterator[AgentOutput]:
-    """Forward ``request`` to the upstream model and stream its answer."""
+    """Forward ``request`` to the upstream model and stream its answer.
+
+    The model call is a journaled step (:mod:`outlast.agents.journaling`): a run whose server
+    dies during the call is resumed and calls the model again (the call had not completed);
+    once the call has completed, it is never made again for the run.
+    """
     settings = _settings
     client = _client(settings)
     model = settings.model or request.model
-    if settings.api == "responses":
-        stream = _responses(client, model, request)
-    else:
-        stream = _chat(client, model, request)
-    async for output in stream:
+    call = _responses if settings.api == "responses" else _chat
+    await journaling.begin(request)
+
+    async def run(emit: Callable[[AgentOutput], None]) -> None:
+        async for output in call(client, model, request):
+            emit(output)
+
+    # A completed call's outputs are in the run's log already: a replayed one yields nothing.
+    async for output in journaling.streamed_step(request, "model", run, journaling.Outcome()):
         yield output
 
 
@@ -96,8 +107,12 @@ async def _responses(
         for name in RESPONSES_PARAMS
         if request.params.get(name) is not None
     }
-    if request.tools:
-        params["tools"] = list(request.tools)
+    tools, choice = offered_tools(request)
+    if tools:
+        params["tools"] = tools
+    params.pop("tool_choice", None)
+    if choice is not None and tools:
+        params["tool_choice"] = choice
     if request.instructions:
         params["instructions"] = request.instructions
     history = responses_input(conversation(request, instructions=False))
@@ -122,7 +137,12 @@ async def _chat(
     stream = cast(
         "AsyncStream[Any]",
         await client.chat.completions.create(
-            model=model, messages=cast(Any, messages), stream=True, **params
+            model=model,
+            messages=cast(Any, messages),
+            stream=True,
+            # The token counts come in a last chunk only when asked for.
+            stream_options={"include_usage": True},
+            **params,
         ),
     )
     async with stream:
@@ -133,12 +153,37 @@ async def _chat(
         yield output
 
 
+def offered_tools(request: AgentRequest) -> tuple[list[dict[str, Any]], Any]:
+    """The tools the model is offered, and the ``tool_choice`` to send with them.
+
+    ``tool_choice: {"type": "allowed_tools", "mode": ..., "tools": [...]}`` is enforced here, not
+    left to the model server (which may not know it): only the listed tools are offered, and the
+    choice becomes the list's ``mode`` (``auto`` or ``required``). A listed entry names a tool by
+    its ``type`` and, where it has them, its ``name`` (functions) or ``server_label`` (MCP).
+    """
+    tools = [dict(tool) for tool in request.tools]
+    choice = request.params.get("tool_choice")
+    if isinstance(choice, Mapping) and choice.get("type") == "allowed_tools":
+        entries = [e for e in choice.get("tools") or () if isinstance(e, Mapping)]
+        tools = [tool for tool in tools if any(_names(entry, tool) for entry in entries)]
+        choice = choice.get("mode") or "auto"
+    return tools, choice
+
+
+def _names(entry: Mapping[str, Any], tool: Mapping[str, Any]) -> bool:
+    """Whether an ``allowed_tools`` entry names ``tool``."""
+    return all(
+        entry[key] == tool.get(key) for key in ("type", "name", "server_label") if key in entry
+    )
+
+
 def chat_params(request: AgentRequest) -> dict[str, Any]:
     """The Chat Completions equivalents of the client's Responses create parameters."""
     given = {k: v for k, v in request.params.items() if v is not None}
     params: dict[str, Any] = {k: given[k] for k in ("temperature", "top_p") if k in given}
     if "max_output_tokens" in given:
         params["max_tokens"] = given["max_output_tokens"]
+    offered, choice = offered_tools(request)
     tools = [
         {
             "type": "function",
@@ -146,14 +191,13 @@ def chat_params(request: AgentRequest) -> dict[str, Any]:
                 k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool
             },
         }
-        for tool in request.tools
+        for tool in offered
         if tool.get("type") == "function"
     ]
     if tools:
         params["tools"] = tools
         if "parallel_tool_calls" in given:
             params["parallel_tool_calls"] = given["parallel_tool_calls"]
-        choice = given.get("tool_choice")
         if isinstance(choice, str):
             params["tool_choice"] = choice
         elif isinstance(choice, Mapping) and choice.get("type") == "function":
@@ -183,9 +227,12 @@ class _ChatTranslator:
     def __init__(self) -> None:
         self.calls: dict[int, _Call] = {}
         self.kind = ""
+        self.usage: Usage | None = None
 
     def feed(self, chunk: Any) -> list[AgentOutput]:
         outputs: list[AgentOutput] = []
+        if getattr(chunk, "usage", None) is not None:
+            self.usage = chat_usage(chunk.usage)
         for choice in chunk.choices[:1]:
             delta = choice.delta
             extra = delta.model_extra or {}
@@ -214,8 +261,12 @@ class _ChatTranslator:
         return outputs
 
     def finish(self) -> list[AgentOutput]:
-        """Each call, whole: completes the last one, still open (the others are complete)."""
-        return [
+        """Each call, whole: completes the last one, still open (the others are complete); then
+        the call's token counts, when the server sent them."""
+        outputs: list[AgentOutput] = [
             FunctionCall(call.name, "".join(call.arguments), call.call_id)
             for call in self.calls.values()
         ]
+        if self.usage is not None:
+            outputs.append(self.usage)
+        return outputs
