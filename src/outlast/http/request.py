@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outlast.http.errors import invalid
+from outlast.http.input_items import input_items, json_type
 from outlast.protocol.spec import (
     METADATA_MAX_KEY,
     METADATA_MAX_PAIRS,
     METADATA_MAX_VALUE,
     RunSpec,
-    stamp_item,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +85,21 @@ def imported_field_names() -> tuple[frozenset[str], frozenset[str]]:
 
 
 _PARAMS, RESPONSE_FIELDS = sdk_field_names()
-KNOWN_PARAMS = _PARAMS | {"stream"}
+# ``presence_penalty`` and ``frequency_penalty`` are Open Responses create parameters (and fields
+# of its response object) that the SDK's types do not list: accepted and echoed.
+PENALTIES = ("presence_penalty", "frequency_penalty")
+KNOWN_PARAMS = _PARAMS | {"stream", *PENALTIES}
+
+# The ranges OpenAI enforces: name -> (kind, minimum, maximum).
+RANGES: dict[str, tuple[type, float | None, float | None]] = {
+    "temperature": (float, 0, 2),
+    "top_p": (float, 0, 1),
+    "presence_penalty": (float, -2, 2),
+    "frequency_penalty": (float, -2, 2),
+    "max_output_tokens": (int, 16, None),
+    "max_tool_calls": (int, 0, None),
+    "top_logprobs": (int, 0, 20),
+}
 
 # Parameters outlast acts on itself; every other known parameter is echoed when ``Response`` has
 # a field of that name, and otherwise accepted and ignored (e.g. ``include``, ``stream_options``).
@@ -95,19 +109,9 @@ _OWN = frozenset(
 )  # fmt: skip
 
 
-_TYPE_NAMES = {
-    str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-    list: "an array", dict: "an object", type(None): "null",
-}  # fmt: skip
-
-
-def _json_type(value: Any) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
 def _wrong_type(name: str, expected: str, value: Any) -> Exception:
     return invalid(
-        f"Invalid type for '{name}': expected {expected}, but got {_json_type(value)} instead.",
+        f"Invalid type for '{name}': expected {expected}, but got {json_type(value)} instead.",
         param=name,
         code="invalid_type",
     )
@@ -191,13 +195,13 @@ def parse_create(body: Any) -> RunSpec:
     for name, value in body.items():
         if name in _OWN:
             continue
-        if name in ("temperature", "top_p"):
-            _optional(body, name, float, "a number")
-        elif name in ("max_output_tokens", "max_tool_calls", "top_logprobs"):
-            _optional(body, name, int, "an integer")
+        if name in RANGES:
+            _in_range(body, name, *RANGES[name])
         elif name in ("parallel_tool_calls",):
             _optional(body, name, bool, "a boolean")
-        if name in RESPONSE_FIELDS:
+        if name in PENALTIES:
+            echo[name] = value
+        elif name in RESPONSE_FIELDS:
             if value is not None and not _valid_field(name, value):
                 raise invalid(f"Invalid value for '{name}'.", param=name)
             echo[name] = value
@@ -215,6 +219,29 @@ def parse_create(body: Any) -> RunSpec:
         options=echo,
         extra=extra,
     )
+
+
+def _in_range(
+    body: dict[str, Any], name: str, kind: type, low: float | None, high: float | None
+) -> None:
+    value = _optional(body, name, kind, "a number" if kind is float else "an integer")
+    if value is None:
+        return
+    what = "decimal" if kind is float else "integer"
+    if low is not None and value < low:
+        raise invalid(
+            f"Invalid '{name}': {what} below minimum value. Expected a value >= {low}, but got "
+            f"{value} instead.",
+            param=name,
+            code=f"{what}_below_min_value",
+        )
+    if high is not None and value > high:
+        raise invalid(
+            f"Invalid '{name}': {what} above maximum value. Expected a value <= {high}, but got "
+            f"{value} instead.",
+            param=name,
+            code=f"{what}_above_max_value",
+        )
 
 
 def _metadata(value: Any) -> dict[str, str]:
@@ -238,7 +265,7 @@ def _metadata(value: Any) -> dict[str, str]:
         if not isinstance(item, str):
             raise invalid(
                 f"Invalid type for 'metadata.{key}': expected a string, but got "
-                f"{_json_type(item)} instead.",
+                f"{json_type(item)} instead.",
                 param="metadata",
                 code="invalid_type",
             )
@@ -249,62 +276,3 @@ def _metadata(value: Any) -> dict[str, str]:
                 param="metadata",
             )
     return dict(value)
-
-
-_ROLES = frozenset({"user", "assistant", "system", "developer"})
-
-
-def input_items(value: Any) -> list[dict[str, Any]]:
-    """The input as a list of items, each with an ``id`` and a ``status`` (as stored and listed).
-
-    A string is one user message; message content given as a string becomes one text part.
-    """
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [{"role": "user", "content": value}]
-    if not isinstance(value, list):
-        raise invalid(
-            f"Invalid type for 'input': expected a string or an array of input items, but got "
-            f"{_json_type(value)} instead.",
-            param="input",
-            code="invalid_type",
-        )
-    items: list[dict[str, Any]] = []
-    for position, raw in enumerate(value):
-        param = f"input[{position}]"
-        if not isinstance(raw, dict):
-            raise invalid(
-                f"Invalid type for '{param}': expected an input item object, but got "
-                f"{_json_type(raw)} instead.",
-                param=param,
-                code="invalid_type",
-            )
-        item = dict(raw)
-        kind = item.setdefault("type", "message")
-        if not isinstance(kind, str):
-            raise _wrong_type(f"{param}.type", "a string", kind)
-        if kind == "message":
-            role = item.get("role")
-            if role not in _ROLES:
-                raise invalid(
-                    f"Invalid value for '{param}.role': expected one of 'user', 'assistant', "
-                    f"'system' or 'developer'.",
-                    param=f"{param}.role",
-                )
-            content = item.get("content")
-            text_type = "output_text" if role == "assistant" else "input_text"
-            if isinstance(content, str):
-                part: dict[str, Any] = {"type": text_type, "text": content}
-                if role == "assistant":
-                    part["annotations"] = []
-                item["content"] = [part]
-            elif not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
-                raise invalid(
-                    f"Invalid type for '{param}.content': expected a string or an array of "
-                    "content parts.",
-                    param=f"{param}.content",
-                    code="invalid_type",
-                )
-        items.append(stamp_item(item))
-    return items

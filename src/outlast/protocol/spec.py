@@ -8,6 +8,7 @@ from it (:func:`new_response_fields`).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,8 +63,32 @@ def stamp_item(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+# What OpenAI's response object reports for a parameter the client did not send (or sent as
+# null): the Open Responses schema requires every one of these fields, so they are always there.
+RESPONSE_DEFAULTS: dict[str, Any] = {
+    "frequency_penalty": 0.0,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "parallel_tool_calls": True,
+    "presence_penalty": 0.0,
+    "prompt_cache_key": None,
+    "reasoning": {"effort": None, "summary": None},
+    "safety_identifier": None,
+    "service_tier": "default",
+    "temperature": 1.0,
+    "text": {"format": {"type": "text"}, "verbosity": "medium"},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_logprobs": 0,
+    "top_p": 1.0,
+    "truncation": "disabled",
+    "user": None,
+}
+
+
 def new_response_fields(response_id: str, spec: RunSpec, status: str) -> dict[str, Any]:
-    """Every field of a new response object except ``output``."""
+    """Every field of a new response object except ``output``: what the client sent, completed
+    with OpenAI's defaults (:data:`RESPONSE_DEFAULTS`), tools echoed in full."""
     fields: dict[str, Any] = {
         "id": response_id,
         "object": "response",
@@ -76,22 +101,30 @@ def new_response_fields(response_id: str, spec: RunSpec, status: str) -> dict[st
         "instructions": spec.instructions,
         "metadata": spec.metadata,
         "model": spec.model,
-        "parallel_tool_calls": True,
         "previous_response_id": spec.previous_response_id,
         "store": spec.store,
-        "temperature": None,
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": None,
-        "truncation": "disabled",
         "usage": None,
     }
-    fields.update(spec.options)
-    for name in ("tools", "metadata"):
-        if fields[name] is None:
-            fields[name] = [] if name == "tools" else {}
-    if fields["tool_choice"] is None:
-        fields["tool_choice"] = "auto"
-    if fields["parallel_tool_calls"] is None:
-        fields["parallel_tool_calls"] = True
+    options = spec.options
+    for name, default in RESPONSE_DEFAULTS.items():
+        value = options.get(name)
+        # The defaults are fresh copies: a response's fields are its own to change.
+        fields[name] = copy.deepcopy(default) if value is None else value
+    fields.update((k, v) for k, v in options.items() if k not in RESPONSE_DEFAULTS)
+    if fields["service_tier"] == "auto":
+        fields["service_tier"] = "default"  # the tier "auto" picks: OpenAI reports it so
+    fields["text"] = {**RESPONSE_DEFAULTS["text"], **fields["text"]}
+    fields["reasoning"] = {**RESPONSE_DEFAULTS["reasoning"], **fields["reasoning"]}
+    fields["tools"] = [echoed_tool(tool) for tool in fields["tools"]]
     return fields
+
+
+def echoed_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool as the response object echoes it: a function tool with every field (OpenAI's
+    defaults: ``strict`` true, no description, no parameters), any other tool as sent."""
+    if tool.get("type") != "function":
+        return dict(tool)
+    echoed = {"type": "function", "name": tool.get("name"), "description": None,
+              "parameters": None, "strict": True}  # fmt: skip
+    echoed.update((k, v) for k, v in tool.items() if v is not None)
+    return echoed
