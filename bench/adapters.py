@@ -65,7 +65,7 @@ def one_run(server: ServerProcess, prompt: str, deltas: int) -> float:
         start = time.perf_counter()
         with http.stream("POST", f"{server.base_url}/responses", json=body) as response:
             for line in response.iter_lines():
-                if not line.startswith("data:"):
+                if not line.startswith("data:") or line == "data: [DONE]":
                     continue
                 event = orjson.loads(line[5:])
                 events += 1

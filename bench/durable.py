@@ -154,7 +154,7 @@ def takeover(rounds: int, sigterm: bool) -> None:
                 ):
                     text = ""
                     for line in stream.iter_lines():
-                        if not line.startswith("data:"):
+                        if not line.startswith("data:") or line == "data: [DONE]":
                             continue
                         event = orjson.loads(line[5:])
                         kind = event["type"]

@@ -13,6 +13,9 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+# The line that ends a finished Responses stream (not an event).
+DONE = b"data: [DONE]"
+
 loads = orjson.loads
 
 
@@ -164,10 +167,11 @@ class Connection:
             if payload:
                 lines = (pending + payload).split(b"\n") if pending else payload.split(b"\n")
                 pending = lines.pop()
-                batch = [line[5:] for line in lines if line[:5] == b"data:"]
+                # (the data: [DONE] that ends a finished stream is not an event)
+                batch = [line[5:] for line in lines if line[:5] == b"data:" and line != DONE]
                 if batch:
                     yield batch
             if chunked and decoder.done:
                 break
-        if pending[:5] == b"data:":
+        if pending[:5] == b"data:" and pending != DONE:
             yield [pending[5:]]

@@ -83,13 +83,25 @@ def wait_for_file(path: Path, content: str, timeout: float = WAIT) -> None:
     wait_until(matches, timeout, what=f"{path} to read {content!r}")
 
 
-def iter_sse(response: httpx.Response) -> Iterator[tuple[str | None, dict[str, Any]]]:
-    """Parse ``text/event-stream`` framing into ``(event name, JSON data)`` pairs."""
+def iter_sse(
+    response: httpx.Response, done: list[bool] | None = None
+) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """Parse ``text/event-stream`` framing into ``(event name, JSON data)`` pairs.
+
+    The ``data: [DONE]`` line that ends a finished stream is not an event: it is checked to be
+    the stream's last frame, and ``done`` (when given) is set to ``[True]`` by it.
+    """
     name: str | None = None
     data: list[str] = []
+    ended = False
     for line in response.iter_lines():
         if line == "":
-            if data:
+            assert not (data and ended), f"a frame after data: [DONE]: {data}"
+            if data == ["[DONE]"]:
+                ended = True
+                if done is not None:
+                    done[:] = [True]
+            elif data:
                 yield name, json.loads("\n".join(data))
             name, data = None, []
         elif line.startswith(":"):
@@ -122,10 +134,14 @@ def read_raw_stream(
     ):
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        for name, data in iter_sse(response):
+        done: list[bool] = []
+        for name, data in iter_sse(response, done):
             assert name == data["type"], f"SSE event name {name!r} != JSON type {data['type']!r}"
-            EVENT_ADAPTER.validate_python(data)
+            EVENT_ADAPTER.validate_python(data, strict=True)
             events.append(data)
+    # A stream that reached the response's end says so with data: [DONE] after that event.
+    if events and events[-1]["type"] in TERMINAL_EVENTS:
+        assert done == [True], "the stream ended without data: [DONE]"
     return events
 
 
@@ -143,7 +159,7 @@ def raw_response(server: InProcessServer, response_id: str) -> Response:
     reply = httpx.get(f"{server.base_url}/responses/{response_id}", headers=AUTH, timeout=WAIT)
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith("application/json")
-    return Response.model_validate(reply.json())
+    return Response.model_validate(reply.json(), strict=True)
 
 
 def types_of(events: Sequence[Any]) -> list[str]:

@@ -94,7 +94,11 @@ def test_the_runs_read_gives_events_attempt_and_input_preview_of_the_callers_run
     response_id = create(keyed_server, key, "count", "n=4   and  some\ntext")
     wait_ended(keyed_server, key, response_id)
     stream = call(keyed_server, key, "GET", f"/v1/responses/{response_id}?stream=true")
-    events = [line for line in stream.text.splitlines() if line.startswith("data:")]
+    events = [
+        line
+        for line in stream.text.splitlines()
+        if line.startswith("data:") and line != "data: [DONE]"  # the end, not an event
+    ]
 
     reply = call(keyed_server, key, "GET", f"/v1/console/runs?ids={response_id},resp_nothing")
 

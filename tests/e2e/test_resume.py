@@ -50,12 +50,13 @@ def count_text(n: int) -> str:
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[Event]:
-    """Events (the parsed ``data`` JSON) from SSE lines; a frame without its blank line is dropped."""
+    """Events (the parsed ``data`` JSON) from SSE lines; a frame without its blank line is dropped,
+    and so is the ``data: [DONE]`` that ends a finished stream (not an event)."""
     event_type: str | None = None
     data: list[str] = []
     for line in lines:
         if line == "":
-            if data:
+            if data and data != ["[DONE]"]:
                 payload: Event = json.loads("\n".join(data))
                 if event_type is not None:
                     assert payload["type"] == event_type, f"event: {event_type} carries {payload}"

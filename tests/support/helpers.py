@@ -48,12 +48,13 @@ def wait_for_marker(marker: Path, text: str) -> None:
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[Event]:
-    """Events (the parsed ``data`` JSON) from SSE lines; ``:`` lines are comments, and a frame
-    cut off before its blank line (by a crash) is dropped."""
+    """Events (the parsed ``data`` JSON) from SSE lines; ``:`` lines are comments, the
+    ``data: [DONE]`` that ends a finished stream is not an event, and a frame cut off before its
+    blank line (by a crash) is dropped."""
     data: list[str] = []
     for line in lines:
         if line == "":
-            if data:
+            if data and data != ["[DONE]"]:
                 yield json.loads("\n".join(data))
             data = []
         elif line.startswith("data:"):

@@ -14,6 +14,9 @@ from outlast.protocol.events import Event
 # Sent when the engine's stream has been quiet for a while (an empty batch): proxies see traffic
 # and keep the connection open.
 KEEPALIVE = b": keep-alive\n\n"
+# The line the Open Responses spec ends a stream with, after its terminal event; the SDK stops
+# reading at it. A stream that ends without it was cut (a shutdown): resume with starting_after.
+DONE = b"data: [DONE]\n\n"
 
 
 def frame(event: Event) -> bytes:
@@ -22,10 +25,13 @@ def frame(event: Event) -> bytes:
 
 
 def frames(events: list[Event]) -> bytes:
-    """A batch of events as one SSE chunk; an empty batch is a keep-alive comment."""
+    """A batch of events as one SSE chunk; an empty batch is a keep-alive comment. The batch
+    that ends with the response's terminal event ends with ``data: [DONE]`` too (the reader
+    stops after that event, so the stream ends there)."""
     if not events:
         return KEEPALIVE
-    return b"".join([frame(e) for e in events])
+    chunk = b"".join([frame(e) for e in events])
+    return chunk + DONE if events[-1].is_terminal else chunk
 
 
 # What every Responses API stream is sent with.

@@ -84,7 +84,8 @@ class Normalizer:
     ) -> list[Event]:
         """Close whatever is open and emit the terminal event for ``status``.
 
-        ``completed`` → ``response.completed``; ``failed`` → ``response.failed``;
+        ``completed`` → ``response.completed``; ``failed`` → an ``error`` event (the SDK's
+        ``ResponseErrorEvent``: the error's code and message), then ``response.failed``;
         ``incomplete`` → ``response.incomplete``; ``cancelled`` → ``response.incomplete`` whose
         ``response.status`` is ``cancelled`` (the SDK has no cancelled event, and this one makes
         no client raise: see the README).
@@ -99,6 +100,8 @@ class Normalizer:
         if incomplete_reason is not None:
             self.state.fields["incomplete_details"] = {"reason": incomplete_reason}
         self.finished = True
+        if status == "failed":
+            events.append(self._error_event(self.state.fields.get("error")))
         kind = {"completed": "response.completed", "failed": "response.failed"}.get(
             status, "response.incomplete"
         )
@@ -197,6 +200,20 @@ class Normalizer:
         self.next_seq = seq + 1
         payload["sequence_number"] = seq
         return Event(seq, payload["type"], _dumps(payload))
+
+    def _error_event(self, error: dict[str, Any] | None) -> Event:
+        # The SDK's ResponseErrorEvent: code, message and param at the top. Open Responses nests
+        # them under "error", but the SDK raises at any event with a top-level "error" key, and
+        # its caller would never see the response.failed that follows.
+        error = error or {}
+        return self._emit(
+            {
+                "type": "error",
+                "code": error.get("code") or "server_error",
+                "message": error.get("message") or "The run failed.",
+                "param": None,
+            }
+        )
 
     def _lifecycle(self, kind: str) -> Event:
         return self._emit({"type": kind, "response": self.state.to_dict()})

@@ -82,7 +82,7 @@ export async function* events(id, after, signal, onBytes = () => {}) {
       for (const line of frame.split("\n")) {
         if (line.startsWith("data:")) data += line.slice(line[5] === " " ? 6 : 5);
       }
-      if (data) yield JSON.parse(data);
+      if (data && data !== "[DONE]") yield JSON.parse(data); // [DONE]: the end, not an event
     }
   }
 }
