@@ -294,6 +294,11 @@ OPTIONS: tuple[Option, ...] = (
            "OUTLAST_A2A_ALLOW_PRIVATE_PUSH",
            "accept push-notification URLs on loopback/private addresses", A2A, default=False,
            parse=boolean, kind="switch"),
+    Option("a2a.card_max_age", "--a2a-card-max-age", "OUTLAST_A2A_CARD_MAX_AGE",
+           "seconds clients may cache the agent card (its Cache-Control max-age)", A2A,
+           default=300.0, parse=duration,
+           details="The card also carries an ETag and Last-Modified (when the server started), "
+                   "and answers If-None-Match / If-Modified-Since with 304."),
     # -- metrics and webhooks ----------------------------------------------------------------
     Option("observe.metrics", "--no-metrics", "OUTLAST_METRICS",
            "do not serve Prometheus metrics at /metrics",
@@ -357,6 +362,7 @@ class A2ASettings:
     url: str | None = _default("a2a.url")
     db: str | None = _default("a2a.db")
     allow_private_push: bool = _default("a2a.allow_private_push")
+    card_max_age: float = _default("a2a.card_max_age")
 
 
 @dataclass(slots=True)

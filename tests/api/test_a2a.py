@@ -12,7 +12,9 @@ sending, listing, cancelling and lossless resubscribing run on PostgreSQL too.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,6 +79,11 @@ def a2a_client(
     )
 
 
+def auth(server: InProcessServer) -> dict[str, str]:
+    key = server.default_key
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 # -- the agent card ------------------------------------------------------------------------------
 
 
@@ -114,6 +121,48 @@ def test_agent_card_defaults_to_the_agent_and_its_docstring(server: InProcessSer
     assert card["description"].startswith("Dispatches on ``agent=NAME``")
     assert [s["id"] for s in card["skills"]] == ["default"]
     assert "securitySchemes" not in card  # no API keys: an open server
+
+
+def test_agent_card_is_cacheable_and_revalidates_with_304(server: InProcessServer) -> None:
+    url = f"{server.url}/.well-known/agent-card.json"
+    first = httpx.get(url, timeout=TIMEOUT)
+    assert first.headers["cache-control"] == "public, max-age=300"
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert email.utils.parsedate_to_datetime(modified).timestamp() <= time.time()
+    again = httpx.get(url, headers={"If-None-Match": etag}, timeout=TIMEOUT)
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    since = httpx.get(url, headers={"If-Modified-Since": modified}, timeout=TIMEOUT)
+    assert since.status_code == 304
+    # An older copy, another tag, or an unreadable date: the card itself.
+    older = email.utils.formatdate(time.time() - 86400 * 365, usegmt=True)
+    for headers in ({"If-Modified-Since": older}, {"If-None-Match": '"other"'},
+                    {"If-Modified-Since": "yesterday"}):  # fmt: skip
+        fresh = httpx.get(url, headers=headers, timeout=TIMEOUT)
+        assert (fresh.status_code, fresh.json()) == (200, first.json())
+    # If-None-Match decides alone when both are sent (RFC 9110).
+    both = {"If-None-Match": '"other"', "If-Modified-Since": modified}
+    assert httpx.get(url, headers=both, timeout=TIMEOUT).status_code == 200
+
+
+def test_agent_card_max_age_is_configurable(make_server: Callable[..., InProcessServer]) -> None:
+    server = make_server("--drain-timeout", "1", "--a2a-card-max-age", "1h", agent=A2A_ROUTER)
+    card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=TIMEOUT)
+    assert card.headers["cache-control"] == "public, max-age=3600"
+
+
+@pytest.mark.parametrize("path", ["/v1/a2a", "/v1/a2a/"])
+def test_the_json_rpc_endpoint_answers_with_and_without_a_trailing_slash(
+    server: InProcessServer, path: str
+) -> None:
+    answer = httpx.post(
+        server.url + path,
+        json={"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "resp_unknown"}},
+        headers={"A2A-Version": "1.0", **auth(server)},
+        timeout=TIMEOUT,
+        follow_redirects=False,
+    )
+    assert answer.status_code == 200
+    assert answer.json()["error"]["code"] == -32001
 
 
 # -- sending -------------------------------------------------------------------------------------

@@ -74,6 +74,51 @@ def test_malformed_json_rpc_gets_the_spec_error(
     assert error_code(rpc(server, body)) == code
 
 
+_SEND = '{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": %s}'
+_MESSAGE = '{"message": {"role": "ROLE_USER", "messageId": "m1", "parts": [{"data": %s}]}}'
+_DEEP = "[" * 200 + "]" * 200  # well past protobuf's limit and Python's comfort, within 4 KiB
+_UNDECODABLE = b'{"message": {"role": "ROLE_USER", "messageId": "\xff\xfe", "parts": []}}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [(_SEND % _MESSAGE % _DEEP).encode(), _SEND.encode() % _UNDECODABLE],
+    ids=["deep-nesting", "invalid-utf8"],
+)
+def test_a_body_that_is_not_sound_json_is_a_parse_error_in_our_words(
+    server: InProcessServer, body: bytes
+) -> None:
+    tasks = listed(server)
+    answer = rpc(server, body)
+    assert error_code(answer) == -32700
+    message = answer["error"]["message"]
+    assert message.startswith("The request body ")
+    assert "recursion" not in message and "codec" not in message  # no Python exception text
+    assert listed(server) == tasks
+
+
+@pytest.mark.parametrize(
+    "body", [(_MESSAGE % _DEEP).encode(), _UNDECODABLE], ids=["deep-nesting", "invalid-utf8"]
+)
+def test_rest_answers_a_body_that_is_not_sound_json_with_400(
+    server: InProcessServer, body: bytes
+) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/a2a/message:send",
+        content=body,
+        headers={"A2A-Version": "1.0", "Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("The request body ")
+
+
+def test_nesting_within_the_limit_reaches_the_agent_as_data(server: InProcessServer) -> None:
+    nested = "[" * 40 + "1" + "]" * 40
+    answer = rpc(server, _SEND % _MESSAGE % nested)
+    assert answer["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
 def test_a_request_without_the_a2a_version_header_is_taken_as_0_3_and_refused(
     server: InProcessServer,
 ) -> None:

@@ -15,8 +15,27 @@ from scripted_agents import AGENTS, params
 from scripted_agents import router as by_model
 
 
+def _draft(text: str) -> str:
+    return f"a plan for {text!r}"
+
+
+async def approve(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    """Drafts a plan (a journaled step), asks ``approve`` with it (``request.ask``: the A2A task
+    goes ``INPUT_REQUIRED``), then says what the answer was; ``twice=1`` asks a second time."""
+    draft = await request.step("draft", _draft, request.input_text)
+    yield f"Draft: {draft}. "
+    answer = await request.ask("approve", {"draft": draft})
+    yield f"Answer: {answer}."
+    if params(request).get("twice") == "1":
+        again = await request.ask("confirm", {"answer": answer})
+        yield f" Confirmed: {again}."
+
+
+A2A_AGENTS = {**AGENTS, "approve": approve}
+
+
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """Dispatches on ``agent=NAME`` in the prompt, then on ``model``."""
-    agent = AGENTS.get(params(request).get("agent", ""), by_model)
+    agent = A2A_AGENTS.get(params(request).get("agent", ""), by_model)
     async for output in agent(request):
         yield output

@@ -39,6 +39,8 @@ TERMINAL = {
     TaskState.TASK_STATE_FAILED,
     TaskState.TASK_STATE_CANCELED,
     TaskState.TASK_STATE_REJECTED,
+    # Not terminal, but interrupted: a stream ends there too, and a message continues the task.
+    TaskState.TASK_STATE_INPUT_REQUIRED,
 }
 
 
@@ -67,6 +69,11 @@ async def a2a_client(
             yield client
         finally:
             await client.close()
+
+
+def answer(task_id: str, text: str) -> SendMessageRequest:
+    """A SendMessage answering the question of the task ``task_id`` (``INPUT_REQUIRED``)."""
+    return SendMessageRequest(message=user_message(text, task_id=task_id))
 
 
 def user_message(

@@ -6,10 +6,17 @@ a2a-sdk is imported when the card is built (when A2A is first used), not with th
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 import inspect
 import json
 import re
 from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 import outlast
 from outlast.agents.base import Agent
@@ -148,3 +155,44 @@ def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
             SecurityRequirement(schemes={"bearer": StringList(list=[])})
         )
     return card
+
+
+def _not_modified(request: Request, etag: str, modified: int) -> bool:
+    """Whether the client's copy is current (RFC 9110 13.2.2: If-None-Match, when sent, decides
+    alone; else If-Modified-Since, to the second)."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or etag.removeprefix("W/") in tags
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        parsed = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError, IndexError):
+        return False  # an unreadable date is ignored, as the RFC says
+    return parsed.tzinfo is not None and modified <= int(parsed.timestamp())
+
+
+def card_routes(card: AgentCard, path: str, max_age: float, modified: float) -> list[BaseRoute]:
+    """``GET`` of the agent card, cacheable: ``Cache-Control: public, max-age=…``, a strong
+    ``ETag`` (the card is one fixed body), ``Last-Modified`` (``modified``: when this server
+    made it), and ``304 Not Modified`` for a client whose copy is current."""
+    from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+
+    # The card does not change while the server runs: its body and headers are made once.
+    body = orjson.dumps(agent_card_to_dict(card), option=orjson.OPT_SORT_KEYS)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    second = int(modified)
+    headers = {
+        "Cache-Control": f"public, max-age={int(max_age)}",
+        "ETag": etag,
+        "Last-Modified": email.utils.formatdate(second, usegmt=True),
+    }
+
+    async def agent_card(request: Request) -> Response:
+        if _not_modified(request, etag, second):
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    return [Route(path, agent_card, methods=["GET"])]

@@ -56,6 +56,26 @@ def task_state(status: str) -> TaskState:
     return STATE_OF_STATUS.get(status, TaskState.TASK_STATE_WORKING)
 
 
+def pending_call(response: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The function call a completed response ends with, left to its caller to answer (a
+    question of ``request.ask``, or a tool the client runs), else ``None``: such a task is
+    ``INPUT_REQUIRED``, and a message to it answers the call."""
+    if response.get("status") != "completed":
+        return None
+    output = response.get("output") or ()
+    last = output[-1] if output else None
+    if isinstance(last, Mapping) and last.get("type") == "function_call":
+        return last
+    return None
+
+
+def response_state(response: Mapping[str, Any]) -> TaskState:
+    """The A2A task state of a response object: its status's, or ``INPUT_REQUIRED``."""
+    if pending_call(response) is not None:
+        return TaskState.TASK_STATE_INPUT_REQUIRED
+    return task_state(str(response.get("status")))
+
+
 # -- A2A message → Responses input ------------------------------------------------------------
 
 
@@ -138,10 +158,36 @@ def item_message(task_id: str, context_id: str, item: Mapping[str, Any]) -> Mess
     )
 
 
+def question_message(task_id: str, context_id: str, call: Mapping[str, Any]) -> Message:
+    """What an ``INPUT_REQUIRED`` task asks: the call's name in words, its arguments (the
+    ``request.ask`` payload) as a data part, and its name and ``call_id`` in the metadata."""
+    try:
+        payload: Any = orjson.loads(call.get("arguments") or "null")
+    except orjson.JSONDecodeError:
+        payload = call.get("arguments")
+    value = struct_pb2.Value()
+    json_format.ParseDict(payload, value)
+    name = str(call.get("name", ""))
+    return Message(
+        message_id=f"{task_id}-input",
+        role=Role.ROLE_AGENT,
+        task_id=task_id,
+        context_id=context_id,
+        parts=[
+            Part(text=f"The agent asks {name!r}: answer with a message to this task."),
+            Part(data=value, media_type="application/json"),
+        ],
+        metadata=struct({"name": name, "call_id": str(call.get("call_id", ""))}),
+    )
+
+
 def status_message(task_id: str, context_id: str, response: Mapping[str, Any]) -> Message | None:
     """Why a run ended without completing, as an agent message (``None`` if nothing to say)."""
     status = response.get("status")
     text = None
+    call = pending_call(response)
+    if call is not None:
+        return question_message(task_id, context_id, call)
     if status == "failed":
         error = response.get("error") or {}
         text = str(error.get("message") or "The task failed.")
@@ -163,7 +209,7 @@ def status_message(task_id: str, context_id: str, response: Mapping[str, Any]) -
 def task_status(
     task_id: str, context_id: str, response: Mapping[str, Any], at: float | None = None
 ) -> TaskStatus:
-    status = TaskStatus(state=task_state(str(response.get("status"))), timestamp=timestamp(at))
+    status = TaskStatus(state=response_state(response), timestamp=timestamp(at))
     message = status_message(task_id, context_id, response)
     if message is not None:
         status.message.CopyFrom(message)
@@ -175,18 +221,37 @@ def task_from_response(
     context_id: str,
     user_messages: Iterable[Message] = (),
     at: float | None = None,
+    task_id: str | None = None,
+    artifacts: Iterable[Artifact] = (),
 ) -> Task:
-    """The A2A task of a response object (its id is the task id)."""
-    task_id = str(response["id"])
+    """The A2A task of a response object: its id is the response's, unless the response is a
+    later turn of ``task_id``; ``user_messages`` (the history before the response's own
+    output) and ``artifacts`` (those of earlier turns) come first."""
+    task_id = task_id or str(response["id"])
     task = Task(id=task_id, context_id=context_id)
     task.status.CopyFrom(task_status(task_id, context_id, response, at))
     task.history.extend(user_messages)
+    task.artifacts.extend(artifacts)
     for item in response.get("output") or ():
         if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
             task.artifacts.append(text_artifact(str(item["id"]), message_text(item)))
         else:
             task.history.append(item_message(task_id, context_id, item))
     return task
+
+
+def answer_text(message: Message) -> str:
+    """A message answering an ``INPUT_REQUIRED`` task as the answer's text (what
+    ``request.ask`` returns): its text parts joined, or else the JSON of its one data part."""
+    texts = [part.text for part in message.parts if part.WhichOneof("content") == "text"]
+    if texts:
+        return "".join(texts)
+    data = [part for part in message.parts if part.WhichOneof("content") == "data"]
+    if len(data) == 1:
+        return orjson.dumps(json_format.MessageToDict(data[0].data)).decode()
+    raise InvalidParamsError(
+        message="A message answering a task's question needs text parts, or one data part."
+    )
 
 
 def with_sequence(metadata: struct_pb2.Struct, seq: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute, Match, NoMatchFound, Router
@@ -56,6 +57,9 @@ class DeferredA2A:
         skill_fields(settings.a2a.skills)
         self.settings = settings
         self.engine = engine
+        # The agent card's Last-Modified: the card is made of this process's settings, so it
+        # cannot have changed before the server started, whenever the transport is built.
+        self.started = time.time()
         self.url = database_url(settings)
         self.service: A2AService | None = None
         self._router: Router | None = None
@@ -68,7 +72,7 @@ class DeferredA2A:
     def _build(self) -> A2AService:
         from outlast.a2a.service import A2AService
 
-        self.service = A2AService(self.settings, self.engine)
+        self.service = A2AService(self.settings, self.engine, self.started)
         self._router = Router(routes=self.service.routes)
         return self.service
 

@@ -38,6 +38,7 @@ from a2a.server.tasks.push_notification_config_store import (
 )
 from a2a.types import (
     AgentCard,
+    Artifact,
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
     GetExtendedAgentCardRequest,
@@ -67,7 +68,11 @@ from a2a.utils.proto_utils import validate_proto_required_fields
 from a2a.utils.task import apply_history_length, validate_history_length, validate_page_size
 
 from outlast.a2a.convert import (
+    TERMINAL_STATES,
+    answer_text,
     load_message,
+    pending_call,
+    response_state,
     stored_message,
     task_from_response,
     task_state,
@@ -75,7 +80,13 @@ from outlast.a2a.convert import (
 from outlast.a2a.errors import from_engine
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.push import PushWatcher, push_url_allowed
-from outlast.a2a.requests import decode_cursor, encode_cursor, last_event_id, run_spec
+from outlast.a2a.requests import (
+    answer_spec,
+    decode_cursor,
+    encode_cursor,
+    last_event_id,
+    run_spec,
+)
 from outlast.a2a.wire import (
     Frame,
     WireTranslator,
@@ -99,6 +110,7 @@ FINISHED_TASKS = 1024
 """Finished tasks whose JSON ``GetTask`` keeps (a finished task no longer changes)."""
 MAX_CONTEXT_ID = 256
 _TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
+_FINAL_STATE_NAMES = frozenset(TaskState.Name(state) for state in TERMINAL_STATES)
 
 
 def owner_of(context: ServerCallContext) -> str:
@@ -116,6 +128,8 @@ class _Send:
     context_id: str
     message: Message
     push: TaskPushNotificationConfig | None
+    continues: TaskRow | None = None
+    """The task waiting for input that this message answers (``None``: a new task)."""
 
 
 class EngineRequestHandler(RequestHandler):
@@ -154,7 +168,7 @@ class EngineRequestHandler(RequestHandler):
 
     async def _record(self, row: TaskRow) -> ResponseRecord:
         try:
-            return await self.engine.record(row.task_id, row.owner)
+            return await self.engine.record(row.run, row.owner)
         except NotFound:  # deleted through the Responses API, or past retention
             await self.index.delete(row.task_id)
             raise TaskNotFoundError(message=f"Task {row.task_id!r} not found.") from None
@@ -162,37 +176,69 @@ class EngineRequestHandler(RequestHandler):
             raise from_engine(exc) from None
 
     async def _response(self, row: TaskRow) -> tuple[dict[str, Any], float | None]:
-        """The task's response object now and, if it has ended, when."""
-        if self.engine.live(row.task_id, row.owner) is not None:
+        """The response object of the task's current turn now and, if it has ended, when."""
+        if self.engine.live(row.run, row.owner) is not None:
             try:
-                body = await self.engine.get(row.task_id, row.owner)
+                body = await self.engine.get(row.run, row.owner)
             except EngineError as exc:
                 raise from_engine(exc) from None
             response: dict[str, Any] = orjson.loads(body)
-            await self._note(row, response["status"])
+            await self._note(row, response)
             return response, None
         record = await self._record(row)
-        await self._note(row, record.status, record.ended_at, record.expires_at)
-        return orjson.loads(record.snapshot), record.ended_at
+        response = orjson.loads(record.snapshot)
+        await self._note(row, response, record.ended_at, record.expires_at)
+        return response, record.ended_at
 
     async def _note(
         self,
         row: TaskRow,
-        status: str,
+        response: dict[str, Any],
         ended_at: float | None = None,
         expires_at: float | None = None,
     ) -> None:
         """Refresh the index's copy of the state (what ListTasks filters on)."""
-        state = TaskState.Name(task_state(status))
-        final = status in TERMINAL_STATUSES
+        state = TaskState.Name(response_state(response))
+        # A task waiting for input is not final: a message answering it continues it.
+        final = state in _FINAL_STATE_NAMES
         if row.final or (state == row.state and not final):
             return
         row.state, row.final, row.expires_at = state, final, expires_at
         row.updated_at = ended_at if ended_at is not None else time.time()
         await self.index.set_state(row.task_id, state, row.updated_at, final, expires_at)
 
-    def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
-        return task_from_response(response, row.context_id, [load_message(row.message)], at)
+    async def _earlier(self, row: TaskRow) -> tuple[list[Message], list[Artifact]]:
+        """What a task's earlier turns add before its current run's own output: the history
+        (its messages, each turn's items and the message that answered it, up to the current
+        turn's message) and the artifacts of the earlier turns."""
+        history = [load_message(row.message)]
+        if row.run_id is None:
+            return history, []
+        artifacts: list[Artifact] = []
+        previous = row.task_id
+        for turn in await self.index.turns(row.task_id):
+            try:
+                record = await self.engine.record(previous, row.owner)
+            except NotFound:  # an earlier turn past its retention: its output is gone
+                record = None
+            if record is not None:
+                earlier = task_from_response(
+                    orjson.loads(record.snapshot), row.context_id, task_id=row.task_id
+                )
+                history.extend(earlier.history)
+                artifacts.extend(earlier.artifacts)
+            history.append(load_message(turn.message))
+            previous = turn.run_id
+        return history, artifacts
+
+    async def _translator(self, row: TaskRow) -> WireTranslator:
+        """The translator of the events of the task's current run."""
+        history, artifacts = await self._earlier(row)
+        return WireTranslator(row.task_id, row.context_id, history, row.run, artifacts)
+
+    async def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
+        history, artifacts = await self._earlier(row)
+        return task_from_response(response, row.context_id, history, at, row.task_id, artifacts)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -210,19 +256,11 @@ class EngineRequestHandler(RequestHandler):
                 message=f"This agent answers in text/plain and application/json, not in any of "
                 f"{', '.join(modes)}."
             )
+        push = None
+        if config.HasField("task_push_notification_config"):
+            push = config.task_push_notification_config
         if message.task_id:
-            # A2A continues a task with a message only while it waits for input; runs never do.
-            row = await self._row(message.task_id, owner)
-            record = await self._record(row)
-            if record.status in TERMINAL_STATUSES:
-                raise UnsupportedOperationError(
-                    message=f"Task {row.task_id} is in a terminal state "
-                    f"({TaskState.Name(task_state(record.status))}) and accepts no more messages; "
-                    "send the next message with its contextId (and no taskId) to continue."
-                )
-            raise UnsupportedOperationError(
-                message=f"Task {row.task_id} is still running and does not accept input."
-            )
+            return await self._check_answer(params, owner, push)
         context_id = message.context_id
         if not context_id and message.reference_task_ids:
             context_id = (await self._row(message.reference_task_ids[0], owner)).context_id
@@ -233,11 +271,39 @@ class EngineRequestHandler(RequestHandler):
             )
         previous = await self._previous(owner, context_id) if context_id else None
         spec = run_spec(params, message, previous)
-        push = None
-        if config.HasField("task_push_notification_config"):
-            push = config.task_push_notification_config
+        if push is not None:
             await self._check_push_url(push.url)
         return _Send(spec, context_id or str(uuid.uuid4()), message, push)
+
+    async def _check_answer(
+        self, params: SendMessageRequest, owner: str, push: TaskPushNotificationConfig | None
+    ) -> _Send:
+        """A message to an existing task: accepted only while the task waits for input
+        (``INPUT_REQUIRED``); it answers the task's pending call and continues the task."""
+        message = params.message
+        row = await self._row(message.task_id, owner)
+        record = await self._record(row)
+        call = pending_call(orjson.loads(record.snapshot))
+        if call is None:
+            if record.status in TERMINAL_STATUSES:
+                raise UnsupportedOperationError(
+                    message=f"Task {row.task_id} is in a terminal state "
+                    f"({TaskState.Name(task_state(record.status))}) and accepts no more "
+                    "messages; send the next message with its contextId (and no taskId) to "
+                    "continue."
+                )
+            raise UnsupportedOperationError(
+                message=f"Task {row.task_id} is still running and does not accept input."
+            )
+        if message.context_id and message.context_id != row.context_id:
+            raise InvalidParamsError(
+                message=f"Task {row.task_id} is in context {row.context_id}, not "
+                f"{message.context_id}."
+            )
+        spec = answer_spec(params, row.run, str(call.get("call_id", "")), answer_text(message))
+        if push is not None:
+            await self._check_push_url(push.url)
+        return _Send(spec, row.context_id, message, push, continues=row)
 
     async def _previous(self, owner: str, context_id: str) -> str | None:
         """The task a message in ``context_id`` continues: the context's newest one."""
@@ -245,7 +311,7 @@ class EngineRequestHandler(RequestHandler):
         if latest is None:
             return None
         try:
-            record = await self.engine.record(latest.task_id, owner)
+            record = await self.engine.record(latest.run, owner)
         except NotFound:
             return None  # deleted or expired: the conversation starts afresh after it
         if record.status not in TERMINAL_STATUSES:
@@ -253,7 +319,7 @@ class EngineRequestHandler(RequestHandler):
                 message=f"Task {latest.task_id} of context {context_id} is still running; wait "
                 "for it (or cancel it) before sending the next message in this context."
             )
-        return latest.task_id
+        return latest.run
 
     async def _check_push_url(self, url: str) -> None:
         if not await push_url_allowed(url, self.allow_private_push):
@@ -274,6 +340,8 @@ class EngineRequestHandler(RequestHandler):
             raise from_engine(exc) from None
         message = Message()
         message.CopyFrom(send.message)
+        if send.continues is not None:
+            return run, await self._continue(send, run, message, context), message
         message.task_id, message.context_id = run.id, send.context_id
         now = time.time()
         row = TaskRow(
@@ -300,15 +368,41 @@ class EngineRequestHandler(RequestHandler):
         log.info("%s: A2A task in context %s", run.id, send.context_id)
         return run, row, message
 
+    async def _continue(
+        self, send: _Send, run: RunHandle, message: Message, context: ServerCallContext
+    ) -> TaskRow:
+        """Make ``run`` (answering the task's question) the current turn of the task."""
+        row = send.continues
+        assert row is not None
+        message.task_id, message.context_id = row.task_id, row.context_id
+        try:
+            submitted = TaskState.Name(TaskState.TASK_STATE_SUBMITTED)
+            await self.index.add_turn(row, run.id, stored_message(message), submitted)
+            if send.push is not None:
+                await self.push_store.set_info(row.task_id, send.push, context)
+            if send.push is not None or await self.push_store.get_info(row.task_id, context):
+                # The task's configs hear of the new turn's states too, from its first.
+                row.push_after = -1
+                await self.index.set_push_after(row.task_id, -1)
+                await self.watcher.watch(row)
+        except Exception:
+            log.exception("%s: could not index the turn %s; cancelling it", row.task_id, run.id)
+            self.engine.release(run)
+            with contextlib.suppress(Exception):
+                await self.engine.cancel(run.id, row.owner)
+            raise InternalError(message="The task could not be stored.") from None
+        log.info("%s: A2A task continued by %s (its answer)", row.task_id, run.id)
+        return row
+
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
         run, row, _ = await self._start(params, context, stream=False)
         if params.configuration.return_immediately:
-            task = self._task(row, orjson.loads(run.created), None)
+            task = await self._task(row, orjson.loads(run.created), None)
         else:
             await self.engine.wait(run)
-            task = self._task(row, *await self._response(row))
+            task = await self._task(row, *await self._response(row))
         return apply_history_length(task, params.configuration)
 
     async def message_frames(
@@ -316,8 +410,8 @@ class EngineRequestHandler(RequestHandler):
     ) -> AsyncGenerator[list[Frame]]:
         """``SendStreamingMessage``: the task's A2A events, a list per batch of stored events (an
         empty list for a quiet spell)."""
-        run, row, message = await self._start(params, context, stream=True)
-        wire = WireTranslator(row.task_id, row.context_id, [message])
+        run, row, _ = await self._start(params, context, stream=True)
+        wire = await self._translator(row)
         config = params.configuration
         cut = config.HasField("history_length")
 
@@ -353,7 +447,7 @@ class EngineRequestHandler(RequestHandler):
         validate_proto_required_fields(params)
         validate_history_length(params)
         row = await self._row(params.id, owner_of(context))
-        task = self._task(row, *await self._response(row))
+        task = await self._task(row, *await self._response(row))
         return apply_history_length(task, params)
 
     async def task_json(self, params: GetTaskRequest, context: ServerCallContext) -> dict[str, Any]:
@@ -362,18 +456,27 @@ class EngineRequestHandler(RequestHandler):
         if not params.id:  # the only required field: the SDK's check says so in its own words
             validate_proto_required_fields(params)
         validate_history_length(params)
-        row = await self._row(params.id, owner_of(context), cached=True)
-        if self.engine.live(row.task_id, row.owner) is not None:
-            body = proto_dict(self._task(row, *await self._response(row)))
+        owner = owner_of(context)
+        row = await self._row(params.id, owner, cached=True)
+        if self.engine.live(row.run, row.owner) is not None:
+            body = proto_dict(await self._task(row, *await self._response(row)))
             return cut_history(body, params)
         record = await self._record(row)
-        await self._note(row, record.status, record.ended_at, record.expires_at)
         kept = self._finished.get(row.task_id)
         if kept is not None and kept[0] is record.snapshot:
             self._finished.move_to_end(row.task_id)
             return cut_history(kept[1], params)
-        body = proto_dict(self._task(row, orjson.loads(record.snapshot), record.ended_at))
-        if record.status in TERMINAL_STATUSES:
+        response = orjson.loads(record.snapshot)
+        if pending_call(response) is not None:
+            # Waiting for input, as far as the cached row knows: a message may have answered it
+            # since (here or on another replica), making another run its current turn.
+            fresh = await self._row(params.id, owner)
+            if fresh.run != row.run:
+                body = proto_dict(await self._task(fresh, *await self._response(fresh)))
+                return cut_history(body, params)
+        await self._note(row, response, record.ended_at, record.expires_at)
+        body = proto_dict(await self._task(row, response, record.ended_at))
+        if row.final:
             self._finished[row.task_id] = (record.snapshot, body)
             if len(self._finished) > FINISHED_TASKS:
                 self._finished.popitem(last=False)
@@ -409,7 +512,7 @@ class EngineRequestHandler(RequestHandler):
         result = ListTasksResponse(page_size=page_size, total_size=page.total)
         for row in page.rows[:page_size]:
             try:
-                task = self._task(row, *await self._response(row))
+                task = await self._task(row, *await self._response(row))
             except TaskNotFoundError:
                 continue
             if not params.include_artifacts:
@@ -434,11 +537,11 @@ class EngineRequestHandler(RequestHandler):
                 message=f"Task {row.task_id} is in terminal state "
                 f"{TaskState.Name(task_state(record.status))}; get it with GetTask."
             )
-        wire = WireTranslator(row.task_id, row.context_id, [load_message(row.message)])
+        wire = await self._translator(row)
 
         async def events_after(after: int) -> AsyncIterator[list[Event]]:
             try:
-                return await self.engine.stream(row.task_id, owner, after)
+                return await self.engine.stream(row.run, owner, after)
             except EngineError as exc:
                 raise from_engine(exc) from None
 
@@ -465,19 +568,19 @@ class EngineRequestHandler(RequestHandler):
         owner = owner_of(context)
         row = await self._row(params.id, owner)
         record = await self._record(row)
+        state = TaskState.Name(response_state(orjson.loads(record.snapshot)))
         not_cancelable = TaskNotCancelableError(
-            message=f"Task {row.task_id} has already ended "
-            f"({TaskState.Name(task_state(record.status))}) and cannot be canceled."
+            message=f"Task {row.task_id} has already ended ({state}) and cannot be canceled."
         )
         if record.status in TERMINAL_STATUSES:
             raise not_cancelable
         try:
-            response = orjson.loads(await self.engine.cancel(row.task_id, owner))
+            response = orjson.loads(await self.engine.cancel(row.run, owner))
         except EngineError as exc:
             raise from_engine(exc) from None
         if response["status"] in TERMINAL_STATUSES and response["status"] != "cancelled":
             raise not_cancelable  # it ended by itself first
-        task = self._task(row, *await self._response(row))
+        task = await self._task(row, *await self._response(row))
         return task
 
     # -- push notification configs -------------------------------------------------------

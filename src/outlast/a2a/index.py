@@ -26,8 +26,10 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Row
@@ -56,10 +58,32 @@ tasks = Table(
     # Until when a server holds the sending of the task's notifications (one sender per task,
     # whichever replica; another takes over when it stops renewing). NULL: nobody.
     Column("push_lease", Float, nullable=True),
+    # The run of the task's current turn, when a message answering its question (input-required)
+    # continued it; NULL: the task's own run (its id is the task id).
+    Column("run_id", String(128), nullable=True),
     Index("outlast_a2a_tasks_owner_created", "owner", "created_at", "task_id"),
     Index("outlast_a2a_tasks_context", "owner", "context_id", "created_at"),
     Index("outlast_a2a_tasks_push", "push_after"),
 )
+
+
+# A task's later turns: each message that answered the task's question, and the run it started.
+turns = Table(
+    "outlast_a2a_turns",
+    metadata,
+    Column("task_id", String(128), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("run_id", String(128), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A later turn of a task: the run a message continued it with, and the message (JSON)."""
+
+    run_id: str
+    message: bytes
 
 
 @dataclass(slots=True)
@@ -76,6 +100,13 @@ class TaskRow:
     final: bool = False
     expires_at: float | None = None
     push_after: int | None = None
+    run_id: str | None = None
+    """The run of the current turn, if a message answering a question continued the task."""
+
+    @property
+    def run(self) -> str:
+        """The id of the run (the response) the task's current turn is."""
+        return self.run_id or self.task_id
 
 
 def _row(row: Row[tuple[object, ...]]) -> TaskRow:
@@ -91,6 +122,7 @@ def _row(row: Row[tuple[object, ...]]) -> TaskRow:
         final=bool(m["final"]),
         expires_at=m["expires_at"],
         push_after=m["push_after"],
+        run_id=m["run_id"],
     )
 
 
@@ -113,6 +145,47 @@ class TaskIndex:
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+            # A table made by a version without turns: add the column (create_all adds none).
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns(tasks.name)}
+            )
+            if "run_id" not in columns:
+                await conn.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN run_id VARCHAR(128)"))
+
+    async def add_turn(self, row: TaskRow, run_id: str, message: bytes, state: str) -> None:
+        """Continue ``row``'s task with the run ``run_id``, started by ``message``: the task's
+        current turn from now on, its state ``state``."""
+        now = time.time()
+        async with self.engine.begin() as conn:
+            position = (
+                await conn.execute(
+                    select(func.count()).select_from(turns).where(turns.c.task_id == row.task_id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                turns.insert().values(
+                    task_id=row.task_id, position=position, run_id=run_id, message=message
+                )
+            )
+            await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == row.task_id)
+                .values(run_id=run_id, state=state, updated_at=now, final=False, expires_at=None)
+            )
+        self._cached.pop(row.task_id, None)
+        row.run_id, row.state, row.updated_at, row.final, row.expires_at = (
+            run_id, state, now, False, None
+        )  # fmt: skip
+
+    async def turns(self, task_id: str) -> list[Turn]:
+        """The task's later turns, in order ([] for a task of one turn)."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(turns.c.run_id, turns.c.message)
+                .where(turns.c.task_id == task_id)
+                .order_by(turns.c.position)
+            )
+            return [Turn(run_id, bytes(message)) for run_id, message in result]
 
     async def add(self, row: TaskRow) -> None:
         async with self.engine.begin() as conn:
@@ -241,6 +314,7 @@ class TaskIndex:
         self._cached.pop(task_id, None)
         async with self.engine.begin() as conn:
             await conn.execute(delete(tasks).where(tasks.c.task_id == task_id))
+            await conn.execute(delete(turns).where(turns.c.task_id == task_id))
 
     async def purge_expired(self, now: float | None = None) -> None:
         self._cached.clear()
@@ -249,6 +323,11 @@ class TaskIndex:
         async with self.engine.begin() as conn:
             await conn.execute(
                 delete(tasks).where(tasks.c.expires_at.is_not(None), tasks.c.expires_at <= cutoff)
+            )
+            await conn.execute(
+                delete(turns).where(
+                    ~select(tasks.c.task_id).where(tasks.c.task_id == turns.c.task_id).exists()
+                )
             )
 
     async def page(

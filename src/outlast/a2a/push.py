@@ -261,7 +261,13 @@ class PushWatcher:
         while True:
             try:
                 after = await self._notify_from(row, after)
-                return
+                # A message answering the task's question may have started its next turn while
+                # this one's last notification went out: follow that turn too.
+                current = await self.index.get(row.task_id, row.owner)
+                if current is None or current.push_after is None or current.run == row.run:
+                    return
+                row, after = current, current.push_after
+                continue
             except asyncio.CancelledError:
                 raise
             except NotFound:  # deleted or expired: nothing more to tell
@@ -279,8 +285,8 @@ class PushWatcher:
             after = current.push_after
 
     async def _notify_from(self, row: TaskRow, after: int) -> int:
-        wire = WireTranslator(row.task_id, row.context_id, [])
-        stream = await self.engine.stream(row.task_id, row.owner, after)
+        wire = WireTranslator(row.task_id, row.context_id, [], row.run)
+        stream = await self.engine.stream(row.run, row.owner, after)
         async with contextlib.aclosing(closable(stream)) as chunks:
             async for batch in chunks:
                 for event in batch:

@@ -43,6 +43,22 @@ def run_spec(params: SendMessageRequest, message: Message, previous: str | None)
     )
 
 
+def answer_spec(params: SendMessageRequest, previous: str, call_id: str, answer: str) -> RunSpec:
+    """The run a message answering a task's pending call asks for: the call's
+    ``function_call_output``, continuing the task's current run ``previous`` (a run paused by
+    ``request.ask`` resumes from its journal, ``ask`` returning ``answer``)."""
+    model, instructions, metadata = _request_options(params)
+    output = {"type": "function_call_output", "call_id": call_id, "output": answer}
+    return RunSpec(
+        model=model,
+        input_items=[stamp_item(output)],
+        instructions=instructions,
+        metadata=metadata,
+        previous_response_id=previous,
+        background=True,
+    )
+
+
 def _request_options(params: SendMessageRequest) -> tuple[str, str | None, dict[str, str]]:
     """The run's model, instructions and metadata from the request's metadata: ``model`` and
     ``instructions`` (strings) are passed to the agent as such, every other string value as

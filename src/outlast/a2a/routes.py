@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
 from a2a.server.context import ServerCallContext
 from a2a.server.jsonrpc_models import InternalError as JSONRPCInternalError
-from a2a.server.jsonrpc_models import JSONRPCError
+from a2a.server.jsonrpc_models import JSONParseError, JSONRPCError
 from a2a.server.request_handlers.response_helpers import build_error_response
 from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
@@ -44,7 +45,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message as ASGIMessage
 
-from outlast.a2a.card import A2A_PATH
+from outlast.a2a import jsonbody
+from outlast.a2a.card import A2A_PATH, card_routes
 from outlast.a2a.handler import OWNER_STATE, EngineRequestHandler
 from outlast.a2a.wire import KEEPALIVE, Frame, FrameStream
 from outlast.asgi.body import BodyTooLarge, read_body
@@ -60,11 +62,6 @@ class OwnerContextBuilder(DefaultServerCallContextBuilder):
         context = super().build(request)
         context.state[OWNER_STATE] = request.scope.get(OWNER_SCOPE_KEY)
         return context
-
-
-async def _bounded(request: Request, limit: int) -> Request:
-    """``request`` with its body read (at most ``limit`` bytes) and replayed to whoever reads it."""
-    return _replayed(request, await read_body(request, limit))
 
 
 def _replayed(request: Request, body: bytes) -> Request:
@@ -86,14 +83,11 @@ def _replayed(request: Request, body: bytes) -> Request:
 _CALL_KEYS = frozenset({"jsonrpc", "id", "method", "params"})
 
 
-def _plain_get_task(request: Request, body: bytes) -> tuple[str | int, GetTaskRequest] | None:
-    """The id and parameters of a well-formed JSON-RPC ``GetTask`` call of protocol version 1.0;
-    ``None`` for anything else (the SDK's dispatcher answers it, errors included)."""
+def _plain_get_task(request: Request, call: Any) -> tuple[str | int, GetTaskRequest] | None:
+    """The id and parameters of a well-formed JSON-RPC ``GetTask`` call (``call``, the parsed
+    body) of protocol version 1.0; ``None`` for anything else (the SDK's dispatcher answers it,
+    errors included)."""
     if request.headers.get(constants.VERSION_HEADER) != constants.PROTOCOL_VERSION_1_0:
-        return None
-    try:
-        call = orjson.loads(body)
-    except orjson.JSONDecodeError:
         return None
     if (
         not isinstance(call, dict)
@@ -138,7 +132,11 @@ class JsonRpcEndpoint(JsonRpcDispatcher):
             body = await read_body(request, self.max_body)
         except BodyTooLarge:
             return self._generate_error_response(None, _too_large(self.max_body))
-        call = _plain_get_task(request, body)
+        try:
+            parsed = jsonbody.parse(body)
+        except jsonbody.BadJson as exc:
+            return self._generate_error_response(None, JSONParseError(message=str(exc)))
+        call = _plain_get_task(request, parsed)
         if call is not None:
             return await self._get_task(request, *call)
         return await super().handle_requests(_replayed(request, body))
@@ -239,11 +237,17 @@ class RestEndpoints(RestDispatcher):
     def bounded(self, endpoint: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def bounded_endpoint(request: Request) -> Any:
             try:
-                request = await _bounded(request, self.max_body)
+                body = await read_body(request, self.max_body)
             except BodyTooLarge:
                 payload = build_rest_error_payload(_too_large(self.max_body))
                 return JSONResponse(payload, status_code=413)
-            return await endpoint(request)
+            if body:
+                try:
+                    jsonbody.parse(body)
+                except jsonbody.BadJson as exc:
+                    payload = build_rest_error_payload(InvalidRequestError(message=str(exc)))
+                    return JSONResponse(payload, status_code=400)
+            return await endpoint(_replayed(request, body))
 
         return bounded_endpoint
 
@@ -355,14 +359,24 @@ class RestEndpoints(RestDispatcher):
         ]
 
 
-def a2a_routes(handler: EngineRequestHandler, card: AgentCard, max_body: int) -> list[BaseRoute]:
+def a2a_routes(
+    handler: EngineRequestHandler,
+    card: AgentCard,
+    max_body: int,
+    card_max_age: float = 300.0,
+    card_modified: float | None = None,
+) -> list[BaseRoute]:
     """Agent card, JSON-RPC endpoint and HTTP+JSON routes."""
-    from a2a.server.routes.agent_card_routes import create_agent_card_routes
+    from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 
     jsonrpc = JsonRpcEndpoint(handler, max_body)
     rest = RestEndpoints(handler, max_body)
+    modified = time.time() if card_modified is None else card_modified
     return [
-        *create_agent_card_routes(card),
+        *card_routes(card, AGENT_CARD_WELL_KNOWN_PATH, card_max_age, modified),
+        # With and without the trailing slash: a client given ``…/v1/a2a/`` as the URL gets an
+        # answer, not a 307 (which many clients do not follow for a POST).
         Route(A2A_PATH, jsonrpc.handle_requests, methods=["POST"]),
+        Route(A2A_PATH + "/", jsonrpc.handle_requests, methods=["POST"]),
         *rest.routes(A2A_PATH),
     ]

@@ -42,7 +42,7 @@ A2A_POOL_SIZE = 2
 class A2AService:
     """Everything A2A adds to a server; :meth:`start` after the engine, :meth:`close` before."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, started: float | None = None) -> None:
         url = database_url(settings)
         if url.startswith("sqlite+aiosqlite:///"):
             Path(url.removeprefix("sqlite+aiosqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,13 @@ class A2AService:
         self.handler = EngineRequestHandler(
             engine, self.index, self.push_store, self.watcher, self.card, allow_private
         )
-        self.routes: list[BaseRoute] = a2a_routes(self.handler, self.card, settings.max_body_bytes)
+        self.routes: list[BaseRoute] = a2a_routes(
+            self.handler,
+            self.card,
+            settings.max_body_bytes,
+            card_max_age=settings.a2a.card_max_age,
+            card_modified=started,
+        )
         self.base_url = public_url(settings) + A2A_PATH
 
     async def start(self) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import orjson
 from a2a.types import (
+    Artifact,
     Message,
     StreamResponse,
     Task,
@@ -145,15 +146,27 @@ class WireTranslator:
         "_opened",
         "_raw_heads",
         "_shared",
+        "artifacts",
         "context_id",
         "task_id",
         "user_messages",
     )
 
-    def __init__(self, task_id: str, context_id: str, user_messages: Sequence[Message]) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        context_id: str,
+        user_messages: Sequence[Message],
+        run_id: str | None = None,
+        artifacts: Sequence[Artifact] = (),
+    ) -> None:
+        """``run_id``: the run whose events are fed, when it is a later turn of the task (then
+        ``user_messages`` is the history before its output, and ``artifacts`` the earlier
+        turns')."""
         self.task_id = task_id
         self.context_id = context_id
         self.user_messages = list(user_messages)
+        self.artifacts = list(artifacts)
         self._ids = b'"taskId":' + _dumps(task_id) + b',"contextId":' + _dumps(context_id)
         # The bytes before a chunk's text, per artifact (a run has one or a few).
         self._chunk_heads: dict[str, bytes] = {}
@@ -162,16 +175,20 @@ class WireTranslator:
         # to be sent: that chunk starts the artifact (append false). A chunk of any other message
         # continues an artifact the subscriber already has (from the Task or earlier events).
         self._opened: set[str] = set()
-        shared = _SHARED.get(task_id)
+        # By run: the sequence numbers a task's events are kept by are its current run's.
+        run = run_id or task_id
+        shared = _SHARED.get(run)
         if shared is None:
-            shared = _SHARED[task_id] = _SharedFrames()
+            shared = _SHARED[run] = _SharedFrames()
         self._shared = shared
         shared.holders += 1
         weakref.finalize(self, shared.release)
 
     def task_object(self, response: dict[str, Any], at: float | None = None) -> Task:
         """The task of a response object, as the SDK's type."""
-        return task_from_response(response, self.context_id, self.user_messages, at)
+        return task_from_response(
+            response, self.context_id, self.user_messages, at, self.task_id, self.artifacts
+        )
 
     def task(self, response: dict[str, Any], seq: int, task: Task | None = None) -> bytes:
         """The task as of the stored event ``seq`` (``response`` is its response object, ``task``
