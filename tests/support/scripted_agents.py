@@ -10,7 +10,15 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Message, Reasoning
+from outlast import (
+    AgentOutput,
+    AgentRequest,
+    FunctionCall,
+    FunctionCallOutput,
+    Message,
+    Reasoning,
+    Usage,
+)
 
 
 def params(request: AgentRequest) -> dict[str, str]:
@@ -82,8 +90,23 @@ async def context(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     )
 
 
+async def usage(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    """``calls=N in=I out=O cached=C reasoning=R``: N model calls, each reporting its tokens
+    with ``outlast.Usage`` after its text, as a plain generator reports its own model's usage."""
+    p = params(request)
+    for call in range(int(p.get("calls", "1"))):
+        yield f"call {call} "
+        yield Usage(
+            input_tokens=int(p.get("in", "0")),
+            output_tokens=int(p.get("out", "0")),
+            cached_tokens=int(p.get("cached", "0")),
+            reasoning_tokens=int(p.get("reasoning", "0")),
+        )
+
+
 AGENTS = {
     "echo": echo,
+    "usage": usage,
     "count": count,
     "fail": fail,
     "block": block,

@@ -46,10 +46,31 @@ class _Streamed:
         self.chunks: list[str] = []
 
 
+class ToolNotAllowed(ValueError):
+    """The agent called a function the request's ``tool_choice.allowed_tools`` leaves out.
+
+    Raised by :meth:`Normalizer.feed` before any event of the call is made: the run fails with
+    this message, and no client ever sees the call.
+    """
+
+
+def allowed_functions(tool_choice: Any) -> frozenset[str] | None:
+    """The function names a ``tool_choice`` of type ``allowed_tools`` lets the agent call, or
+    ``None`` when it restricts nothing (any other ``tool_choice``)."""
+    if not isinstance(tool_choice, dict) or tool_choice.get("type") != "allowed_tools":
+        return None
+    tools = tool_choice.get("tools") or []
+    return frozenset(
+        str(tool.get("name"))
+        for tool in tools
+        if isinstance(tool, dict) and tool.get("type") == "function"
+    )
+
+
 class Normalizer:
     """Turns one run's outputs into its events, numbered from ``next_seq``."""
 
-    __slots__ = ("_streamed", "_streamed_calls", "finished", "next_seq", "state")
+    __slots__ = ("_allowed", "_streamed", "_streamed_calls", "finished", "next_seq", "state")
 
     def __init__(self, state: ResponseState, next_seq: int = 0) -> None:
         self.state = state
@@ -59,6 +80,8 @@ class Normalizer:
         # and the call ids of streamed calls already completed (so a repeat is not doubled).
         self._streamed: _Streamed | None = None
         self._streamed_calls: set[str] = set()
+        # The functions the client allows (tool_choice.allowed_tools), None: no restriction.
+        self._allowed = allowed_functions(state.fields.get("tool_choice"))
         if state.open_streamed is not None:
             self._streamed = _adopt(state, state.open_streamed)
 
@@ -161,11 +184,14 @@ class Normalizer:
             self.state.add_usage(output)
             return []
         if isinstance(output, FunctionCallDelta):
+            if self._streamed is None or self._streamed.call_id != output.call_id:
+                self._check_allowed(output.name)  # the delta that opens a call names it
             return self._close_message("completed") + self._function_call_delta(output)
         if isinstance(output, ReasoningDelta):
             return self._close_message("completed") + self._reasoning_delta(output)
         streamed = self._streamed
         if isinstance(output, FunctionCall):
+            self._check_allowed(output.name)
             if streamed is not None and streamed.call_id == output.call_id:
                 if output.name and not streamed.name:
                     streamed.name = self.state.output[streamed.index]["name"] = output.name
@@ -192,6 +218,15 @@ class Normalizer:
             f"an agent may yield str, Message, FunctionCall, FunctionCallOutput, Reasoning, "
             f"FunctionCallDelta, ReasoningDelta or Usage; it yielded {type(output).__name__}"
         )
+
+    def _check_allowed(self, name: str) -> None:
+        allowed = self._allowed
+        if allowed is not None and name and name not in allowed:
+            names = ", ".join(f"'{n}'" for n in sorted(allowed)) or "none"
+            raise ToolNotAllowed(
+                f"The agent called the function '{name}', which the request's "
+                f"tool_choice.allowed_tools does not allow (allowed: {names})."
+            )
 
     # -- building blocks ---------------------------------------------------------------------
 
