@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="outlast", description="Run long-running agents behind the OpenAI Responses API."
     )
+    # The client commands' --url and --api-key, also accepted before the command's name.
+    client_commands.add_connection_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve an agent over HTTP")
     config.add_arguments(serve, "serve")
@@ -84,6 +86,7 @@ def serve(settings: Settings) -> int:
 
     from outlast.agents.base import AgentLoadError
     from outlast.agents.loading import load_agent
+    from outlast.asgi.connections import uvicorn_options
     from outlast.server import create_app
 
     logging.basicConfig(
@@ -134,6 +137,8 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         # Open streams end when their runs end, which the engine bounds by the drain timeout.
         timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
+        # Header and keep-alive deadlines, header size, connections served (--header-timeout…).
+        **uvicorn_options(settings),
     )
 
     class Server(uvicorn.Server):

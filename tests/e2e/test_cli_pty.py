@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,16 +96,32 @@ def test_run_streams_the_text_above_a_status_line(shared_server: ServerProcess) 
     terminal = Terminal(["run", "--agent-model", "count", "n=150 delay=0.01"], shared_server.url)
     terminal.expect(r"in_progress · [0-9.]+s · \d+ events · resp_\w+")
     assert terminal.finish() == 0
-    # The status line is gone at the end; the text is all there, once.
-    screen = terminal.text()
-    assert "events" not in screen
-    assert squeezed(screen) == squeezed(count_text(150))
+    # The status line is gone at the end; the text is all there, once, then the final line.
+    *text, last = terminal.text().splitlines()
+    assert "events" not in "".join(text)
+    assert squeezed("".join(text)) == squeezed(count_text(150))
+    assert re.fullmatch(r"resp_\w{48} completed · [0-9.]+s · \d+ events", last)
+
+
+def test_the_status_line_says_connecting_until_the_server_answers(
+    shared_server: ServerProcess,
+) -> None:
+    # A server that accepts the connection and says nothing: the client waits for its answer.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        terminal = Terminal(["run", "hello"], url)
+        terminal.expect(r"connecting · [0-9.]+s · 0 events")
+        # ... and gives up within seconds, saying why.
+        assert terminal.finish() == 2
+        assert f"cannot reach {url}: no answer within" in terminal.text()
 
 
 def test_run_shows_tool_calls_and_reasoning_on_a_terminal(shared_server: ServerProcess) -> None:
     terminal = Terminal(["run", "--agent-model", "tools", "weather"], shared_server.url)
     assert terminal.finish() == 0
-    assert terminal.text().splitlines() == [
+    *shown, last = terminal.text().splitlines()
+    assert re.fullmatch(r"resp_\w{48} completed · [0-9.]+s · \d+ events", last)
+    assert shown == [
         "… Looking up the weather first.",
         '→ get_weather({"city":"Paris"})',
         '← {"temperature_c":21}',

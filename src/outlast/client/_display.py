@@ -4,20 +4,25 @@ On a terminal the text streams above a status line (spinner, state, elapsed time
 ``rich`` keeps at the bottom. The line still being written is part of that live area (a live
 display can only print whole lines above itself) and moves up once it is complete or full.
 Piped, stdout gets the text alone and notes go to stderr, so ``outlast run … > file`` holds
-exactly what the agent wrote.
+exactly what the agent wrote. With ``--json`` stdout gets each event as one line of JSON.
+Either way the run's final line (how it ended, how long it took, how many events) goes to stderr.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Protocol
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Protocol
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from openai.types.responses import ResponseStreamEvent
 
 
 class Display(Protocol):
@@ -40,6 +45,12 @@ class Display(Protocol):
 
     def set_label(self, label: str) -> None:
         """What the status line calls the run (its id, once known)."""
+
+    def event(self, event: ResponseStreamEvent) -> None:
+        """Every event, before it is shown as text or an aside."""
+
+    def final(self, line: str, *, ok: bool) -> None:
+        """The last line, once the run has ended: how it ended, how long, how many events."""
 
 
 class PlainDisplay:
@@ -69,12 +80,30 @@ class PlainDisplay:
     def set_label(self, label: str) -> None:
         pass
 
+    def event(self, event: ResponseStreamEvent) -> None:
+        pass
+
+    def final(self, line: str, *, ok: bool) -> None:
+        print(line, file=self.err, flush=True)
+
     def pause(self) -> None:
         # End the text with a newline, as a shell user expects of a command's output.
         if self.last != "\n":
             self.out.write("\n")
             self.out.flush()
             self.last = "\n"
+
+
+class JsonLinesDisplay(PlainDisplay):
+    """``--json``: each event as one line of JSON on stdout (as the server sent it), notes and
+    the final line on stderr; the text is not written out a second time."""
+
+    def text(self, delta: str) -> None:
+        pass
+
+    def event(self, event: ResponseStreamEvent) -> None:
+        self.out.write(event.to_json(indent=None) + "\n")
+        self.out.flush()
 
 
 class RichDisplay:
@@ -144,17 +173,62 @@ class RichDisplay:
         live.console.print(Text(line, style="yellow"))
 
     def status(self, state: str, events: int) -> None:
+        # Called with "connecting" before the first request: the status line shows at once
+        # that something is going on, however long the server takes to answer.
         self.state, self.events = state, events
         self._start()
 
     def set_label(self, label: str) -> None:
         self.label = label
 
+    def event(self, event: ResponseStreamEvent) -> None:
+        pass
+
+    def final(self, line: str, *, ok: bool) -> None:
+        self.pause()
+        Console(stderr=True, highlight=False).print(
+            Text(line, style="green" if ok else "red"), soft_wrap=True
+        )
+
     def pause(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
         self._flush_partial()
+
+
+def print_listing(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """``outlast ls`` on a terminal: no column is ever cut, wrapped or dropped (an id must be
+    copied whole) except the last one (the text), which gives way with an ellipsis. On a
+    terminal too narrow even for the others, the terminal wraps the lines.
+
+    Laid out here rather than with ``rich.table.Table``, which drops whole columns and cuts
+    ids when the terminal is narrow.
+    """
+    gap = "  "
+    widths = [
+        max([cell_len(header), *(cell_len(row[i]) for row in rows)])
+        for i, header in enumerate(headers[:-1])
+    ]
+    room = console.width - sum(widths) - len(gap) * len(widths)
+    colours = {"completed": "green", "failed": "red", "cancelled": "yellow"}
+
+    def line(cells: Sequence[str], styles: Sequence[str]) -> Text:
+        text = Text(no_wrap=True, overflow="ignore")
+        for cell, width, style in zip(cells[:-1], widths, styles, strict=False):
+            text.append(cell.ljust(width), style=style)
+            text.append(gap)
+        last = Text(cells[-1], style=styles[-1])
+        if room > 1 and cell_len(cells[-1]) > room:
+            last.truncate(room, overflow="ellipsis")
+        text.append_text(last)
+        return text
+
+    bold = ["bold"] * len(headers)
+    console.print(line(headers, bold), soft_wrap=True)
+    for row in rows:
+        styles = ["", colours.get(row[1], "cyan"), *[""] * (len(row) - 2)]
+        console.print(line(row, styles), soft_wrap=True)
 
 
 def display_for(label: str) -> Display:
