@@ -38,6 +38,11 @@ _inside: ContextVar[bool] = ContextVar("outlast_inside_step", default=False)
 _END = object()
 
 
+def inside() -> bool:
+    """Whether this code runs inside a step's function (so it is part of that step)."""
+    return _inside.get()
+
+
 def _nothing() -> None:
     return None
 
