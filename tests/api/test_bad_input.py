@@ -14,6 +14,7 @@ backend); the 429 test has a server of its own, since ``--max-queued`` bounds ev
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -317,6 +318,171 @@ def test_input_items_of_the_wrong_shape_are_rejected(api: Api, items: list[Any])
     assert isinstance(error["param"], str) and error["param"].startswith("input"), error
     assert error["code"] in ("invalid_type", "invalid_value"), error
     api.check_unharmed()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("temperature", 5, "decimal_above_max_value"),
+        ("temperature", -0.1, "decimal_below_min_value"),
+        ("top_p", 1.5, "decimal_above_max_value"),
+        ("presence_penalty", 2.5, "decimal_above_max_value"),
+        ("frequency_penalty", -3, "decimal_below_min_value"),
+        ("max_output_tokens", -1, "integer_below_min_value"),
+        ("max_output_tokens", 15, "integer_below_min_value"),
+        ("top_logprobs", 21, "integer_above_max_value"),
+        ("top_logprobs", -1, "integer_below_min_value"),
+        ("max_tool_calls", -1, "integer_below_min_value"),
+    ],
+)
+def test_values_out_of_openais_ranges_are_rejected(
+    api: Api, field: str, value: float, code: str
+) -> None:
+    body = {"model": "echo", "input": "x", field: value}
+    error = assert_error(post_create(api, body), 400, param=field, code=code)
+    assert str(value) in error["message"]
+    api.check_unharmed()
+
+
+def test_values_at_the_ends_of_the_ranges_are_accepted(api: Api) -> None:
+    low = api.create_ok(temperature=0, top_p=0, presence_penalty=-2, frequency_penalty=-2,
+                        max_output_tokens=16, top_logprobs=0)  # fmt: skip
+    high = api.create_ok(temperature=2, top_p=1, presence_penalty=2, frequency_penalty=2,
+                         top_logprobs=20)  # fmt: skip
+    assert (low["temperature"], high["temperature"]) == (0, 2)
+    assert (low["max_output_tokens"], high["top_logprobs"]) == (16, 20)
+    api.check_unharmed()
+
+
+@pytest.mark.parametrize(
+    ("item", "param", "code"),
+    [
+        ({"type": "frobnicate"}, "input[0].type", "invalid_value"),
+        ({"type": "message", "role": ["user"], "content": "x"}, "input[0].role", "invalid_type"),
+        ({"role": {"user": True}, "content": "x"}, "input[0].role", "invalid_type"),
+        ({"role": 7, "content": "x"}, "input[0].role", "invalid_type"),
+        ({"role": "user", "content": "x", "id": 5}, "input[0].id", "invalid_type"),
+        ({"role": "user", "content": "x", "id": {"a": 1}}, "input[0].id", "invalid_type"),
+        ({"role": "user", "content": "x", "status": "done"}, "input[0].status", "invalid_value"),
+        ({"role": "user", "content": "x", "status": 1}, "input[0].status", "invalid_type"),
+        ({"role": "assistant", "content": "x", "phase": "final"}, "input[0].phase",
+         "invalid_value"),
+        ({"role": "user", "content": [{"type": "output_text", "text": "x"}]},
+         "input[0].content[0].type", "invalid_value"),
+        ({"role": "user", "content": [{"type": "input_text"}]}, "input[0].content[0].text",
+         "missing_required_parameter"),
+        ({"role": "user", "content": [{"type": "input_text", "text": 5}]},
+         "input[0].content[0].text", "invalid_type"),
+        ({"role": "user", "content": [{"type": "input_image"}]},
+         "input[0].content[0].image_url", "missing_required_parameter"),
+        ({"role": "user", "content": [{"type": "input_image", "image_url": "not a url"}]},
+         "input[0].content[0].image_url", "invalid_image_url"),
+        ({"role": "user", "content": [{"type": "input_image", "image_url": "ftp://h/a.png"}]},
+         "input[0].content[0].image_url", "invalid_image_url"),
+        ({"role": "user", "content": [{"type": "input_image", "image_url": "data:text/plain,x"}]},
+         "input[0].content[0].image_url", "invalid_image_url"),
+        ({"role": "user", "content": [{"type": "input_image", "image_url": 5}]},
+         "input[0].content[0].image_url", "invalid_type"),
+        ({"role": "user", "content": [{"type": "input_image", "image_url": "https://h/a.png",
+                                       "detail": "huge"}]},
+         "input[0].content[0].detail", "invalid_value"),
+        ({"role": "user", "content": [{"type": "input_file", "filename": "a.pdf"}]},
+         "input[0].content[0].file_id", "missing_required_parameter"),
+        ({"type": "function_call", "name": "f", "arguments": "{}"}, "input[0].call_id",
+         "missing_required_parameter"),
+        ({"type": "function_call", "call_id": "c", "name": 5, "arguments": "{}"},
+         "input[0].name", "invalid_value"),
+        ({"type": "function_call_output", "call_id": "c", "output": 5}, "input[0].output",
+         "invalid_value"),
+        ({"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}",
+          "status": "done"}, "input[0].status", "invalid_value"),
+        ({"type": "reasoning", "summary": [{"type": "summary_text", "text": 5}]},
+         "input[0].summary[0].text", "invalid_value"),
+    ],
+    ids=[
+        "unknown-type", "role-array", "role-object", "role-number", "id-number", "id-object",
+        "status-unknown", "status-number", "phase-unknown", "user-output-part",
+        "text-missing", "text-number", "image-without-url", "image-bad-url", "image-ftp-url",
+        "image-non-image-data-url", "image-url-number", "image-bad-detail", "file-without-data",
+        "call-without-call-id", "call-name-number", "call-output-number", "call-bad-status",
+        "reasoning-text-number",
+    ],
+)  # fmt: skip
+def test_input_items_are_checked_against_the_sdks_input_item_types(
+    api: Api, item: dict[str, Any], param: str, code: str
+) -> None:
+    """Each item is checked as the SDK's ``ResponseInputItemParam`` declares it: a clear 400
+    naming the field, never a 500 (a non-string role used to be one, resetting the socket)."""
+    body = {"model": "echo", "input": [item]}
+    assert_error(post_create(api, body), 400, param=param, code=code)
+    api.check_unharmed()
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"role": "user", "content": [{"type": "input_image", "image_url": "https://h/a.png"}]},
+        {"role": "user", "content": [{"type": "input_image",
+                                      "image_url": "data:image/png;base64,iVBORw0KGgo="}]},
+        {"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]},
+        {"role": "user", "content": [{"type": "input_file", "file_url": "https://h/a.pdf"}]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "hi"}],
+         "phase": "final_answer", "id": "msg_1", "status": "completed"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": "42"},
+        {"type": "function_call_output", "call_id": "c",
+         "output": [{"type": "input_text", "text": "42"}]},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "plan"}]},
+        {"type": "item_reference", "id": "msg_123"},
+        {"role": "user", "content": "x", "id": None, "status": None},
+    ],
+    ids=[
+        "image-url", "image-data-url", "image-file-id", "file-url", "assistant-output",
+        "assistant-refusal", "function-call", "function-call-output", "function-call-output-parts",
+        "reasoning", "item-reference", "null-id-and-status",
+    ],
+)  # fmt: skip
+def test_well_formed_input_items_of_every_kind_are_accepted(api: Api, item: dict[str, Any]) -> None:
+    response = api.create_ok(input=[item])
+    items = api.http.get(f"/v1/responses/{response['id']}/input_items").json()["data"]
+    assert len(items) == 1 and isinstance(items[0]["id"], str)
+    assert items[0]["type"] == item.get("type", "message")
+    api.check_unharmed()
+
+
+def test_an_image_without_detail_is_stored_with_openais_default(api: Api) -> None:
+    part = {"type": "input_image", "image_url": "https://h/a.png"}
+    response = api.create_ok(input=[{"role": "user", "content": [part]}])
+    items = api.http.get(f"/v1/responses/{response['id']}/input_items").json()["data"]
+    assert items[0]["content"] == [{**part, "detail": "auto"}]
+
+
+@pytest.mark.parametrize("role", [["user"], {"r": 1}, 5, None, True])
+def test_a_non_string_role_is_a_400_that_keeps_the_connection_alive(
+    server: InProcessServer, role: Any
+) -> None:
+    """Over one keep-alive HTTP/1.1 connection: the bad request gets its 400, and the next
+    request on the same socket is served (a 500 here used to reset the connection)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT)
+    try:
+        headers = {**AUTH, "Content-Type": "application/json"}
+        bad = json.dumps({"model": "echo", "input": [{"role": role, "content": "x"}]})
+        connection.request("POST", "/v1/responses", body=bad, headers=headers)
+        reply = connection.getresponse()
+        error = json.loads(reply.read())["error"]
+        assert reply.status == 400, error
+        assert error["param"] == "input[0].role", error
+        assert error["code"] == "invalid_type", error
+        socket_used = connection.sock
+        assert socket_used is not None, "the server closed the connection after the 400"
+        good = json.dumps({"model": "echo", "input": "still here"})
+        connection.request("POST", "/v1/responses", body=good, headers=headers)
+        second = connection.getresponse()
+        assert second.status == 200 and json.loads(second.read())["status"] == "completed"
+        assert connection.sock is socket_used, "the second request needed a new connection"
+    finally:
+        connection.close()
 
 
 # --------------------------------------------------------------------------------------------
