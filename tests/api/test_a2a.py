@@ -25,6 +25,7 @@ from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
+    StreamResponse,
     SubscribeToTaskRequest,
     TaskState,
 )
@@ -417,6 +418,58 @@ async def test_resubscribing_with_the_last_sequence_number_gets_every_missed_eve
         text.apply(event)
     assert text.text == count_text(n)
     assert is_final(after[-1]) and state(after[-1]) == TaskState.TASK_STATE_COMPLETED
+
+
+def statuses(events: list[StreamResponse]) -> dict[int, tuple[int, int]]:
+    """Each status of a stream (the task's, then its updates') by sequence number: its state
+    and its timestamp."""
+    found = {}
+    for event in events:
+        status = event.task.status if event.HasField("task") else event.status_update.status
+        if event.HasField("task") or event.HasField("status_update"):
+            found[sequence(event)] = (status.state, status.timestamp.ToNanoseconds())
+    return found
+
+
+@ON_EVERY_BACKEND
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_every_subscriber_replay_and_poll_sees_a_status_with_the_same_timestamp(
+    server: InProcessServer, binding: str
+) -> None:
+    replay_all = ClientCallContext(service_parameters={"Last-Event-ID": "0"})
+    async with a2a_client(server, binding) as client:
+        live: list[StreamResponse] = []
+        stream = client.send_message(request("n=30 delay=0.02", model="count"))
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                live.append(event)
+                if event.HasField("artifact_update"):
+                    break
+            task_id = live[0].task.id
+            # A second subscriber while it runs, from the start.
+            other = await until_final(
+                client.subscribe(SubscribeToTaskRequest(id=task_id), context=replay_all)
+            )
+            live += await until_final(stream)
+        replay = await until_final(
+            client.subscribe(SubscribeToTaskRequest(id=task_id), context=replay_all)
+        )
+        polled = await client.get_task(GetTaskRequest(id=task_id))
+    seen = statuses(live)
+    assert [state for state, _ in seen.values()][-1] == TaskState.TASK_STATE_COMPLETED
+    assert len(seen) >= 3  # SUBMITTED, WORKING, COMPLETED
+    # The replays begin with the task as of event 0: the rest are the same events.
+    assert {seq: s for seq, s in statuses(other).items() if seq > 0} == {
+        seq: s for seq, s in seen.items() if seq > 0
+    }
+    assert {seq: s for seq, s in statuses(replay).items() if seq > 0} == {
+        seq: s for seq, s in seen.items() if seq > 0
+    }
+    final = list(seen.values())[-1]
+    assert (polled.status.state, polled.status.timestamp.ToNanoseconds()) == final
+    # Each timestamp is when its state began: submitted, then working, then ended.
+    stamps = [stamp for _, stamp in seen.values()]
+    assert stamps == sorted(stamps)
 
 
 async def test_resuming_in_the_middle_of_tool_calls_rebuilds_the_whole_task(

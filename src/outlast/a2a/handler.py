@@ -87,6 +87,7 @@ from outlast.a2a.requests import (
     last_event_id,
     run_spec,
 )
+from outlast.a2a.times import RunTimes
 from outlast.a2a.wire import (
     Frame,
     WireTranslator,
@@ -184,11 +185,20 @@ class EngineRequestHandler(RequestHandler):
                 raise from_engine(exc) from None
             response: dict[str, Any] = orjson.loads(body)
             await self._note(row, response)
-            return response, None
+            return response, await self._live_time(row, response)
         record = await self._record(row)
         response = orjson.loads(record.snapshot)
         await self._note(row, response, record.ended_at, record.expires_at)
         return response, record.ended_at
+
+    async def _live_time(self, row: TaskRow, response: dict[str, Any]) -> float | None:
+        """The stored time of a live run's state (see :mod:`outlast.a2a.times`)."""
+        if response.get("status") == "queued":
+            created = response.get("created_at")
+            return float(created) if isinstance(created, int | float) else None
+        if response.get("status") in TERMINAL_STATUSES:
+            return await RunTimes(self.index, self.engine, row.run, row.owner).ended_at()
+        return await self.index.working_since(row.run)
 
     async def _note(
         self,
@@ -234,7 +244,8 @@ class EngineRequestHandler(RequestHandler):
     async def _translator(self, row: TaskRow) -> WireTranslator:
         """The translator of the events of the task's current run."""
         history, artifacts = await self._earlier(row)
-        return WireTranslator(row.task_id, row.context_id, history, row.run, artifacts)
+        times = RunTimes(self.index, self.engine, row.run, row.owner)
+        return WireTranslator(row.task_id, row.context_id, history, row.run, artifacts, times)
 
     async def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
         history, artifacts = await self._earlier(row)
@@ -399,7 +410,8 @@ class EngineRequestHandler(RequestHandler):
     ) -> Task | Message:
         run, row, _ = await self._start(params, context, stream=False)
         if params.configuration.return_immediately:
-            task = await self._task(row, orjson.loads(run.created), None)
+            created = orjson.loads(run.created)
+            task = await self._task(row, created, await self._live_time(row, created))
         else:
             await self.engine.wait(run)
             task = await self._task(row, *await self._response(row))
@@ -425,6 +437,7 @@ class EngineRequestHandler(RequestHandler):
 
         async with contextlib.aclosing(closable(self.engine.stream_run(run))) as batches:
             async for batch in batches:
+                await wire.ready(batch)
                 if cut and any(event.type == "response.created" for event in batch):
                     frames = [(event.seq, body) for event in batch if (body := cut_task(event))]
                 else:

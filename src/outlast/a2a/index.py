@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -75,6 +76,15 @@ turns = Table(
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("run_id", String(128), nullable=False),
     Column("message", LargeBinary, nullable=False),
+)
+
+
+# When each run was first seen working: the timestamp of its WORKING statuses (a2a/times.py).
+working = Table(
+    "outlast_a2a_working",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
 )
 
 
@@ -176,6 +186,21 @@ class TaskIndex:
         row.run_id, row.state, row.updated_at, row.final, row.expires_at = (
             run_id, state, now, False, None
         )  # fmt: skip
+
+    async def working_since(self, run_id: str) -> float:
+        """When the run was first seen working: stored now by the first caller, read after."""
+        query = select(working.c.at).where(working.c.run_id == run_id)
+        async with self.engine.connect() as conn:
+            at = (await conn.execute(query)).scalar_one_or_none()
+        if at is not None:
+            return float(at)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(working.insert().values(run_id=run_id, at=time.time()))
+        except IntegrityError:
+            pass  # another reader (or replica) stored it first: its time is the one
+        async with self.engine.connect() as conn:
+            return float((await conn.execute(query)).scalar_one())
 
     async def turns(self, task_id: str) -> list[Turn]:
         """The task's later turns, in order ([] for a task of one turn)."""
@@ -314,6 +339,10 @@ class TaskIndex:
         self._cached.pop(task_id, None)
         async with self.engine.begin() as conn:
             await conn.execute(delete(tasks).where(tasks.c.task_id == task_id))
+            runs = select(turns.c.run_id).where(turns.c.task_id == task_id)
+            await conn.execute(
+                delete(working).where(or_(working.c.run_id == task_id, working.c.run_id.in_(runs)))
+            )
             await conn.execute(delete(turns).where(turns.c.task_id == task_id))
 
     async def purge_expired(self, now: float | None = None) -> None:
@@ -327,6 +356,13 @@ class TaskIndex:
             await conn.execute(
                 delete(turns).where(
                     ~select(tasks.c.task_id).where(tasks.c.task_id == turns.c.task_id).exists()
+                )
+            )
+            # Times of runs ended before the cutoff's retention: their tasks are gone with them.
+            await conn.execute(
+                delete(working).where(
+                    ~select(tasks.c.task_id).where(tasks.c.task_id == working.c.run_id).exists(),
+                    ~select(turns.c.run_id).where(turns.c.run_id == working.c.run_id).exists(),
                 )
             )
 

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outlast.a2a.index import TaskIndex, TaskRow
+from outlast.a2a.times import RunTimes
 from outlast.a2a.wire import WireTranslator, closable
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError, NotFound
@@ -285,10 +286,12 @@ class PushWatcher:
             after = current.push_after
 
     async def _notify_from(self, row: TaskRow, after: int) -> int:
-        wire = WireTranslator(row.task_id, row.context_id, [], row.run)
+        times = RunTimes(self.index, self.engine, row.run, row.owner)
+        wire = WireTranslator(row.task_id, row.context_id, [], row.run, times=times)
         stream = await self.engine.stream(row.run, row.owner, after)
         async with contextlib.aclosing(closable(stream)) as chunks:
             async for batch in chunks:
+                await wire.ready(batch)
                 for event in batch:
                     if event.type not in _LIFECYCLE:
                         continue

@@ -52,7 +52,7 @@ from outlast.a2a.convert import (
     timestamp,
 )
 from outlast.asgi.stream import SSEStream
-from outlast.protocol.events import TERMINAL_EVENT_TYPES, Event
+from outlast.protocol.events import TERMINAL_EVENT_TYPES, TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
 from outlast.protocol.jsonbytes import dumps as exact_dumps
 
@@ -69,6 +69,18 @@ _WORKING = TaskState.Name(TaskState.TASK_STATE_WORKING).encode()
 _CHUNK = b'%b%b}]}%b,"metadata":{"sequence_number":%d}}}'
 _dumps = orjson.dumps
 _loads = orjson.loads
+
+
+class StatusTimes(Protocol):
+    """When a run's states began, as stored (:class:`outlast.a2a.times.RunTimes`)."""
+
+    async def working_since(self) -> float: ...
+
+    async def ended_at(self) -> float | None: ...
+
+
+# Stored events whose A2A event is a WORKING status (its timestamp: when the run began working).
+_WORKING_EVENTS = frozenset({"response.in_progress", "response.output_item.done"})
 
 
 class HistoryLength(Protocol):
@@ -146,10 +158,13 @@ class WireTranslator:
         "_opened",
         "_raw_heads",
         "_shared",
+        "_times",
         "artifacts",
         "context_id",
+        "ended_at",
         "task_id",
         "user_messages",
+        "working_at",
     )
 
     def __init__(
@@ -159,10 +174,15 @@ class WireTranslator:
         user_messages: Sequence[Message],
         run_id: str | None = None,
         artifacts: Sequence[Artifact] = (),
+        times: StatusTimes | None = None,
     ) -> None:
         """``run_id``: the run whose events are fed, when it is a later turn of the task (then
         ``user_messages`` is the history before its output, and ``artifacts`` the earlier
-        turns')."""
+        turns'). ``times``: where the statuses' timestamps are stored (without it, in a unit
+        test, they are the time of conversion); :meth:`ready` loads them."""
+        self._times = times
+        self.working_at: float | None = None
+        self.ended_at: float | None = None
         self.task_id = task_id
         self.context_id = context_id
         self.user_messages = list(user_messages)
@@ -184,8 +204,43 @@ class WireTranslator:
         shared.holders += 1
         weakref.finalize(self, shared.release)
 
+    async def ready(
+        self, batch: Sequence[Event] = (), response: dict[str, Any] | None = None
+    ) -> None:
+        """Load the stored times that the A2A events of ``batch`` (or the task as of
+        ``response``) carry: call it before feeding them. Each is read once per subscriber."""
+        times = self._times
+        if times is None:
+            return
+        status = response.get("status") if response is not None else None
+        if self.working_at is None and (
+            (status is not None and status != "queued")
+            or any(event.type in _WORKING_EVENTS for event in batch)
+        ):
+            self.working_at = await times.working_since()
+        if self.ended_at is None and (
+            status in TERMINAL_STATUSES or (batch and batch[-1].type in TERMINAL_EVENT_TYPES)
+        ):
+            # The terminal event is the last of a run's log, so the last of its batch.
+            self.ended_at = await times.ended_at()
+
+    def status_time(self, response: dict[str, Any]) -> float | None:
+        """The stored time of the state a response object is in (``None``: not known)."""
+        status = response.get("status")
+        if status == "queued":
+            created = response.get("created_at")
+            return float(created) if isinstance(created, int | float) else None
+        if status in TERMINAL_STATUSES:
+            if self.ended_at is not None:
+                return self.ended_at
+            completed = response.get("completed_at")
+            return float(completed) if isinstance(completed, int | float) else None
+        return self.working_at
+
     def task_object(self, response: dict[str, Any], at: float | None = None) -> Task:
         """The task of a response object, as the SDK's type."""
+        if at is None:
+            at = self.status_time(response)
         return task_from_response(
             response, self.context_id, self.user_messages, at, self.task_id, self.artifacts
         )
@@ -242,7 +297,7 @@ class WireTranslator:
             self._opened.discard(item_id)
             return self._chunk(item_id, "", event.seq, b',"append":true,"lastChunk":true')
         if kind == "response.in_progress":
-            stamp = _dumps(timestamp().ToJsonString())
+            stamp = _dumps(timestamp(self.working_at).ToJsonString())
             return (
                 b'{"statusUpdate":{' + self._ids + b',"status":{"state":"' + _WORKING
                 + b'","timestamp":' + stamp + b'},"metadata":{"sequence_number":'
@@ -254,13 +309,14 @@ class WireTranslator:
                 return None
             status = TaskStatus(
                 state=TaskState.TASK_STATE_WORKING,
-                timestamp=timestamp(),
+                timestamp=timestamp(self.working_at),
                 message=item_message(self.task_id, self.context_id, item),
             )
             return self._status(status, event.seq)
         if kind in TERMINAL_EVENT_TYPES:
             response = _loads(event.data)["response"]
-            return self._status(task_status(self.task_id, self.context_id, response), event.seq)
+            at = self.status_time(response)
+            return self._status(task_status(self.task_id, self.context_id, response, at), event.seq)
         if kind == "response.created":
             return self.task(_loads(event.data)["response"], event.seq)
         return None
@@ -279,6 +335,7 @@ class WireTranslator:
         # event (the task as of the cursor) can be sent; None once it has been sent.
         base: dict[str, Any] | None = None
         folded: list[Event] = []
+        await self.ready(response=snapshot)
         if cursor is None:
             after = snapshot_seq
             yield [(after, self.task(snapshot, after))]
@@ -296,6 +353,7 @@ class WireTranslator:
                     yield []  # a quiet spell
                     continue
                 last = batch[-1].seq
+                await self.ready(batch)
                 if base is None:
                     # The common case, as tight as it can be: each event's A2A event, if any.
                     feed = self.feed
