@@ -187,6 +187,7 @@ REPLICAS = "PostgreSQL replicas"
 A2A = "A2A (Agent2Agent) transport"
 OBSERVE = "Metrics and webhooks"
 UPSTREAM = "The upstream model agent"
+LIMITS = "Limits"
 
 OPTIONS: tuple[Option, ...] = (
     # -- the server ------------------------------------------------------------------------
@@ -224,6 +225,46 @@ OPTIONS: tuple[Option, ...] = (
            default=True, parse=boolean, kind="switch", flag_value=False,
            default_text="console on",
            details="The [web console](console.md) at `/console` (`/` redirects to it)."),
+    # -- limits ------------------------------------------------------------------------------
+    Option("max_input_items", "--max-input-items", "OUTLAST_MAX_INPUT_ITEMS",
+           "input items one request may carry; beyond it, 400", LIMITS, default=10_000,
+           parse=positive_int,
+           details="The 400's `param` is `input` and its code `array_above_max_length` "
+                   "([limits](limits.md))."),
+    Option("max_conversation_bytes", "--max-conversation-size", "OUTLAST_MAX_CONVERSATION_SIZE",
+           "bytes of a conversation: the new input plus every earlier turn of its "
+           "previous_response_id chain; beyond it, 400", LIMITS, default=16 * 1024 * 1024,
+           parse=positive_int, default_text="16 MiB",
+           details="Counted as stored (each turn's input items and response object). The 400's "
+                   "code is `context_length_exceeded`."),
+    Option("max_streams_per_key", "--max-streams-per-key", "OUTLAST_MAX_STREAMS_PER_KEY",
+           "event streams one API key may hold open at once; beyond it, 429", LIMITS,
+           default=500, parse=positive_int,
+           details="Per replica; SSE streams of both transports. The 429 has `Retry-After`."),
+    Option("max_streams_per_response", "--max-streams-per-response",
+           "OUTLAST_MAX_STREAMS_PER_RESPONSE",
+           "event streams open at once on one response; beyond it, 429", LIMITS, default=100,
+           parse=positive_int, details="Per replica."),
+    Option("header_timeout", "--header-timeout", "OUTLAST_HEADER_TIMEOUT",
+           "seconds a connection may take to send a request's headers before it is closed",
+           LIMITS, default=10.0, parse=duration,
+           details="Counted from the connection (or the end of the previous response): a client "
+                   "that sends part of a request and stalls (slow-loris) is cut off."),
+    Option("body_timeout", "--body-timeout", "OUTLAST_BODY_TIMEOUT",
+           "seconds a request body may take to arrive; beyond it, 408", LIMITS, default=60.0,
+           parse=duration),
+    Option("keep_alive_timeout", "--keep-alive-timeout", "OUTLAST_KEEP_ALIVE_TIMEOUT",
+           "seconds an idle keep-alive connection stays open", LIMITS, default=5.0,
+           parse=duration, details="uvicorn's `timeout_keep_alive`."),
+    Option("max_connections", "--max-connections", "OUTLAST_MAX_CONNECTIONS",
+           "connections and requests served at once; beyond it, 503", LIMITS, default=2000,
+           parse=positive_int,
+           details="uvicorn's `limit_concurrency`: open event streams count too, so keep it "
+                   "above the streams you expect."),
+    Option("max_header_bytes", "--max-header-size", "OUTLAST_MAX_HEADER_SIZE",
+           "bytes of a request line and headers; beyond it, 400 and the connection closed",
+           LIMITS, default=16 * 1024, parse=positive_int, default_text="16 KiB",
+           details="uvicorn's `h11_max_incomplete_event_size`."),
     # -- runs --------------------------------------------------------------------------------
     Option("max_running", "--max-running", "OUTLAST_MAX_RUNNING",
            "runs executing at once; more wait as queued", RUNS, default=1000,
@@ -413,6 +454,15 @@ class Settings:
     log_level: str = _default("log_level")
     access_log: bool = _default("access_log")
     console: bool = _default("console")
+    max_input_items: int = _default("max_input_items")
+    max_conversation_bytes: int = _default("max_conversation_bytes")
+    max_streams_per_key: int = _default("max_streams_per_key")
+    max_streams_per_response: int = _default("max_streams_per_response")
+    header_timeout: float = _default("header_timeout")
+    body_timeout: float = _default("body_timeout")
+    keep_alive_timeout: float = _default("keep_alive_timeout")
+    max_connections: int = _default("max_connections")
+    max_header_bytes: int = _default("max_header_bytes")
     a2a: A2ASettings = field(default_factory=A2ASettings)
     observe: ObserveSettings = field(default_factory=ObserveSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)

@@ -17,6 +17,7 @@ from outlast.engine.errors import (
     NotFound,
     QueueFull,
     ShuttingDown,
+    TooManyStreams,
 )
 
 # A missing task keeps A2A's own wording: the engine's speaks of responses.
@@ -26,6 +27,7 @@ ENGINE_ERRORS: dict[type[EngineError], Callable[[EngineError], A2AError]] = {
     NotCancellable: lambda exc: InvalidParamsError(message=exc.message),
     QueueFull: lambda exc: InternalError(message=exc.message),
     ShuttingDown: lambda exc: InternalError(message=exc.message),
+    TooManyStreams: lambda exc: InternalError(message=exc.message),
 }
 
 

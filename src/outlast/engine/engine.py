@@ -31,7 +31,7 @@ from outlast.agents.base import Agent, AgentRequest
 from outlast.agents.options import max_attempts
 from outlast.config import Settings
 from outlast.engine.cache import FinishedCache
-from outlast.engine.chain import Chains, visible
+from outlast.engine.chain import OFF_LOOP_ITEMS, Chains, conversation_too_large, visible
 from outlast.engine.closing import Closer
 from outlast.engine.cluster import ClusterPlacement
 from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, QueueFull, ShuttingDown
@@ -42,6 +42,7 @@ from outlast.engine.placement import LocalPlacement, Placement
 from outlast.engine.reader import read_stream
 from outlast.engine.retention import Retention
 from outlast.engine.run import Run, RunHandle, RunTable, StopReason, request_json
+from outlast.engine.streams import StreamCounts
 from outlast.observe.base import Observer
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.ids import new_id
@@ -49,7 +50,7 @@ from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.spec import RunSpec, new_response_fields
 from outlast.protocol.state import ResponseState
-from outlast.store.base import ResponseRecord, StepRecord, Store, WriteBatch
+from outlast.store.base import ResponseRecord, StepRecord, Store, WriteBatch, encode_input
 from outlast.store.shared import SharedStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -121,6 +122,8 @@ class Engine:
             lock=self.placement.exclusive,
         )
         self._shutdown_task: asyncio.Task[None] | None = None
+        # Open event streams per key and per response, each bounded (--max-streams-per-*).
+        self.streams = StreamCounts(settings.max_streams_per_key, settings.max_streams_per_response)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -177,6 +180,8 @@ class Engine:
         """
         if not self.accepting:
             raise ShuttingDown
+        if subscribe:
+            self.streams.check(owner)
         executor = self.executor
         local = self.placement.runs_here(executor.running)
         queued = await self.placement.waiting(local, executor.running, executor.queued)
@@ -185,8 +190,16 @@ class Engine:
         history: list[dict[str, Any]] = []
         response_id = new_id("resp")
         continued: list[StepRecord] = []
+        # Each item serialised once, for the input column and its rows; off the loop when long.
+        if len(spec.input_items) > OFF_LOOP_ITEMS:
+            stored_input, input_rows = await asyncio.to_thread(encode_input, spec.input_items)
+        else:
+            stored_input, input_rows = encode_input(spec.input_items)
+        budget = self.settings.max_conversation_bytes - len(stored_input)
+        if budget < 0:
+            raise conversation_too_large(self.settings.max_conversation_bytes, "input")
         if spec.previous_response_id is not None:
-            history = await self.chains.history(spec.previous_response_id, owner)
+            history = await self.chains.history(spec.previous_response_id, owner, budget)
             continued = await self._continuation(spec, spec.previous_response_id, response_id)
         status = "queued" if spec.background else "in_progress"
         state = ResponseState(new_response_fields(response_id, spec, status))
@@ -221,7 +234,8 @@ class Engine:
             store=spec.store,
             created_at=time.time(),
             previous_response_id=spec.previous_response_id,
-            input=dumps(spec.input_items),
+            input=stored_input,
+            input_rows=input_rows,
             snapshot=dumps(state.to_dict()),
             snapshot_seq=events[-1].seq,
             request=request_json(agent_request),
@@ -334,8 +348,10 @@ class Engine:
                 field="stream",
                 reason="invalid_request_error",
             )
+        self.streams.check(owner, response_id)
         batches = read_stream(self.store, self.hub, response_id, after, self.runs.is_live)
-        return self.observe.stream(batches, resume=after >= 0)
+        observed = self.observe.stream(batches, resume=after >= 0)
+        return self.streams.open(owner, response_id, observed, check=False)
 
     def stream_run(self, handle: RunHandle) -> AsyncIterator[list[Event]]:
         """The events of a response just created with ``subscribe`` (its POST stream), from the
@@ -344,7 +360,10 @@ class Engine:
         batches = read_stream(
             self.store, self.hub, handle.id, -1, self.runs.is_live, handle.subscription
         )
-        return self.observe.stream(batches, resume=False)
+        observed = self.observe.stream(batches, resume=False)
+        # Counted, never refused: create(subscribe=True) checked the key's limit before the
+        # run was created (a run must not be created and then have its stream refused).
+        return self.streams.open(handle.run.owner, handle.id, observed, check=False)
 
     def release(self, handle: RunHandle) -> None:
         """Give back the subscription of a handle that will not be streamed."""
@@ -373,11 +392,22 @@ class Engine:
                 return record.snapshot
         return orjson.dumps(run.state.to_dict())
 
-    async def input_items(self, response_id: str, owner: str) -> list[dict[str, Any]]:
-        """The response's own input items (not its chain's)."""
-        record = await self.record(response_id, owner)
-        items: list[dict[str, Any]] = orjson.loads(record.input)
-        return items
+    async def input_items(
+        self, response_id: str, owner: str, *, after: str | None, limit: int, order: str
+    ) -> tuple[list[bytes], bool]:
+        """A page of the response's own input items (not its chain's), each as stored JSON, and
+        whether more follow; read from the store a page at a time, never the whole list."""
+        try:
+            page = await self.store.read_input(
+                response_id, owner, after=after, limit=limit, order=order
+            )
+        except LookupError:
+            raise InvalidRequest(
+                f"No input item with id '{after}' in this response.", field="after"
+            ) from None
+        if page is None:
+            raise NotFound(response_id)
+        return page.items, page.has_more
 
     async def list_responses(
         self, owner: str, *, after: str | None, limit: int, order: str, status: str | None

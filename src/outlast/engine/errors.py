@@ -9,7 +9,8 @@ maps them to its protocol with one table (:mod:`outlast.http.errors` to OpenAI's
     ├── InvalidRequest    the request cannot be run as given; ``field`` names the part at fault
     ├── NotCancellable    a foreground response: only background ones can be cancelled
     ├── QueueFull         no room in the queue now; retry later
-    └── ShuttingDown      the server is draining and takes no new runs; retry elsewhere or later
+    ├── ShuttingDown      the server is draining and takes no new runs; retry elsewhere or later
+    └── TooManyStreams    the key or the response has as many open event streams as it may
 
 The store's own :class:`~outlast.store.base.StoreUnavailable` (retry) is not an engine error: it
 passes through unchanged.
@@ -69,3 +70,12 @@ class ShuttingDown(EngineError):
 
     def __init__(self) -> None:
         super().__init__("The server is shutting down and accepts no new responses; retry shortly.")
+
+
+class TooManyStreams(EngineError):
+    """The caller's key, or the response, has as many open event streams as it may
+    (:mod:`outlast.engine.streams`); ``retry_after``: seconds after which one may have closed."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

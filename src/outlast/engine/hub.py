@@ -16,30 +16,41 @@ from outlast.protocol.events import Event
 # At least one group-commit batch (MAX_BATCH_EVENTS), so a fast run's live reader is not pushed
 # back to the store by a single commit.
 SUBSCRIBER_BUFFER = 16_384
+# ... and their bytes: the events are shared by every reader of the response, but a stalled
+# reader's buffer keeps them alive after the others have moved on, so what it may hold is
+# bounded in bytes too (a batch of 16,384 snapshots would be hundreds of megabytes).
+SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class Subscription:
     """One reader's buffer of live events for one response."""
 
-    __slots__ = ("buffer", "closed", "overflowed", "response_id", "wakeup")
+    __slots__ = ("buffer", "buffered_bytes", "closed", "overflowed", "response_id", "wakeup")
 
     def __init__(self, response_id: str) -> None:
         self.response_id = response_id
         self.buffer: list[Event] = []
+        self.buffered_bytes = 0
         self.overflowed = False
         # Set when this server shuts down: the reader sends what is stored and ends, and its
         # client resumes on another replica.
         self.closed = False
         self.wakeup = asyncio.Event()
 
-    def push(self, events: list[Event]) -> None:
+    def push(self, events: list[Event], size: int) -> None:
+        """Buffer ``events`` (``size``: their bytes), or overflow if that is too many."""
         if self.overflowed:
             return
-        if len(self.buffer) + len(events) > SUBSCRIBER_BUFFER:
+        if (
+            len(self.buffer) + len(events) > SUBSCRIBER_BUFFER
+            or self.buffered_bytes + size > SUBSCRIBER_BUFFER_BYTES
+        ):
             self.overflowed = True
             self.buffer = []
+            self.buffered_bytes = 0
         else:
             self.buffer.extend(events)
+            self.buffered_bytes += size
         self.wakeup.set()
 
     async def wait(self, timeout: float) -> bool:
@@ -56,6 +67,7 @@ class Subscription:
 
     def take(self) -> list[Event]:
         events, self.buffer = self.buffer, []
+        self.buffered_bytes = 0
         return events
 
     def close(self) -> None:
@@ -66,6 +78,7 @@ class Subscription:
         """Forget an overflow; the reader has caught up from the store."""
         self.overflowed = False
         self.buffer = []
+        self.buffered_bytes = 0
 
 
 class Hub:
@@ -101,8 +114,9 @@ class Hub:
         """Hand committed events to every current reader of the response."""
         subscribers = self._subscribers.get(response_id)
         if subscribers:
+            size = sum(len(event.data) for event in events)
             for subscription in subscribers:
-                subscription.push(events)
+                subscription.push(events, size)
 
     def has_subscribers(self, response_id: str) -> bool:
         return response_id in self._subscribers

@@ -14,7 +14,18 @@ from outlast.engine.hub import Hub, Subscription
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.store.base import Store
 
+# What one store read of a catching-up reader may hold: at most STORE_PAGE events, and about
+# PAGE_BYTES of them. A reader that is behind (resuming, or back from an overflow) holds one page
+# while its client takes it, so a page of 1,000 large events (snapshots) cost megabytes per slow
+# reader; the next page's size follows the events' size in the last one, so small deltas still
+# come 1,000 to a read and large events a few dozen.
 STORE_PAGE = 1000
+MIN_PAGE = 16
+FIRST_PAGE = 100
+PAGE_BYTES = 128 * 1024
+# A live batch is handed to the transport in slices of about this much, so that one reader's
+# frames (a copy of the events' bytes) never amount to a whole buffer of the hub's.
+LIVE_SLICE_BYTES = PAGE_BYTES
 # A silent stream yields an empty batch this often (a transport sends a keep-alive, which keeps
 # proxies from closing it); it doubles as a safety net: the reader re-checks the store each time.
 KEEPALIVE_SECONDS = 15.0
@@ -38,6 +49,7 @@ async def read_stream(
     event, so the first store read is skipped (the stream of a create request).
     """
     last = after
+    page = min(STORE_PAGE, FIRST_PAGE)
     # With a subscription taken before the first commit, the store has nothing the hub won't send.
     catch_up = subscription is None
     if subscription is None:
@@ -49,12 +61,14 @@ async def read_stream(
                 # from now on is buffered, so nothing falls between the store read and going live.
                 subscription.reset()
                 while True:
-                    events = await store.read_events(response_id, last, STORE_PAGE)
+                    events = await store.read_events(response_id, last, page)
                     if not events:
                         break
+                    page = next_page(events)
                     last = events[-1].seq
+                    terminal = events[-1].is_terminal
                     yield events
-                    if events[-1].is_terminal:
+                    if terminal:
                         return
                 # 2. Nothing more is stored. A finished (or deleted) response has nothing more
                 # to send; a run executing here ends through the hub, so the store isn't asked.
@@ -64,7 +78,7 @@ async def read_stream(
                         return
                     if record.status in TERMINAL_STATUSES:
                         # Its terminal event committed with the status: read once more, then stop.
-                        events = await store.read_events(response_id, last, STORE_PAGE)
+                        events = await store.read_events(response_id, last, page)
                         if events:
                             last = events[-1].seq
                             yield events
@@ -86,9 +100,34 @@ async def read_stream(
                     continue
                 if fresh[0].seq != last + 1:
                     break
-                last = fresh[-1].seq
-                yield fresh
+                for piece in slices(fresh):
+                    last = piece[-1].seq
+                    yield piece
                 if fresh[-1].is_terminal:
                     return
     finally:
         hub.unsubscribe(subscription)
+
+
+def next_page(events: list[Event]) -> int:
+    """How many events the next store read asks for: about :data:`PAGE_BYTES` of events as
+    large as these, between :data:`MIN_PAGE` and :data:`STORE_PAGE`."""
+    size = sum(len(event.data) for event in events)
+    if size == 0:
+        return STORE_PAGE
+    return min(STORE_PAGE, max(MIN_PAGE, PAGE_BYTES * len(events) // size))
+
+
+def slices(events: list[Event]) -> list[list[Event]]:
+    """``events`` in consecutive slices of about :data:`LIVE_SLICE_BYTES` each (at least one
+    event each)."""
+    pieces: list[list[Event]] = []
+    start, size = 0, 0
+    for index, event in enumerate(events):
+        size += len(event.data)
+        if size >= LIVE_SLICE_BYTES:
+            pieces.append(events[start : index + 1])
+            start, size = index + 1, 0
+    if start < len(events):
+        pieces.append(events[start:])
+    return pieces

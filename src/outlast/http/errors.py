@@ -22,6 +22,7 @@ from outlast.engine.errors import (
     NotFound,
     QueueFull,
     ShuttingDown,
+    TooManyStreams,
 )
 from outlast.http.replies import json_response
 
@@ -71,6 +72,7 @@ ENGINE_ERRORS: dict[type[EngineError], tuple[int, str, str | None]] = {
     NotCancellable: (400, "invalid_request_error", "invalid_request_error"),
     QueueFull: (429, "rate_limit_error", "rate_limit_exceeded"),
     ShuttingDown: (503, "server_error", "server_shutting_down"),
+    TooManyStreams: (429, "rate_limit_error", "rate_limit_exceeded"),
 }
 
 

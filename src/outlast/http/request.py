@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from outlast.http.errors import invalid
 from outlast.http.input_items import input_items, json_type
+from outlast.http.limits import DEFAULT_LIMITS, InputLimits, check_input
 from outlast.protocol.spec import (
     METADATA_MAX_KEY,
     METADATA_MAX_PAIRS,
@@ -152,8 +153,9 @@ def _optional(body: dict[str, Any], name: str, kind: type, expected: str) -> Any
     return value
 
 
-def parse_create(body: Any) -> RunSpec:
-    """Check a create body; raise :class:`~outlast.protocol.errors.APIError` if it is bad."""
+def parse_create(body: Any, limits: InputLimits = DEFAULT_LIMITS) -> RunSpec:
+    """Check a create body; raise :class:`~outlast.protocol.errors.APIError` if it is bad
+    (``limits``: how large its input may be)."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_type", param=None)
     for name in body:
@@ -188,6 +190,7 @@ def parse_create(body: Any) -> RunSpec:
             code="mutually_exclusive_parameters",
         )
     metadata = _metadata(body.get("metadata"))
+    check_input(body.get("input"), limits)
     items = input_items(body.get("input"))
 
     echo: dict[str, Any] = {}

@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from outlast.asgi.body import BodyTooLarge, read_body
+from outlast.asgi.body import BodyTimeout, BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
+from outlast.http import limits
 from outlast.http.errors import APIError, invalid
 from outlast.http.openapi import openapi_document
 from outlast.http.replies import json_bytes, json_response
@@ -41,11 +42,15 @@ async def read_json(request: Request) -> Any:
         code="request_too_large",
     )
     try:
-        body = await read_body(request, limit)
+        body = await read_body(request, limit, request.app.state.settings.body_timeout)
     except BodyTooLarge:
         raise too_large from None
+    except BodyTimeout:
+        raise APIError(
+            408, "The request body was not received in time.", code="request_timeout"
+        ) from None
     try:
-        return orjson.loads(body)
+        return await limits.loads(body)
     except orjson.JSONDecodeError:
         raise invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
@@ -55,7 +60,8 @@ async def read_json(request: Request) -> Any:
 
 
 async def create_response(request: Request) -> Response | EventStreamResponse:
-    spec = parse_create(await read_json(request))
+    input_limits = limits.from_settings(request.app.state.settings)
+    spec = await limits.parse_input(parse_create, await read_json(request), input_limits)
     engine = _engine(request)
     run = await engine.create(spec, _owner(request), subscribe=spec.stream)
     if spec.stream:
@@ -201,27 +207,19 @@ async def list_responses(request: Request) -> Response:
 async def list_input_items(request: Request) -> Response:
     response_id = request.path_params["response_id"]
     query = request.query_params
-    limit_number, order = _page_limit(request), _page_order(request)
-    items = await _engine(request).input_items(response_id, _owner(request))
-    if order == "desc":
-        items.reverse()
-    after = query.get("after")
-    if after is not None:
-        positions = [i for i, item in enumerate(items) if item.get("id") == after]
-        if not positions:
-            raise invalid(f"No input item with id '{after}' in this response.", param="after")
-        items = items[positions[0] + 1 :]
-    limit = limit_number
-    page = items[:limit]
-    return json_response(
+    limit, order = _page_limit(request), _page_order(request)
+    page, has_more = await _engine(request).input_items(
+        response_id, _owner(request), after=query.get("after"), limit=limit, order=order
+    )
+    # A page of stored items, spliced in as they are; only the first and last are parsed.
+    head = orjson.dumps(
         {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(items) > limit,
+            "first_id": orjson.loads(page[0]).get("id") if page else None,
+            "last_id": orjson.loads(page[-1]).get("id") if page else None,
+            "has_more": has_more,
         }
     )
+    return json_bytes(b'{"object":"list","data":[' + b",".join(page) + b"]," + head[1:])
 
 
 async def healthz(request: Request) -> Response:

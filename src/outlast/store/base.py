@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from outlast.protocol.events import Event
+from outlast.protocol.jsonbytes import dumps
 
 
 @dataclass(slots=True)
@@ -41,6 +43,50 @@ class ResponseRecord:
     """The replica executing (or about to execute) the run; ``None`` while it waits in the queue."""
     attempt: int = 1
     cancel_requested: bool = False
+    input_rows: list[InputRow] | None = None
+    """The input's items one by one, when the record is written new (see :func:`input_rows`):
+    stored one row per item as well, so that ``GET …/input_items`` reads a page, not the whole
+    list. ``None`` on a record read back (and on a new one whose writer left it to the store)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputRow:
+    """One input item as stored for paging: its ``id`` (``None`` if it has none) and its JSON."""
+
+    item_id: str | None
+    item: bytes
+
+
+def encode_input(items: list[dict[str, Any]]) -> tuple[bytes, list[InputRow]]:
+    """The input as one JSON list and as rows, each item serialised once for both."""
+    rows = [
+        InputRow(i.get("id") if isinstance(i.get("id"), str) else None, dumps(i)) for i in items
+    ]
+    return b"[" + b",".join(row.item for row in rows) + b"]", rows
+
+
+def input_rows(record: ResponseRecord) -> list[InputRow]:
+    """The rows of a new record's input: those it carries, else parsed from ``input``."""
+    if record.input_rows is not None:
+        return record.input_rows
+    items = orjson.loads(record.input)
+    return encode_input(items if isinstance(items, list) else [])[1]
+
+
+@dataclass(slots=True)
+class ListedResponse:
+    """A row of ``GET /v1/responses``: only what the listing answers with (not the input)."""
+
+    id: str
+    snapshot: bytes
+
+
+@dataclass(slots=True)
+class InputPage:
+    """A page of a response's input items (each its stored JSON), and whether more follow."""
+
+    items: list[bytes]
+    has_more: bool
 
 
 @dataclass(slots=True)
@@ -176,6 +222,17 @@ class Store(ABC):
         """Up to ``limit`` events with ``seq > after``, in order."""
 
     @abstractmethod
+    async def read_input(
+        self, response_id: str, owner: str, *, after: str | None, limit: int, order: str
+    ) -> InputPage | None:
+        """A page of the input items of ``owner``'s response (``GET …/input_items``), read from
+        their rows: at most ``limit`` items in position order (``"asc"``) or its reverse
+        (``"desc"``), strictly after the item whose id is ``after`` (its first position in that
+        order), and whether more follow. ``None`` if the response is not listable by ``owner``
+        (the listing's rule: its own, stored, unexpired); ``LookupError`` if ``after`` names no
+        item of it."""
+
+    @abstractmethod
     async def list_responses(
         self,
         owner: str,
@@ -184,8 +241,9 @@ class Store(ABC):
         limit: int,
         order: str,
         status: str | None,
-    ) -> tuple[list[ResponseRecord], bool]:
-        """One page of ``owner``'s responses (``GET /v1/responses``), and whether more follow.
+    ) -> tuple[list[ListedResponse], bool]:
+        """One page of ``owner``'s responses (``GET /v1/responses``), and whether more follow;
+        each row reads only the id and the snapshot, never the input.
 
         Semantics every backend must share exactly:
 

@@ -27,6 +27,9 @@ import time
 from outlast.protocol.events import Event
 from outlast.store.base import (
     Fenced,
+    InputPage,
+    InputRow,
+    ListedResponse,
     OutboxRow,
     ResponseCounts,
     ResponseRecord,
@@ -34,6 +37,7 @@ from outlast.store.base import (
     Store,
     StoreUnavailable,
     WriteBatch,
+    input_rows,
 )
 
 _UNFINISHED = frozenset({"queued", "in_progress"})
@@ -63,6 +67,8 @@ class MemoryStore(Store):
         self._outbox: dict[str, _OutboxEntry] = {}
         # Each response's journal: position → step (inserts are idempotent, as on SQL).
         self._steps: dict[str, dict[int, StepRecord]] = {}
+        # Each response's input items, in position order (the SQL stores' input_items rows).
+        self._inputs: dict[str, list[InputRow]] = {}
         self.transactions = 0
         """How many write transactions committed (a test's view of group commit)."""
 
@@ -104,7 +110,8 @@ class MemoryStore(Store):
                 raise Fenced(lost)
         for record in batch.new_responses:
             if record.id not in self._responses:
-                self._responses[record.id] = dataclasses.replace(record)
+                self._inputs[record.id] = list(input_rows(record))
+                self._responses[record.id] = dataclasses.replace(record, input_rows=None)
         for rid, event in batch.events:
             self._insert_event(rid, event)
         for rid, group in batch.steps:
@@ -133,6 +140,7 @@ class MemoryStore(Store):
             self._events.pop(rid, None)
             self._seqs.pop(rid, None)
             self._steps.pop(rid, None)
+            self._inputs.pop(rid, None)
         self.transactions += 1
 
     def _insert_event(self, response_id: str, event: Event) -> None:
@@ -166,6 +174,25 @@ class MemoryStore(Store):
         start = bisect.bisect_right(seqs, after)
         return self._events[response_id][start : start + limit]
 
+    async def read_input(
+        self, response_id: str, owner: str, *, after: str | None, limit: int, order: str
+    ) -> InputPage | None:
+        await self._round_trip()
+        record = self._responses.get(response_id)
+        if record is None or record.owner != owner or not record.store:
+            return None
+        if record.expires_at is not None and record.expires_at <= time.time():
+            return None
+        rows = self._inputs.get(response_id, [])
+        if order == "desc":
+            rows = rows[::-1]
+        if after is not None:
+            at = next((i for i, row in enumerate(rows) if row.item_id == after), None)
+            if at is None:
+                raise LookupError(after)
+            rows = rows[at + 1 :]
+        return InputPage([row.item for row in rows[:limit]], len(rows) > limit)
+
     async def list_responses(
         self,
         owner: str,
@@ -174,7 +201,7 @@ class MemoryStore(Store):
         limit: int,
         order: str,
         status: str | None,
-    ) -> tuple[list[ResponseRecord], bool]:
+    ) -> tuple[list[ListedResponse], bool]:
         await self._round_trip()
         descending = order == "desc"
         now = time.time()
@@ -197,7 +224,7 @@ class MemoryStore(Store):
             page.append(record)
             if len(page) > limit:
                 break
-        return [dataclasses.replace(r) for r in page[:limit]], len(page) > limit
+        return [ListedResponse(r.id, r.snapshot) for r in page[:limit]], len(page) > limit
 
     async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
         await self._round_trip()

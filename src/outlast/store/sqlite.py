@@ -23,12 +23,15 @@ from typing import Any, TypeVar
 
 from outlast.protocol.events import Event
 from outlast.store.base import (
+    InputPage,
+    ListedResponse,
     OutboxRow,
     ResponseCounts,
     ResponseRecord,
     StepRecord,
     Store,
     WriteBatch,
+    input_rows,
     pack_steps,
     unpack_steps,
 )
@@ -94,6 +97,23 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     ALTER TABLE responses ADD COLUMN request BLOB NOT NULL DEFAULT X'7B7D';
     """,
+    # 5: each response's input items one row apiece, so that GET …/input_items reads a page
+    # (by position, from an item's id) instead of parsing the whole list; existing responses'
+    # items are copied from their input column (json_each renders each item compactly).
+    """
+    CREATE TABLE input_items (
+        response_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        item_id TEXT,
+        item BLOB NOT NULL,
+        PRIMARY KEY (response_id, position)
+    );
+    CREATE INDEX input_items_by_id ON input_items (response_id, item_id);
+    INSERT INTO input_items (response_id, position, item_id, item)
+        SELECT r.id, j.key, json_extract(j.value, '$.id'), CAST(j.value AS BLOB)
+        FROM responses AS r, json_each(CAST(r.input AS TEXT)) AS j
+        WHERE json_valid(CAST(r.input AS TEXT)) AND json_type(CAST(r.input AS TEXT)) = 'array';
+    """,
 ]
 
 _RECORD_COLUMNS = (
@@ -142,6 +162,26 @@ def _insert_events(conn: sqlite3.Connection, events: list[tuple[str, Event]]) ->
         for response_id, event in chunk:
             params += (response_id, event.seq, event.type, event.data)
         conn.execute(_events_sql(len(chunk)), params)
+
+
+_INPUT_INSERT = "INSERT OR IGNORE INTO input_items (response_id, position, item_id, item) VALUES "
+
+
+@functools.lru_cache(maxsize=64)
+def _input_sql(rows: int) -> str:
+    return _INPUT_INSERT + ",".join(["(?, ?, ?, ?)"] * rows)
+
+
+def _insert_input_items(conn: sqlite3.Connection, records: list[ResponseRecord]) -> None:
+    # Multi-row statements, as for events (executemany would hand the GIL back once per item).
+    rows: list[tuple[str, int, str | None, bytes]] = [
+        (r.id, position, row.item_id, row.item)
+        for r in records
+        for position, row in enumerate(input_rows(r))
+    ]
+    for start in range(0, len(rows), EVENT_CHUNK_ROWS):
+        chunk = rows[start : start + EVENT_CHUNK_ROWS]
+        conn.execute(_input_sql(len(chunk)), [value for row in chunk for value in row])
 
 
 def sqlite_path(url: str) -> str:
@@ -254,6 +294,8 @@ class SQLiteStore(Store):
                         for r in batch.new_responses
                     ],
                 )  # fmt: skip
+            if batch.new_responses:
+                _insert_input_items(conn, batch.new_responses)
             if batch.events:
                 _insert_events(conn, batch.events)
             if batch.steps:
@@ -283,6 +325,7 @@ class SQLiteStore(Store):
                 ids = [(rid,) for rid in batch.deletes]
                 conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
                 conn.executemany("DELETE FROM steps WHERE response_id = ?", ids)
+                conn.executemany("DELETE FROM input_items WHERE response_id = ?", ids)
                 conn.executemany("DELETE FROM responses WHERE id = ?", ids)
             conn.execute("COMMIT")
         except BaseException:
@@ -317,6 +360,39 @@ class SQLiteStore(Store):
 
         return await self._read(query)
 
+    async def read_input(
+        self, response_id: str, owner: str, *, after: str | None, limit: int, order: str
+    ) -> InputPage | None:
+        descending = order == "desc"
+
+        def query(conn: sqlite3.Connection) -> InputPage | None:
+            listable = conn.execute(
+                "SELECT 1 FROM responses WHERE id = ? AND owner = ? AND store = 1 "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (response_id, owner, time.time()),
+            ).fetchone()
+            if listable is None:
+                return None
+            direction = "DESC" if descending else "ASC"
+            where, params = "response_id = ?", [response_id]
+            if after is not None:
+                cursor = conn.execute(
+                    "SELECT position FROM input_items WHERE response_id = ? AND item_id = ? "
+                    f"ORDER BY position {direction} LIMIT 1",
+                    (response_id, after),
+                ).fetchone()
+                if cursor is None:
+                    raise LookupError(after)
+                where += f" AND position {'<' if descending else '>'} ?"
+                params.append(cursor[0])
+            rows = conn.execute(
+                f"SELECT item FROM input_items WHERE {where} ORDER BY position {direction} LIMIT ?",
+                (*params, limit + 1),
+            ).fetchall()
+            return InputPage([bytes(row[0]) for row in rows[:limit]], len(rows) > limit)
+
+        return await self._read(query)
+
     async def list_responses(
         self,
         owner: str,
@@ -325,10 +401,10 @@ class SQLiteStore(Store):
         limit: int,
         order: str,
         status: str | None,
-    ) -> tuple[list[ResponseRecord], bool]:
+    ) -> tuple[list[ListedResponse], bool]:
         descending = order == "desc"
 
-        def query(conn: sqlite3.Connection) -> tuple[list[ResponseRecord], bool]:
+        def query(conn: sqlite3.Connection) -> tuple[list[ListedResponse], bool]:
             where = ["owner = ?", "store = 1", "(expires_at IS NULL OR expires_at > ?)"]
             params: list[Any] = [owner, time.time()]
             if after is not None:
@@ -346,11 +422,12 @@ class SQLiteStore(Store):
                 params.append(status)
             direction = "DESC" if descending else "ASC"
             rows = conn.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM responses WHERE {' AND '.join(where)} "
+                f"SELECT id, snapshot FROM responses WHERE {' AND '.join(where)} "
                 f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
-            return [_record(row) for row in rows[:limit]], len(rows) > limit
+            page = [ListedResponse(row[0], bytes(row[1])) for row in rows[:limit]]
+            return page, len(rows) > limit
 
         return await self._read(query)
 

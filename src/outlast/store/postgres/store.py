@@ -29,12 +29,15 @@ import asyncpg
 from outlast.protocol.events import Event
 from outlast.store.base import (
     Fenced,
+    InputPage,
+    ListedResponse,
     OutboxRow,
     ResponseCounts,
     ResponseRecord,
     StepRecord,
     StoreUnavailable,
     WriteBatch,
+    input_rows,
     pack_steps,
     unpack_steps,
 )
@@ -59,12 +62,6 @@ TAKEOVER_LOCK_TIMEOUT_MS = 500
 
 # Serialises migrations when several replicas start at once.
 _MIGRATION_LOCK = 0x6F75746C  # "outl"
-
-# The record columns, for the one statement assembled here (the listing).
-_COLUMNS = (
-    "id, owner, status, background, stream, store, created_at, previous_response_id, input, "
-    "snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt, cancel_requested"
-)
 
 
 def _record(row: asyncpg.Record) -> ResponseRecord:
@@ -179,6 +176,20 @@ class PostgresStore(SharedStore):
                         for r in batch.new_responses
                     ],
                 )  # fmt: skip
+            if batch.new_responses:
+                items = [
+                    (r.id, position, row.item_id, row.item)
+                    for r in batch.new_responses
+                    for position, row in enumerate(input_rows(r))
+                ]
+                if items:
+                    await conn.execute(
+                        queries.INSERT_INPUT_ITEMS,
+                        [item[0] for item in items],
+                        [item[1] for item in items],
+                        [item[2] for item in items],
+                        [item[3] for item in items],
+                    )
             if batch.fence is not None:
                 touched = (
                     columns.spans.keys() | batch.updates.keys() | {rid for rid, _ in batch.steps}
@@ -228,6 +239,7 @@ class PostgresStore(SharedStore):
             if batch.deletes:
                 await conn.execute(queries.DELETE_EVENTS, batch.deletes)
                 await conn.execute(queries.DELETE_STEPS, batch.deletes)
+                await conn.execute(queries.DELETE_INPUT_ITEMS, batch.deletes)
                 await conn.execute(queries.DELETE_RESPONSES, batch.deletes)
             await notify_batch(conn, batch, columns.spans)
 
@@ -262,6 +274,25 @@ class PostgresStore(SharedStore):
 
         return await self._run(query)
 
+    async def read_input(
+        self, response_id: str, owner: str, *, after: str | None, limit: int, order: str
+    ) -> InputPage | None:
+        async def query(conn: asyncpg.Connection) -> InputPage | None:
+            if await conn.fetchval(queries.INPUT_LISTABLE, response_id, owner, time.time()) is None:
+                return None
+            ascending = order == "asc"
+            position: int | None = -1 if ascending else None
+            if after is not None:
+                cursor = queries.INPUT_CURSOR_ASC if ascending else queries.INPUT_CURSOR_DESC
+                position = await conn.fetchval(cursor, response_id, after)
+                if position is None:
+                    raise LookupError(after)
+            page = queries.INPUT_PAGE_ASC if ascending else queries.INPUT_PAGE_DESC
+            rows = await conn.fetch(page, response_id, position, limit + 1)
+            return InputPage([row[0] for row in rows[:limit]], len(rows) > limit)
+
+        return await self._run(query)
+
     async def list_responses(
         self,
         owner: str,
@@ -270,13 +301,13 @@ class PostgresStore(SharedStore):
         limit: int,
         order: str,
         status: str | None,
-    ) -> tuple[list[ResponseRecord], bool]:
+    ) -> tuple[list[ListedResponse], bool]:
         descending = order == "desc"
 
         # Assembled here rather than in sql/: its WHERE and ORDER BY depend on the cursor, the
         # filter and the direction, and each variant must stay a plain row comparison that the
         # (owner, created_at, id) index can walk (a catch-all with nullable parameters would not).
-        async def query(conn: asyncpg.Connection) -> tuple[list[ResponseRecord], bool]:
+        async def query(conn: asyncpg.Connection) -> tuple[list[ListedResponse], bool]:
             where = ["owner = $1", "store", "(expires_at IS NULL OR expires_at > $2)"]
             params: list[Any] = [owner, time.time()]
             if after is not None:
@@ -293,11 +324,12 @@ class PostgresStore(SharedStore):
             params.append(limit + 1)
             direction = "DESC" if descending else "ASC"
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM responses WHERE {' AND '.join(where)} "
+                f"SELECT id, snapshot FROM responses WHERE {' AND '.join(where)} "
                 f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(params)}",
                 *params,
             )
-            return [_record(row) for row in rows[:limit]], len(rows) > limit
+            page = [ListedResponse(row[0], row[1]) for row in rows[:limit]]
+            return page, len(rows) > limit
 
         return await self._run(query)
 

@@ -29,6 +29,11 @@ INSERT INTO responses (id, owner, status, background, stream, store, created_at,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (id) DO NOTHING
 
+-- name: insert_input_items
+INSERT INTO input_items (response_id, position, item_id, item)
+SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bytea[])
+ON CONFLICT DO NOTHING
+
 -- name: fence_held
 -- FOR SHARE waits for a takeover in progress and then sees its outcome.
 SELECT id FROM responses WHERE id = ANY($1::text[]) AND worker_id = $2 FOR SHARE
@@ -65,6 +70,9 @@ DELETE FROM events WHERE response_id = ANY($1::text[])
 -- name: delete_steps
 DELETE FROM steps WHERE response_id = ANY($1::text[])
 
+-- name: delete_input_items
+DELETE FROM input_items WHERE response_id = ANY($1::text[])
+
 -- name: delete_responses
 DELETE FROM responses WHERE id = ANY($1::text[])
 
@@ -92,6 +100,30 @@ SELECT seq, type, data FROM events WHERE response_id = $1 AND seq > $2 ORDER BY 
 
 -- name: read_steps
 SELECT steps FROM steps WHERE response_id = $1 ORDER BY position
+
+-- name: input_listable
+-- GET …/input_items: the response is the owner's and listable (the listing's rule).
+SELECT 1 FROM responses
+WHERE id = $1 AND owner = $2 AND store AND (expires_at IS NULL OR expires_at > $3)
+
+-- name: input_cursor_asc
+SELECT position FROM input_items WHERE response_id = $1 AND item_id = $2
+ORDER BY position LIMIT 1
+
+-- name: input_cursor_desc
+SELECT position FROM input_items WHERE response_id = $1 AND item_id = $2
+ORDER BY position DESC LIMIT 1
+
+-- name: input_page_asc
+-- $2: the cursor's position (-1: from the start).
+SELECT item FROM input_items WHERE response_id = $1 AND position > $2
+ORDER BY position LIMIT $3
+
+-- name: input_page_desc
+-- $2: the cursor's position (NULL: from the end).
+SELECT item FROM input_items
+WHERE response_id = $1 AND ($2::integer IS NULL OR position < $2)
+ORDER BY position DESC LIMIT $3
 
 -- name: listing_cursor
 SELECT created_at, id FROM responses WHERE id = $1 AND owner = $2
