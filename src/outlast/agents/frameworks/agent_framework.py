@@ -6,14 +6,26 @@ framework session. Each streamed update's contents become outputs: text, reasoni
 call pieces as deltas, function results as function call outputs. Updates in ``replace`` mode
 repeat the whole text or arguments after their deltas; only what was not streamed yet is sent.
 The stream runs in the run's own task, so cancelling the run interrupts its model request.
+Each model call's token counts (its ``usage`` content, read as the call streams) fill the
+response's ``usage``.
+
+Durable runs: two middlewares given to each run (Agent Framework's own interception points)
+make its chat client calls and its function calls journaled steps
+(:mod:`outlast.agents.journaling`). A streamed chat call is journaled when it completes, as its
+final ``ChatResponse``; a resumed run gets that response back as its updates
+(``ChatResponse.to_updates``) without calling the model, and the adapter yields nothing for them
+(their outputs are in the log). A function's result is journaled as its contents. Context
+providers, agent middleware and anything else not a model or function call run again on a
+resume.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from outlast.agents import journaling
 from outlast.agents._extras import require
 from outlast.agents.base import Agent, AgentRequest
 from outlast.agents.history import Item, conversation
@@ -25,6 +37,7 @@ from outlast.protocol.outputs import (
     Message,
     Reasoning,
     ReasoningDelta,
+    Usage,
 )
 
 
@@ -33,15 +46,114 @@ def adapt(af_agent: Any) -> Agent:
     af = require("agent_framework", "an Agent Framework agent")
 
     async def agent_framework_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
+        await journaling.begin(request)
         messages = [_message(af, item) for item in conversation(request)]
         translator = _Translator()
-        async with af_agent.run([m for m in messages if m is not None], stream=True) as stream:
+        steps = _Steps(af, request)
+        middleware = [steps.chat_middleware(), steps.function_middleware()]
+        run = af_agent.run(
+            [m for m in messages if m is not None], stream=True, middleware=middleware
+        )
+        async with run as stream:
             async for update in stream:
+                if steps.was_replayed(update):
+                    continue  # a journaled model call's: its outputs are in the log already
                 for output in translator.feed(update):
                     yield output
+                while steps.usage:
+                    yield steps.usage.pop(0)
 
     agent_framework_agent.__qualname__ = f"agent_framework[{getattr(af_agent, 'name', '?')}]"
     return agent_framework_agent
+
+
+class _Steps:
+    """One run's middlewares: its chat calls and function calls as journaled steps."""
+
+    def __init__(self, af: Any, request: AgentRequest) -> None:
+        self.af = af
+        self.request = request
+        self.model_calls = 0
+        # Updates made up from the journal, by id (an id is unique while its object lives: the
+        # update is alive until the adapter has seen it).
+        self.replayed: set[int] = set()
+        self.usage: list[AgentOutput] = []
+        """The token counts of the model calls made, not yielded yet."""
+
+    def was_replayed(self, update: Any) -> bool:
+        key = id(getattr(update, "raw_representation", None) or update)
+        if key in self.replayed:
+            self.replayed.discard(key)
+            return True
+        return False
+
+    def chat_middleware(self) -> Any:
+        af, steps = self.af, self
+
+        class JournalingChat(af.ChatMiddleware):  # type: ignore[misc, name-defined]
+            async def process(self, context: Any, call_next: Callable[[], Awaitable[None]]) -> None:
+                await call_next()  # builds the stream; the model is called when it is read
+                if context.stream and not journaling.inside():
+                    context.result = steps.journaled_stream(context.result)
+
+        return JournalingChat()
+
+    def journaled_stream(self, inner: Any) -> Any:
+        af = self.af
+        name = f"model:{self.model_calls}"
+        self.model_calls += 1
+        outcome = journaling.Outcome()
+
+        async def call(emit: Callable[[Any], None]) -> Any:
+            async for update in inner:
+                # The call's own counts, read here: what the function-calling loop passes on
+                # adds up the counts of the calls before.
+                for content in update.contents or ():
+                    if content.type == "usage":
+                        self.usage += _usage(content.usage_details)
+                emit(update)
+            final = await inner.get_final_response()
+            return final.to_dict()
+
+        async def updates() -> AsyncIterator[Any]:
+            async for update in journaling.streamed_step(self.request, name, call, outcome):
+                yield update
+            if outcome.replayed and outcome.result is not None:
+                for update in af.ChatResponse.from_dict(outcome.result).to_updates():
+                    self.replayed.add(id(update))
+                    yield update
+
+        finalizer = getattr(inner, "_finalizer", None) or af.ChatResponse.from_updates
+        return af.ResponseStream(updates(), finalizer=finalizer)
+
+    def function_middleware(self) -> Any:
+        af, request = self.af, self.request
+
+        class JournalingFunctions(af.FunctionMiddleware):  # type: ignore[misc, name-defined]
+            async def process(self, context: Any, call_next: Callable[[], Awaitable[None]]) -> None:
+                async def invoke() -> Any:
+                    await call_next()
+                    return _contents_json(context.result)
+
+                name = f"tool:{context.function.name}"
+                result = await journaling.call_step(request, name, invoke)
+                # The same value on the first run as on a resume: the contents, rebuilt.
+                context.result = _contents(af, result)
+
+        return JournalingFunctions()
+
+
+def _contents_json(result: Any) -> Any:
+    """A function's result as JSON: a list of contents as their dicts, else as it is."""
+    if isinstance(result, list) and all(hasattr(c, "to_dict") for c in result):
+        return {"outlast_contents": [c.to_dict() for c in result]}
+    return result
+
+
+def _contents(af: Any, value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("outlast_contents"), list):
+        return [af.Content.from_dict(c) for c in value["outlast_contents"]]
+    return value
 
 
 def _message(af: Any, item: Item) -> Any:
@@ -135,6 +247,27 @@ class _Translator:
             return [FunctionCall(name, arguments, call_id)]
         self.call_args.append(arguments)
         return [FunctionCallDelta(call_id, arguments, name)]
+
+
+def _usage(details: Any) -> list[AgentOutput]:
+    """A ``usage`` content's details (a dict of counts) as a :class:`Usage`."""
+    if not details:
+        return []
+
+    def count(key: str) -> int:
+        value = details.get(key)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    return [
+        Usage(
+            input_tokens=count("input_token_count"),
+            output_tokens=count("output_token_count"),
+            cached_tokens=count("cache_read_input_token_count"),
+            cache_write_tokens=count("cache_creation_input_token_count"),
+            reasoning_tokens=count("reasoning_output_token_count"),
+            total_tokens=count("total_token_count") or None,
+        )
+    ]
 
 
 def _missing(whole: str, streamed: str) -> str:
