@@ -193,7 +193,9 @@ def cut_streams(seed: int) -> Any:
     def plan(number: int, request_line: str) -> Fault | None:
         if number >= 30:
             return None
-        return Cut(rng.randint(1500, 6000), reset=rng.random() < 0.5)
+        # Past the first ~2.5 kB (the created, queued and in_progress snapshots), so that some
+        # text gets through before the first cut.
+        return Cut(rng.randint(2500, 7000), reset=rng.random() < 0.5)
 
     return plan
 
