@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from outlast import config
 from outlast.client import cli as client_commands
 from outlast.config import OptionError, Settings
+
+log = logging.getLogger("outlast")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,13 +90,10 @@ def serve(settings: Settings) -> int:
     from outlast.agents.base import AgentLoadError
     from outlast.agents.loading import load_agent
     from outlast.asgi.connections import uvicorn_options
+    from outlast.observe import logs
     from outlast.server import create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if settings.role != "both" and not settings.db.startswith(("postgresql://", "postgres://")):
         print(
             f"outlast: --role {settings.role} needs a database shared by replicas "
@@ -133,6 +133,8 @@ def serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Its lines go through outlast's handler (observe/logs.py): one format for all.
+        log_config=None,
         access_log=settings.access_log,
         lifespan="on",
         # Open streams end when their runs end, which the engine bounds by the drain timeout.
@@ -147,19 +149,36 @@ def serve(settings: Settings) -> int:
         On the first SIGTERM/SIGINT the server keeps listening while the engine drains, so new
         creates get a clear 503 and ``/healthz`` says ``draining`` (a load balancer takes the
         replica out) instead of connections being refused. When the drain ends, uvicorn's own
-        shutdown begins. A second signal forces it at once.
+        shutdown begins. A second signal ends the drain at once: the runs still going are
+        stopped as at the drain's deadline, their ends written, and the process exits.
         """
 
-        draining = False
+        draining = hurried = False
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.draining:
+            loop = asyncio.get_event_loop()
+            if self.hurried:  # a third signal: uvicorn's own forced exit
                 super().handle_exit(sig, frame)
                 return
+            if self.draining:
+                # Not uvicorn's forced exit, which skips the lifespan's shutdown: the engine
+                # still writes the end of every run it stops and closes the store.
+                self.hurried = True
+                loop.call_soon_threadsafe(self._stop_now)
+                return
             self.draining = True
-            asyncio.get_event_loop().call_soon_threadsafe(self._drain_then_exit, sig)
+            loop.call_soon_threadsafe(self._drain_then_exit, sig)
+
+        def _stop_now(self) -> None:
+            log.warning("second signal: stopping now, without waiting for the runs")
+            engine.executor.drain_now()
 
         def _drain_then_exit(self, sig: int) -> None:
+            again = "Ctrl-C" if sig == signal.SIGINT else "the signal"
+            log.info(
+                "shutting down: new runs refused, running ones have up to %.0f s to finish "
+                "(%s again stops at once)", settings.drain_timeout, again,
+            )  # fmt: skip
             engine.begin_shutdown()
 
             def finished(_: object) -> None:
@@ -170,7 +189,7 @@ def serve(settings: Settings) -> int:
 
             engine.shutdown_task.add_done_callback(finished)
 
-    logging.getLogger("outlast").info(
+    log.info(
         "serving %s on http://%s:%d (db %s)", settings.agent, settings.host, settings.port,
         settings.db,
     )  # fmt: skip

@@ -221,6 +221,15 @@ OPTIONS: tuple[Option, ...] = (
            details="At `info`, one log line per run state change."),
     Option("access_log", "--access-log", "OUTLAST_ACCESS_LOG", "log every HTTP request", SERVER,
            default=False, parse=boolean, kind="switch"),
+    Option("log_format", "--log-format", "OUTLAST_LOG_FORMAT", "text, or one JSON object a line",
+           SERVER, default="text", choices=("text", "json"),
+           details="outlast's lines and uvicorn's in one format; a line logged for an HTTP "
+                   "request carries its `x-request-id` ([logging](observability.md#logging))."),
+    Option("cors_origins", "--cors-origin", "OUTLAST_CORS_ORIGINS",
+           "a browser origin allowed to call the API (`*`: any)", SERVER, default=[],
+           kind="list", env_note="comma-separated", metavar="ORIGIN",
+           details="For web pages served from another origin, e.g. `http://localhost:5173`: "
+                   "their requests (and preflights) get CORS headers. Off by default."),
     Option("console", "--no-console", "OUTLAST_CONSOLE", "do not serve the web console", SERVER,
            default=True, parse=boolean, kind="switch", flag_value=False,
            default_text="console on",
@@ -453,6 +462,8 @@ class Settings:
     max_resumes: int = _default("max_resumes")
     log_level: str = _default("log_level")
     access_log: bool = _default("access_log")
+    log_format: Literal["text", "json"] = _default("log_format")
+    cors_origins: list[str] = field(default_factory=list)
     console: bool = _default("console")
     max_input_items: int = _default("max_input_items")
     max_conversation_bytes: int = _default("max_conversation_bytes")

@@ -16,6 +16,7 @@ from outlast.a2a import create_a2a
 from outlast.agents.base import Agent
 from outlast.agents.loading import load_agent
 from outlast.agents.upstream import configure as configure_upstream
+from outlast.asgi.cors import cors_middleware
 from outlast.config import Settings
 from outlast.console import console_routes
 from outlast.engine import Engine
@@ -24,6 +25,7 @@ from outlast.http import errors
 from outlast.http.auth import AuthMiddleware
 from outlast.http.routes import HEALTH_ROUTES, ROUTES
 from outlast.observe import setup as observe
+from outlast.observe.logs import RequestIdMiddleware
 from outlast.store import open_store
 from outlast.store.base import StoreUnavailable
 
@@ -70,6 +72,10 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
             *observability.routes,
         ],
         middleware=[
+            # Outermost: every answer gets its x-request-id, every log line of it the same id.
+            Middleware(RequestIdMiddleware),
+            # Before the keys: a browser's preflight carries none.
+            *cors_middleware(settings.cors_origins),
             *observability.middleware,
             Middleware(AuthMiddleware, keys=settings.api_keys),
         ],

@@ -27,6 +27,8 @@ SAMPLES: dict[str, str | list[str]] = {
     "max_body_bytes": "1024",
     "sqlite_synchronous": "NORMAL",
     "log_level": "debug",
+    "log_format": "json",
+    "cors_origins": ["http://localhost:5173", "https://app.example"],
     "max_running": "3",
     "max_queued": "4",
     "run_timeout": "15m",

@@ -251,6 +251,10 @@ class Engine:
         insert = self.writer.insert(
             record, events, on_commit=lambda: self.hub.publish(response_id, events), steps=steps
         )
+        # Logged before the run can start, so that "created" comes before its "in_progress"
+        # (a store that then fails to commit it says so in a line of its own).
+        where = "" if local else ", for another replica"
+        log.info("%s created, %s (model=%s)%s", response_id, status, spec.model, where)
         if local:
             executor.submit(run)
         try:
@@ -261,8 +265,6 @@ class Engine:
             if subscription is not None:
                 self.hub.unsubscribe(subscription)
             raise
-        where = "" if local else ", for another replica"
-        log.info("%s created, %s (model=%s)%s", response_id, status, spec.model, where)
         return RunHandle(response_id, run.created, run.background, run, subscription)
 
     async def _continuation(

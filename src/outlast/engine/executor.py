@@ -241,7 +241,8 @@ class Executor:
                 run.stop_reason = StopReason.SHUTDOWN
         except Exception as exc:
             outcome = Outcome.end("failed", server_error(str(exc) or type(exc).__name__))
-            log.debug("%s agent raised", run.id, exc_info=True)
+            # At the default level, once: the run's end line below repeats only the message.
+            log.error("%s agent raised", run.id, exc_info=True)
         finally:
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(STOP_GRACE):
@@ -464,7 +465,7 @@ class Executor:
             if run.journal is not None:
                 run.journal.hand_over = functools.partial(self.stop, run, reason)
         deadline = time.monotonic() + timeout
-        while self._running and time.monotonic() < deadline:
+        while self._running and time.monotonic() < deadline and not self._drain_cut_short:
             await asyncio.sleep(0.05)
         runs = self.runs.runs()
         for run in runs:
@@ -480,6 +481,13 @@ class Executor:
             await asyncio.wait(
                 [asyncio.create_task(r.done.wait()) for r in runs], timeout=STOPPED_WAIT
             )
+
+    _drain_cut_short = False
+
+    def drain_now(self) -> None:
+        """End a drain's wait at once (a second Ctrl-C): the runs still going are stopped as at
+        its deadline, each with its end written."""
+        self._drain_cut_short = True
 
     async def _hand_over_sleepers(self) -> None:
         """Sleeping runs go to the other replicas (one claims each and sleeps it there), or, on a
