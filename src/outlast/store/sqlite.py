@@ -114,6 +114,18 @@ MIGRATIONS: list[str] = [
         FROM responses AS r, json_each(CAST(r.input AS TEXT)) AS j
         WHERE json_valid(CAST(r.input AS TEXT)) AND json_type(CAST(r.input AS TEXT)) = 'array';
     """,
+    # 6: steering input accepted and not yet carried by a successor response (see
+    # outlast.store.steers): a row lives from the steer's acceptance to its commit or failure.
+    """
+    CREATE TABLE steers (
+        id TEXT PRIMARY KEY,
+        response_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        input BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX steers_by_response ON steers (response_id, created_at);
+    """,
 ]
 
 _RECORD_COLUMNS = (
