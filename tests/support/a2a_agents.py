@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from outlast import AgentOutput, AgentRequest
+from outlast import AgentOutput, AgentRequest, Data, File
 from scripted_agents import AGENTS, params
 from scripted_agents import router as by_model
 
@@ -31,7 +31,24 @@ async def approve(request: AgentRequest) -> AsyncIterator[AgentOutput]:
         yield f" Confirmed: {again}."
 
 
-A2A_AGENTS = {**AGENTS, "approve": approve}
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+"""The bytes of the file ``produce`` yields (every byte value, so nothing may be lost)."""
+
+
+async def produce(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    """Text, a file of bytes, a file by URL and data: every kind of artifact; ``bad=1`` yields
+    data that is not JSON-serialisable instead."""
+    yield "Here is the chart. "
+    yield File("chart.png", "image/png", data=PNG)
+    yield File("report.pdf", "application/pdf", url="https://example.com/report.pdf")
+    if params(request).get("bad") == "1":
+        yield Data({"when": object()})
+    yield Data({"rows": [1, 2, 3], "ok": True})
+    yield Data(["a", "b"], media_type="application/vnd.example+json")
+    yield "Done."
+
+
+A2A_AGENTS = {**AGENTS, "approve": approve, "produce": produce}
 
 
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:

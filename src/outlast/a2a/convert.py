@@ -144,6 +144,31 @@ def text_artifact(item_id: str, text: str) -> Artifact:
     return Artifact(artifact_id=item_id, parts=[Part(text=text)])
 
 
+PRODUCED_TYPES = frozenset({"outlast_file", "outlast_data"})
+"""Output items an agent yields as ``outlast.File`` / ``outlast.Data``: artifacts over A2A."""
+
+
+def produced_artifact(item: Mapping[str, Any]) -> Artifact:
+    """An ``outlast_file`` item as an artifact with one file part (its bytes or its URL), an
+    ``outlast_data`` item as one with one data part; the artifact id is the item's id."""
+    media_type = str(item.get("media_type") or "")
+    if item.get("type") == "outlast_data":
+        data: Any = item.get("data")
+        value = struct_pb2.Value()
+        json_format.ParseDict(data, value)
+        part = Part(data=value, media_type=media_type or "application/json")
+        return Artifact(artifact_id=str(item["id"]), parts=[part])
+    name = str(item.get("filename") or "")
+    file_data = item.get("file_data")
+    if isinstance(file_data, str):
+        # A data: URL, as the normaliser writes it: the bytes are after the comma.
+        part = Part(raw=base64.b64decode(file_data.partition(",")[2]), media_type=media_type)
+    else:
+        part = Part(url=str(item.get("file_url") or ""), media_type=media_type)
+    part.filename = name
+    return Artifact(artifact_id=str(item["id"]), name=name, parts=[part])
+
+
 def item_message(task_id: str, context_id: str, item: Mapping[str, Any]) -> Message:
     """An output item that is not text (reasoning, a tool call, its output) as an agent message."""
     value = struct_pb2.Value()
@@ -235,6 +260,8 @@ def task_from_response(
     for item in response.get("output") or ():
         if item.get("type") == "message" and item.get("role", "assistant") == "assistant":
             task.artifacts.append(text_artifact(str(item["id"]), message_text(item)))
+        elif item.get("type") in PRODUCED_TYPES:
+            task.artifacts.append(produced_artifact(item))
         else:
             task.history.append(item_message(task_id, context_id, item))
     return task

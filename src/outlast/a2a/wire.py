@@ -38,6 +38,7 @@ from a2a.types import (
     Message,
     StreamResponse,
     Task,
+    TaskArtifactUpdateEvent,
     TaskState,
     TaskStatus,
     TaskStatusUpdateEvent,
@@ -45,8 +46,10 @@ from a2a.types import (
 from google.protobuf import json_format
 
 from outlast.a2a.convert import (
+    PRODUCED_TYPES,
     SEQUENCE_KEY,
     item_message,
+    produced_artifact,
     task_from_response,
     task_status,
     timestamp,
@@ -307,6 +310,8 @@ class WireTranslator:
             item = _loads(event.data)["item"]
             if item.get("type") == "message":
                 return None
+            if item.get("type") in PRODUCED_TYPES:
+                return self._artifact(produced_artifact(item), event.seq)
             status = TaskStatus(
                 state=TaskState.TASK_STATE_WORKING,
                 timestamp=timestamp(self.working_at),
@@ -409,6 +414,15 @@ class WireTranslator:
             self._chunk_heads[item_id] = head
             self._raw_heads[item_id.encode()] = head
         return _CHUNK % (head, _dumps(text), flags, seq)
+
+    def _artifact(self, artifact: Artifact, seq: int) -> bytes:
+        """A whole artifact (a file or data) in one update: it is its own first and last chunk."""
+        event = TaskArtifactUpdateEvent(
+            task_id=self.task_id, context_id=self.context_id, artifact=artifact, last_chunk=True
+        )
+        body = proto_dict(event)
+        body["metadata"] = {SEQUENCE_KEY: seq}
+        return exact_dumps({"artifactUpdate": body})
 
     def _status(self, status: TaskStatus, seq: int) -> bytes:
         event = TaskStatusUpdateEvent(

@@ -13,6 +13,7 @@ every piece would need the whole machine's state.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from outlast.protocol.events import Event
@@ -20,6 +21,8 @@ from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.outputs import (
     AgentOutput,
+    Data,
+    File,
     FunctionCall,
     FunctionCallDelta,
     FunctionCallOutput,
@@ -214,10 +217,37 @@ class Normalizer:
             return events + self._function_call_output(output)
         if isinstance(output, Reasoning):
             return events + self._reasoning(output)
+        if isinstance(output, File | Data):
+            return events + self._produced(output)
         raise TypeError(
             f"an agent may yield str, Message, FunctionCall, FunctionCallOutput, Reasoning, "
-            f"FunctionCallDelta, ReasoningDelta or Usage; it yielded {type(output).__name__}"
+            f"FunctionCallDelta, ReasoningDelta, Usage, File or Data; it yielded "
+            f"{type(output).__name__}"
         )
+
+    def _produced(self, output: File | Data) -> list[Event]:
+        """An ``outlast_file`` or ``outlast_data`` item: whole at once, added then done."""
+        item: dict[str, Any]
+        if isinstance(output, File):
+            item = {"id": new_id("ofile"), "type": "outlast_file", "status": "in_progress",
+                    "filename": output.name, "media_type": output.media_type}  # fmt: skip
+            if output.data is not None:
+                encoded = base64.b64encode(bytes(output.data)).decode("ascii")
+                item["file_data"] = f"data:{output.media_type};base64,{encoded}"
+            else:
+                item["file_url"] = output.url
+        else:
+            try:
+                _dumps(output.value)
+            except TypeError as exc:
+                raise TypeError(
+                    f"outlast.Data: the value is not JSON-serialisable ({exc})"
+                ) from None
+            item = {"id": new_id("odata"), "type": "outlast_data", "status": "in_progress",
+                    "media_type": output.media_type, "data": output.value}  # fmt: skip
+        index, added = self._add_item(item)
+        item["status"] = "completed"
+        return [added, self._item_done(index)]
 
     def _check_allowed(self, name: str) -> None:
         allowed = self._allowed

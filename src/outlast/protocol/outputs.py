@@ -135,6 +135,44 @@ class Usage:
         return self.total_tokens
 
 
+@dataclass(slots=True)
+class File:
+    """A file the agent produces: its bytes (``data``) or where it is (``url``), one of the two.
+
+    An output item of its own (``outlast_file``, see docs/agents.md): over A2A, an artifact with
+    one file part (raw bytes or a URL); over the Responses API, the item
+    ``{"type": "outlast_file", "id", "status", "filename", "media_type", "file_data" | "file_url"}``
+    (``file_data`` a ``data:`` URL of the bytes, as ``input_file`` takes them).
+    """
+
+    name: str
+    media_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("outlast.File needs exactly one of data (bytes) or url")
+        if self.data is not None and not isinstance(self.data, bytes | bytearray | memoryview):
+            raise TypeError(f"File.data must be bytes, not {type(self.data).__name__}")
+        if self.url is not None and not isinstance(self.url, str):
+            raise TypeError(f"File.url must be a str, not {type(self.url).__name__}")
+        if not isinstance(self.name, str) or not isinstance(self.media_type, str):
+            raise TypeError("File.name and File.media_type must be strings")
+
+
+@dataclass(slots=True)
+class Data:
+    """Structured data the agent produces: any JSON-able ``value``.
+
+    An output item of its own (``outlast_data``): over A2A, an artifact with one data part; over
+    the Responses API, ``{"type": "outlast_data", "id", "status", "media_type", "data"}``.
+    """
+
+    value: Any
+    media_type: str = "application/json"
+
+
 AgentOutput = (
     str
     | Message
@@ -144,5 +182,7 @@ AgentOutput = (
     | FunctionCallDelta
     | ReasoningDelta
     | Usage
+    | File
+    | Data
 )
 """Everything an agent may yield."""
