@@ -10,6 +10,8 @@ from outlast.agents.base import Agent, AgentRequest, step
 from outlast.agents.options import retry_safe
 from outlast.protocol.outputs import (
     AgentOutput,
+    Data,
+    File,
     FunctionCall,
     FunctionCallDelta,
     FunctionCallOutput,
@@ -25,6 +27,8 @@ __all__ = [
     "Agent",
     "AgentOutput",
     "AgentRequest",
+    "Data",
+    "File",
     "FunctionCall",
     "FunctionCallDelta",
     "FunctionCallOutput",
