@@ -39,7 +39,7 @@ OPEN_RESPONSES_REQUIRED = frozenset(
 )  # fmt: skip
 
 # What OpenAI reports for the parameters a client leaves out.
-OPENAI_DEFAULTS = {
+OPENAI_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,
     "top_p": 1.0,
     "presence_penalty": 0.0,
