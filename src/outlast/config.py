@@ -221,6 +221,18 @@ OPTIONS: tuple[Option, ...] = (
            details="At `info`, one log line per run state change."),
     Option("access_log", "--access-log", "OUTLAST_ACCESS_LOG", "log every HTTP request", SERVER,
            default=False, parse=boolean, kind="switch"),
+    Option("websocket_connection_limit", "--websocket-connection-limit",
+           "OUTLAST_WEBSOCKET_CONNECTION_LIMIT",
+           "seconds a WebSocket connection on /v1/responses stays open", SERVER, default=3600.0,
+           parse=duration, default_text="60m",
+           details="OpenAI's limit. Then, once its responses have ended, the server sends "
+                   "`websocket_connection_limit_reached` and closes it with 1001, so the SDK "
+                   "reconnects ([WebSocket mode](websocket.md))."),
+    Option("max_pending_steers", "--max-pending-steers", "OUTLAST_MAX_PENDING_STEERS",
+           "steering inputs queued for one response at once", RUNS, default=16,
+           parse=positive_int,
+           details="More get `response.steer.failed` with `too_many_pending_steers` "
+                   "([steering](websocket.md#steering))."),
     Option("log_format", "--log-format", "OUTLAST_LOG_FORMAT", "text, or one JSON object a line",
            SERVER, default="text", choices=("text", "json"),
            details="outlast's lines and uvicorn's in one format; a line logged for an HTTP "
@@ -465,6 +477,8 @@ class Settings:
     log_format: Literal["text", "json"] = _default("log_format")
     cors_origins: list[str] = field(default_factory=list)
     console: bool = _default("console")
+    websocket_connection_limit: float = _default("websocket_connection_limit")
+    max_pending_steers: int = _default("max_pending_steers")
     max_input_items: int = _default("max_input_items")
     max_conversation_bytes: int = _default("max_conversation_bytes")
     max_streams_per_key: int = _default("max_streams_per_key")

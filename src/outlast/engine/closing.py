@@ -166,7 +166,9 @@ class Closer:
             events = normalizer.requeue(attempt + 1)
         else:
             # ``prelude``: events of the attempt that must commit with its end (a question).
-            events = (prelude or []) + normalizer.finish(outcome.status, outcome.error)
+            events = (prelude or []) + normalizer.finish(
+                outcome.status, outcome.error, outcome.reason
+            )
         if not events:
             return [], None
         if outcome.ending is Ending.REQUEUE:

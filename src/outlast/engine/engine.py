@@ -42,6 +42,7 @@ from outlast.engine.placement import LocalPlacement, Placement
 from outlast.engine.reader import read_stream
 from outlast.engine.retention import Retention
 from outlast.engine.run import Run, RunHandle, RunTable, StopReason, request_json
+from outlast.engine.steering import Steer, Steering
 from outlast.engine.streams import StreamCounts
 from outlast.observe.base import Observer
 from outlast.protocol.events import TERMINAL_STATUSES, Event
@@ -122,6 +123,16 @@ class Engine:
             lock=self.placement.exclusive,
         )
         self._shutdown_task: asyncio.Task[None] | None = None
+        # Steering input (engine/steering.py): runs end at a safe boundary for it, and their
+        # successors carry it.
+        self.steering = Steering(
+            store,
+            max_pending=settings.max_pending_steers,
+            release=self.release,
+            spawn=self.executor.spawn,
+        )
+        self.steering.create = self._create_successor
+        self.executor.steering = self.steering
         # Open event streams per key and per response, each bounded (--max-streams-per-*).
         self.streams = StreamCounts(settings.max_streams_per_key, settings.max_streams_per_response)
 
@@ -132,6 +143,7 @@ class Engine:
         await self.store.open()
         self.writer.start()
         await self.placement.start(self.executor)
+        await self.steering.recover(self._steered)
         await self.observe.start()
         self.retention.start()
 
@@ -172,11 +184,20 @@ class Engine:
 
     # -- creating ------------------------------------------------------------------------------
 
-    async def create(self, spec: RunSpec, owner: str, *, subscribe: bool = False) -> RunHandle:
+    async def create(
+        self,
+        spec: RunSpec,
+        owner: str,
+        *,
+        subscribe: bool = False,
+        history: list[dict[str, Any]] | None = None,
+    ) -> RunHandle:
         """Store a new response for ``owner`` and queue its run; returns once it is durable.
 
         With ``subscribe``, the handle holds a hub subscription taken before anything of the
         response was published, for :meth:`stream_run` (or give it back with :meth:`release`).
+        ``history``: the conversation ``spec.previous_response_id`` names, when the transport
+        holds it itself (a WebSocket keeps its ``store: false`` responses), instead of the store.
         """
         if not self.accepting:
             raise ShuttingDown
@@ -187,7 +208,6 @@ class Engine:
         queued = await self.placement.waiting(local, executor.running, executor.queued)
         if queued >= self.settings.max_queued:
             raise QueueFull(queued)
-        history: list[dict[str, Any]] = []
         response_id = new_id("resp")
         continued: list[StepRecord] = []
         # Each item serialised once, for the input column and its rows; off the loop when long.
@@ -198,9 +218,10 @@ class Engine:
         budget = self.settings.max_conversation_bytes - len(stored_input)
         if budget < 0:
             raise conversation_too_large(self.settings.max_conversation_bytes, "input")
-        if spec.previous_response_id is not None:
+        if spec.previous_response_id is not None and history is None:
             history = await self.chains.history(spec.previous_response_id, owner, budget)
             continued = await self._continuation(spec, spec.previous_response_id, response_id)
+        history = history or []
         status = "queued" if spec.background else "in_progress"
         state = ResponseState(new_response_fields(response_id, spec, status))
         normalizer = Normalizer(state)
@@ -312,6 +333,32 @@ class Engine:
             )
         answered = StepRecord(last.position, last.name, dumps({ANSWER_KEY: answer}), 0)
         return [*steps[:-1], answered]
+
+    async def _create_successor(
+        self, spec: RunSpec, owner: str, history: list[dict[str, Any]], subscribe: bool
+    ) -> RunHandle:
+        return await self.create(spec, owner, subscribe=subscribe, history=history)
+
+    async def _steered(
+        self, response_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """A steered response's object and conversation, for its successor after a restart
+        (``None`` while it is still unfinished)."""
+        record = await self.store.get_response(response_id, None)
+        if record is None:
+            return {"id": response_id, "status": "deleted"}, []
+        if record.status not in TERMINAL_STATUSES:
+            return None
+        return orjson.loads(record.snapshot), await self.chains.chain(record, record.owner)
+
+    # -- steering ------------------------------------------------------------------------------
+
+    async def steer(self, response_id: str, owner: str, items: list[dict[str, Any]]) -> Steer:
+        """Queue steering input for ``owner``'s running response (stored when this returns);
+        :class:`~outlast.engine.steering.SteerRefused` if it cannot take it."""
+        return await self.steering.accept(
+            self.runs.live(response_id, owner), response_id, owner, items
+        )
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ from outlast.engine.run import (
     stop_outcome,
     stored_agent_request,
 )
+from outlast.engine.steering import Steering
 from outlast.observe.base import Observer
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.normalizer import Normalizer
@@ -97,6 +98,8 @@ class Executor:
         self._tasks: set[asyncio.Task[Any]] = set()
         # Durably sleeping runs held here: the timer that wakes each.
         self._sleepers: dict[str, asyncio.TimerHandle] = {}
+        # Set by the engine: runs with queued steering input end at a safe boundary.
+        self.steering: Steering | None = None
 
     @property
     def running(self) -> int:
@@ -207,10 +210,19 @@ class Executor:
         agen = self.agent(dataclasses.replace(run.agent_request, _journal=journal))
         # Outputs of a resumed run go through its replay until it has caught up with the log.
         replay = run.replay
+        steering = self.steering
         try:
             count = 0
             async for output in agen:
                 if run.stop_reason is not None:
+                    break
+                if steering is not None and type(output) is not str and steering.at_boundary(run):
+                    # The agent moves on to a new item, so what it had open is complete: a safe
+                    # boundary. The run ends here, before the new item, for the queued input.
+                    closing = run.normalizer.close_open("completed")
+                    if closing:
+                        self._emit(run, closing)
+                    run.stop_reason = StopReason.STEERED
                     break
                 if replay is None:
                     events = run.normalizer.feed(output)
@@ -388,6 +400,8 @@ class Executor:
         else:
             if outcome.ending is Ending.SLEEP and run.wake_at is not None:
                 self.sleep_until(response_id, run.wake_at)
+            if self.steering is not None:
+                self.steering.ended(run)
         finally:
             self.runs.remove(response_id)
             if started:

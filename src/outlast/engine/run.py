@@ -71,6 +71,10 @@ class StopReason(enum.Enum):
     ASK = "ask"
     """The agent pauses for input (:meth:`AgentRequest.ask`): the response completes with the
     pending call; a response continuing it carries the answer."""
+    STEERED = "steered"
+    """Steering input is queued and the run stands at a safe output boundary: the response ends
+    ``incomplete`` (reason ``steered``) and a successor carries the input
+    (:mod:`outlast.engine.steering`)."""
 
 
 class Ending(enum.Enum):
@@ -96,11 +100,16 @@ class Outcome:
     ending: Ending
     status: str = ""
     error: dict[str, str] | None = None
+    reason: str | None = None
+    """The ``incomplete_details.reason`` of an ``incomplete`` end."""
 
     @classmethod
-    def end(cls, status: str, error: dict[str, str] | None = None) -> Outcome:
-        """The response ends ``status`` (completed, failed, cancelled), with ``error`` if any."""
-        return cls(Ending.END, status, error)
+    def end(
+        cls, status: str, error: dict[str, str] | None = None, reason: str | None = None
+    ) -> Outcome:
+        """The response ends ``status`` (completed, failed, cancelled, incomplete), with
+        ``error`` or an incomplete ``reason`` if any."""
+        return cls(Ending.END, status, error, reason)
 
     @property
     def label(self) -> str:
@@ -138,6 +147,8 @@ def stop_outcome(reason: StopReason, *, started: bool, run_timeout: float) -> Ou
         return SLEEP
     if reason is StopReason.ASK:
         return Outcome.end("completed")
+    if reason is StopReason.STEERED:
+        return Outcome.end("incomplete", reason="steered")
     return CANCELLED  # CANCELLED, CLIENT_DISCONNECTED
 
 
