@@ -1,12 +1,15 @@
-"""Files and data an agent yields (``outlast.File``, ``outlast.Data``): artifacts over A2A, and
-``outlast_file`` / ``outlast_data`` output items over the Responses API that the openai SDK
-parses (the test agent: ``produce`` in ``tests/support/a2a_agents.py``).
+"""Files and data both ways: an A2A message's id, data and file parts reach the agent
+(``AgentRequest.message_id``, ``.parts``), and the files and data an agent yields
+(``outlast.File``, ``outlast.Data``) are artifacts over A2A, and ``outlast_file`` /
+``outlast_data`` output items over the Responses API that the openai SDK parses (the test agents:
+``inspect`` and ``produce`` in ``tests/support/a2a_agents.py``).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 
 import pytest
 from a2a.client import Client
@@ -16,11 +19,16 @@ from inprocess import A2A_ROUTER, InProcessServer, ServerPool
 from openai import OpenAI
 
 from a2a_agents import PNG
-from a2a_support import JSONRPC, REST, request, send, until_final
+from a2a_support import JSONRPC, REST, request, rpc, send, until_final
 from a2a_support import a2a_client as support_client
 from outlast import Data, File
 
 BINDINGS = [JSONRPC, REST]
+
+
+def auth(server: InProcessServer) -> dict[str, str]:
+    key = server.default_key
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @pytest.fixture
@@ -125,3 +133,38 @@ def test_a_file_takes_bytes_or_a_url(kwargs: dict[str, object]) -> None:
 
 def test_data_defaults_to_json() -> None:
     assert Data({"a": 1}).media_type == "application/json"
+
+
+def test_the_message_id_and_every_part_reach_the_agent(server: InProcessServer) -> None:
+    message = {
+        "role": "ROLE_USER",
+        "messageId": "msg-from-the-client-7",
+        "parts": [
+            {"text": "agent=inspect look at these"},
+            {"data": {"rows": [1, 2], "nested": {"ok": True}}, "mediaType": "application/json"},
+            {
+                "url": "https://example.com/a.pdf",
+                "filename": "a.pdf",
+                "mediaType": "application/pdf",
+            },
+            {"raw": base64.b64encode(PNG).decode(), "filename": "c.png", "mediaType": "image/png"},
+        ],
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    answer = rpc(server, body, auth(server))
+    task = answer["result"]["task"]
+    seen = task["artifacts"][0]["parts"][0]["data"]
+    assert seen["message_id"] == "msg-from-the-client-7"
+    assert seen["parts"] == message["parts"]
+    text, data = seen["content"][0]["text"], json.loads(seen["content"][1]["text"])
+    assert (text, data) == ("agent=inspect look at these", message["parts"][1]["data"])
+    kinds = [part["type"] for part in seen["content"]]
+    assert kinds == ["input_text", "input_text", "input_file", "input_image"]
+
+
+def test_over_the_responses_api_there_is_no_message_id_or_parts(server: InProcessServer) -> None:
+    key = server.default_key or "anything"
+    openai = OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    response = openai.responses.create(model="a2a", input="agent=inspect")
+    seen = response.output[0].model_dump()["data"]
+    assert (seen["message_id"], seen["parts"]) == (None, [])

@@ -48,7 +48,19 @@ async def produce(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     yield "Done."
 
 
-A2A_AGENTS = {**AGENTS, "approve": approve, "produce": produce}
+async def inspect(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    """What the agent was handed, as data: the A2A message id and parts, and the input."""
+    yield Data(
+        {
+            "message_id": request.message_id,
+            "parts": list(request.parts),
+            "input_text": request.input_text,
+            "content": list(request.input[-1].get("content") or []),
+        }
+    )
+
+
+A2A_AGENTS = {**AGENTS, "approve": approve, "produce": produce, "inspect": inspect}
 
 
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:

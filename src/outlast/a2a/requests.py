@@ -16,6 +16,7 @@ from google.protobuf.json_format import MessageToDict
 
 from outlast.a2a.convert import message_input
 from outlast.a2a.index import TaskRow
+from outlast.agents.base import A2A_MESSAGE
 from outlast.protocol.spec import (
     METADATA_MAX_KEY,
     METADATA_MAX_PAIRS,
@@ -40,6 +41,7 @@ def run_spec(params: SendMessageRequest, message: Message, previous: str | None)
         metadata=metadata,
         previous_response_id=previous,
         background=True,
+        extra={A2A_MESSAGE: MessageToDict(message)},
     )
 
 
@@ -56,6 +58,7 @@ def answer_spec(params: SendMessageRequest, previous: str, call_id: str, answer:
         metadata=metadata,
         previous_response_id=previous,
         background=True,
+        extra={A2A_MESSAGE: MessageToDict(params.message)},
     )
 
 

@@ -28,6 +28,9 @@ Agent = Callable[["AgentRequest"], AsyncGenerator[AgentOutput, None]]
 
 T = TypeVar("T")
 
+A2A_MESSAGE = "a2a_message"
+"""The ``params`` key of the A2A message (its JSON) a run started over A2A answers."""
+
 
 class AgentLoadError(Exception):
     """``--agent module:attr`` did not name a usable agent."""
@@ -129,6 +132,26 @@ class AgentRequest:
             await asyncio.sleep(seconds)
             return
         await journal.sleep(name, seconds)
+
+    @property
+    def message_id(self) -> str | None:
+        """The id the client gave the message this run answers: the A2A ``messageId`` (``None``
+        over the Responses API, whose input items have no such id)."""
+        message = self.params.get(A2A_MESSAGE)
+        value = message.get("messageId") if isinstance(message, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    @property
+    def parts(self) -> Sequence[Mapping[str, Any]]:
+        """The parts of the A2A message this run answers, as A2A 1.0 writes them in JSON:
+        ``{"text": …}``, ``{"data": <any JSON value>, "mediaType": …}``, ``{"url": …,
+        "filename": …, "mediaType": …}`` or ``{"raw": <base64>, "filename": …, "mediaType": …}``
+        (``[]`` over the Responses API). ``input`` holds the same message as a Responses user
+        message too (data as its JSON text, files and images as ``input_file``/``input_image``),
+        for agents that read only that."""
+        message = self.params.get(A2A_MESSAGE)
+        parts = message.get("parts") if isinstance(message, Mapping) else None
+        return list(parts) if isinstance(parts, list) else []
 
     @property
     def input_text(self) -> str:
