@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 
 from outlast.a2a import create_a2a
 from outlast.agents.base import Agent
@@ -25,7 +26,7 @@ from outlast.http import errors
 from outlast.http.auth import AuthMiddleware
 from outlast.http.routes import HEALTH_ROUTES, ROUTES
 from outlast.observe import setup as observe
-from outlast.observe.logs import RequestIdMiddleware
+from outlast.observe.logs import RequestIdMiddleware, client_disconnected
 from outlast.store import open_store
 from outlast.store.base import StoreUnavailable
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
             EngineError: errors.engine_error,
             HTTPException: errors.http_error,
             StoreUnavailable: errors.store_unavailable,
+            ClientDisconnect: client_disconnected,
             Exception: errors.server_error,
         },
         lifespan=lifespan,

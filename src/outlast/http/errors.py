@@ -14,6 +14,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from outlast.engine.errors import (
     EngineError,
@@ -108,7 +109,23 @@ async def http_error(request: Request, exc: Exception) -> Response:
         code = "method_not_allowed"
     else:
         message, code = str(exc.detail), None
-    return error_response(APIError(exc.status_code, message, code=code))
+    response = error_response(APIError(exc.status_code, message, code=code))
+    if exc.status_code == 405:
+        # Allow names every method the path has (RFC 9110 §15.5.6). Each method is a route of
+        # its own, so the one Starlette matched (and its Allow) knows only its own method.
+        response.headers["allow"] = _allowed_methods(request) or (exc.headers or {}).get(
+            "Allow", ""
+        )
+    return response
+
+
+def _allowed_methods(request: Request) -> str:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:

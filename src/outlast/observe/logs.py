@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any, Literal
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LogFormat = Literal["text", "json"]
@@ -139,3 +141,13 @@ def configure(level: str, log_format: LogFormat = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """A client that went away before its request body was read (``ClientDisconnect``): one
+    line, not an "unhandled error" with two tracebacks. Nothing is answered to anyone (the
+    response below is never sent: there is no one to send it to)."""
+    logging.getLogger("outlast.http").info(
+        "client disconnected before its request was read: %s %s", request.method, request.url.path
+    )
+    return Response(status_code=400)

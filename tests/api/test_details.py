@@ -1,0 +1,44 @@
+"""Details of a hardened server: what a client cutting an upload leaves in the log, what an
+unknown method is told, and that another key's response and a never-existing one take one path."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import httpx
+import pytest
+from inprocess import InProcessServer
+
+from helpers import wait_until
+
+
+def test_a_client_gone_mid_upload_is_one_log_line_without_a_traceback(
+    server: InProcessServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            b"POST /v1/responses HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 100000\r\n\r\n" + b'{"model": "echo", "input": "' + b"x" * 1000
+        )
+    wait_until(lambda: any("disconnected" in r.getMessage() for r in caplog.records), "the line")
+    mine = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(mine) == 1
+    assert "POST /v1/responses" in mine[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("TRACE", "/v1/responses", {"GET", "POST"}), ("PUT", "/healthz", {"GET"}),
+     ("TRACE", "/v1/responses/resp_x", {"GET", "DELETE"})],
+)  # fmt: skip
+def test_a_method_a_path_does_not_have_gets_405_with_allow(
+    server: InProcessServer, method: str, path: str, allowed: set[str]
+) -> None:
+    answer = httpx.request(method, server.url + path)
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    assert allowed <= {m.strip() for m in answer.headers["allow"].split(",")}
+    assert method not in answer.headers["allow"]
