@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from outlast.shares import KeyLimit, parse_key_limit
+
 DEFAULT_DB = "sqlite:///./var/outlast.db"
 DEFAULT_AGENT = "outlast.agents.demo:agent"
 
@@ -289,10 +291,27 @@ OPTIONS: tuple[Option, ...] = (
     # -- runs --------------------------------------------------------------------------------
     Option("max_running", "--max-running", "OUTLAST_MAX_RUNNING",
            "runs executing at once; more wait as queued", RUNS, default=1000,
-           parse=positive_int, details="Queued runs start in order."),
+           parse=positive_int,
+           details="Queued runs start in turns between keys (weighted by `--key-limit`), "
+                   "oldest first within a key; `background_options.completion_window` `2h`/`8h` "
+                   "runs only take slots no other run waits for ([queue](api.md#per-key-shares))."),
     Option("max_queued", "--max-queued", "OUTLAST_MAX_QUEUED",
            "runs waiting at once; beyond it, 429", RUNS, default=10_000, parse=positive_int,
-           details="The 429's error code is `rate_limit_exceeded`."),
+           details="The 429's error code is `rate_limit_exceeded`; it has `Retry-After`. Once "
+                   "the queue is full, a key is refused only if it holds its fair share of it "
+                   "(`--max-queued` / keys waiting): one key cannot lock the others out "
+                   "([per-key shares](api.md#per-key-shares))."),
+    Option("key_limits", "--key-limit", "OUTLAST_KEY_LIMITS",
+           "limits of one API key ('*': every other key): "
+           "'KEY running=N queued=N rate=N/s weight=N', any of them", RUNS, default=[],
+           kind="list", parse=parse_key_limit, metavar="'KEY LIMITS'",
+           env_note="comma-separated entries",
+           details="`running`: its runs executing at once (the rest wait their turn); `queued`: "
+                   "its runs waiting (beyond it, 429); `rate`: creates per second, minute or "
+                   "hour (`/s`, `/m`, `/h`; beyond it, 429 with `Retry-After`); `weight`: its "
+                   "share of free slots among keys with runs waiting (default 1). E.g. "
+                   "`--key-limit '* queued=500 rate=20/s' --key-limit 'sk-batch running=10'` "
+                   "([per-key shares](api.md#per-key-shares))."),
     Option("run_timeout", "--run-timeout", "OUTLAST_RUN_TIMEOUT",
            "seconds a run may execute before it fails", RUNS, default=3600.0, parse=duration,
            details="Counted from when it starts; past it the run ends `failed` saying so."),
@@ -459,6 +478,7 @@ class Settings:
     agent: str = _default("agent")
     max_running: int = _default("max_running")
     max_queued: int = _default("max_queued")
+    key_limits: list[KeyLimit] = field(default_factory=list)
     run_timeout: float = _default("run_timeout")
     retention: float = _default("retention")
     retention_interval: float = _default("retention_interval")

@@ -17,11 +17,13 @@ from outlast.a2a import create_a2a
 from outlast.agents.base import Agent
 from outlast.agents.loading import load_agent
 from outlast.agents.upstream import configure as configure_upstream
+from outlast.asgi.owner import owner_of
 from outlast.asgi.cors import cors_middleware
 from outlast.config import Settings
 from outlast.console import console_routes
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError
+from outlast.engine.shares import Shares
 from outlast.http import errors
 from outlast.http.auth import AuthMiddleware
 from outlast.http.routes import HEALTH_ROUTES, ROUTES
@@ -43,7 +45,12 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     observability = observe.build(settings, store)
     # The upstream model agent's --upstream-* options (it reads no environment of its own).
     configure_upstream(settings.upstream)
-    engine = Engine(settings, store, agent or load_agent(settings.agent), observability.observer)
+    # Per-key shares of the queue: --key-limit names keys, the engine knows their owner ids.
+    shares = Shares(settings.key_limits, max_queued=settings.max_queued, owner_of=owner_of,
+                    keys=settings.api_keys)  # fmt: skip
+    engine = Engine(
+        settings, store, agent or load_agent(settings.agent), observability.observer, shares
+    )
     if observability.metrics is not None:
         observability.metrics.watch_engine(
             lambda: engine.running, lambda: engine.queued, lambda: engine.writer.stats.events

@@ -31,6 +31,7 @@ SAMPLES: dict[str, str | list[str]] = {
     "cors_origins": ["http://localhost:5173", "https://app.example"],
     "max_running": "3",
     "max_queued": "4",
+    "key_limits": ["* queued=5 rate=10/m", "key-a running=2 weight=3"],
     "run_timeout": "15m",
     "max_input_items": "500",
     "max_conversation_bytes": "1048576",

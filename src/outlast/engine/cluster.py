@@ -28,10 +28,11 @@ from outlast.engine.hub import Hub
 from outlast.engine.placement import Placement, PlacementHost
 from outlast.engine.remote import RemoteTail
 from outlast.engine.run import CANCELLED, RunTable
+from outlast.engine.shares import QueueCounts, Shares
 from outlast.protocol.events import TERMINAL_STATUSES
 from outlast.protocol.ids import new_id
 from outlast.store.base import ResponseRecord, StoreUnavailable
-from outlast.store.shared import EventsCommitted, Listener, SharedStore
+from outlast.store.shared import ClaimOrder, EventsCommitted, Listener, SharedStore
 from outlast.store.writer import GroupCommitWriter
 
 log = logging.getLogger("outlast.cluster")
@@ -62,8 +63,10 @@ class ClusterPlacement(Placement):
         cache: FinishedCache,
         closer: Closer,
         runs: RunTable,
+        shares: Shares | None = None,
     ) -> None:
         self.store = store
+        self.shares = shares or Shares(max_queued=settings.max_queued)
         self.settings = settings
         self.writer = writer
         self.hub = hub
@@ -252,7 +255,7 @@ class ClusterPlacement(Placement):
                 continue
             limit = min(room, CLAIM_BATCH)
             try:
-                records = await self.store.claim_queued(self.worker_id, limit)
+                records = await self.store.claim_queued(self.worker_id, limit, self._order())
             except StoreUnavailable as exc:
                 log.debug("claim skipped: %s", exc)
                 continue
@@ -270,14 +273,29 @@ class ClusterPlacement(Placement):
             if self._backlog:
                 self._work.set()
 
+    def _order(self) -> ClaimOrder:
+        """The turns between keys the claim query gives (``--key-limit``'s running and weight)."""
+        shares = self.shares
+        owners, running, weights = shares.owner_limits()
+        return ClaimOrder(owners, running, weights, shares.default.running, shares.default.weight)
+
     # -- the placement port --------------------------------------------------------------------
 
-    def runs_here(self, running: int) -> bool:
-        # A run this replica has no room for waits in the store's queue for any replica to claim.
-        return self.executes and running < self.settings.max_running
+    def runs_here(self, running: int, owner: str) -> bool:
+        # A run this replica has no room for waits in the store's queue for any replica to claim;
+        # so does one of a key with a running limit: only the claim query counts a key's runs on
+        # every replica, so only a claim can keep to it.
+        return (
+            self.executes
+            and running < self.settings.max_running
+            and self.shares.max_running(owner) is None
+        )
 
-    async def waiting(self, here: bool, running: int, queued_here: int) -> int:
-        return 0 if here else await self.store.queued_unclaimed()
+    async def waiting(self, owner: str, here: bool, local: QueueCounts) -> QueueCounts:
+        if here:
+            return QueueCounts(0, 0, 0)  # it starts now, here: it waits for nothing
+        total, own, keys = await self.store.queue_counts(owner)
+        return QueueCounts(total, own, keys)
 
     async def release(self, response_ids: list[str]) -> None:
         try:

@@ -34,14 +34,16 @@ from outlast.engine.cache import FinishedCache
 from outlast.engine.chain import OFF_LOOP_ITEMS, Chains, conversation_too_large, visible
 from outlast.engine.closing import Closer
 from outlast.engine.cluster import ClusterPlacement
-from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, QueueFull, ShuttingDown
+from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, ShuttingDown
 from outlast.engine.executor import Executor
 from outlast.engine.hub import Hub
 from outlast.engine.journal import ANSWER_KEY, ANSWERED, Replay, pending_ask
 from outlast.engine.placement import LocalPlacement, Placement
+from outlast.engine.queue import FairQueue
 from outlast.engine.reader import read_stream
 from outlast.engine.retention import Retention
 from outlast.engine.run import Run, RunHandle, RunTable, StopReason, request_json
+from outlast.engine.shares import Shares
 from outlast.engine.steering import Steer, Steering
 from outlast.engine.streams import StreamCounts
 from outlast.observe.base import Observer
@@ -65,9 +67,16 @@ class Engine:
     """Runs agents for responses and keeps their events in the store."""
 
     def __init__(
-        self, settings: Settings, store: Store, agent: Agent, observer: Observer | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        agent: Agent,
+        observer: Observer | None = None,
+        shares: Shares | None = None,
     ) -> None:
         self.settings = settings
+        # Per-key shares of the queue (--key-limit): admission here, turns in the queue.
+        self.shares = shares or Shares(max_queued=settings.max_queued)
         self.store = store
         self.agent = agent
         self.hub = Hub()
@@ -98,6 +107,7 @@ class Engine:
                 cache=self.finished,
                 closer=self.closer,
                 runs=self.runs,
+                shares=self.shares,
             )
         else:
             self.placement = LocalPlacement(
@@ -113,6 +123,7 @@ class Engine:
             closer=self.closer,
             chains=self.chains,
             placement=self.placement,
+            queue=FairQueue(self.shares.weight, self.shares.max_running),
         )
         self.retention = Retention(
             store=store,
@@ -204,10 +215,10 @@ class Engine:
         if subscribe:
             self.streams.check(owner)
         executor = self.executor
-        local = self.placement.runs_here(executor.running)
-        queued = await self.placement.waiting(local, executor.running, executor.queued)
-        if queued >= self.settings.max_queued:
-            raise QueueFull(queued)
+        local = self.placement.runs_here(executor.running, owner)
+        self.shares.take_rate(owner)
+        counts = await self.placement.waiting(owner, local, executor.queue_counts(owner))
+        self.shares.admit(owner, counts)
         response_id = new_id("resp")
         continued: list[StepRecord] = []
         # Each item serialised once, for the input column and its rows; off the loop when long.

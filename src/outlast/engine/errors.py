@@ -8,7 +8,7 @@ maps them to its protocol with one table (:mod:`outlast.http.errors` to OpenAI's
     ├── NotFound          no such response for this owner (or not visible: store=false, expired)
     ├── InvalidRequest    the request cannot be run as given; ``field`` names the part at fault
     ├── NotCancellable    a foreground response: only background ones can be cancelled
-    ├── QueueFull         no room in the queue now; retry later
+    ├── QueueFull         no room in the queue now, or a key's limit reached; retry later
     ├── ShuttingDown      the server is draining and takes no new runs; retry elsewhere or later
     └── TooManyStreams    the key or the response has as many open event streams as it may
 
@@ -58,11 +58,14 @@ class NotCancellable(EngineError):
 
 
 class QueueFull(EngineError):
-    """The queue holds as many runs as it may; ``queued`` is how many wait."""
+    """The queue holds as many runs as it may, or the caller's key reached one of its limits
+    (:mod:`outlast.engine.shares`); ``queued`` is how many wait, ``retry_after`` the seconds
+    after which a retry may succeed."""
 
-    def __init__(self, queued: int) -> None:
-        super().__init__(f"Too many queued responses ({queued}); retry later.")
+    def __init__(self, queued: int, message: str | None = None, retry_after: float = 1.0) -> None:
+        super().__init__(message or f"Too many queued responses ({queued}); retry later.")
         self.queued = queued
+        self.retry_after = retry_after
 
 
 class ShuttingDown(EngineError):

@@ -1,8 +1,9 @@
 """The executor: the queue, the concurrency limit, one task per run, stop, timeout and finish.
 
 A run enters with :meth:`Executor.submit` (created here) or :meth:`Executor.start_claimed`
-(claimed from a shared store's queue), waits in a FIFO queue while ``max_running`` runs execute,
-then gets a task of its own that feeds its agent's outputs to its normaliser and its events to
+(claimed from a shared store's queue), waits in the queue while ``max_running`` runs execute
+(:class:`~outlast.engine.queue.FairQueue`: fair between keys, urgent work first), then gets a
+task of its own that feeds its agent's outputs to its normaliser and its events to
 the writer. It leaves through :meth:`Executor.finish`, exactly once: the attempt's close is written
 (:class:`~outlast.engine.closing.Closer`), its slot freed, its ``done`` set. :meth:`Executor.stop`
 is how anything ends a run early (cancel, timeout, shutdown, a lost write): the reason is recorded
@@ -22,7 +23,6 @@ import dataclasses
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -35,6 +35,8 @@ from outlast.engine.closing import Closer, snapshot_update
 from outlast.engine.hub import Hub
 from outlast.engine.journal import RunJournal, load_replay
 from outlast.engine.placement import Placement
+from outlast.engine.queue import FairQueue
+from outlast.engine.shares import QueueCounts
 from outlast.engine.run import (
     CANCELLED,
     RELEASE,
@@ -82,6 +84,7 @@ class Executor:
         closer: Closer,
         chains: Chains,
         placement: Placement,
+        queue: FairQueue | None = None,
     ) -> None:
         self.settings = settings
         self.agent = agent
@@ -93,7 +96,7 @@ class Executor:
         self.chains = chains
         self.placement = placement
         self.accepting = True
-        self._queue: deque[Run] = deque()
+        self._queue = queue if queue is not None else FairQueue()
         self._running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         # Durably sleeping runs held here: the timer that wakes each.
@@ -110,6 +113,11 @@ class Executor:
     def queued(self) -> int:
         """Runs waiting here for a slot."""
         return len(self._queue)
+
+    def queue_counts(self, owner: str) -> QueueCounts:
+        """The runs waiting here: of every key, of ``owner``, and how many keys have some."""
+        queue = self._queue
+        return QueueCounts(len(queue), queue.waiting(owner), queue.owners_waiting())
 
     def room(self) -> int:
         """How many more runs this process would start now."""
@@ -133,7 +141,7 @@ class Executor:
         return run
 
     def submit(self, run: Run) -> None:
-        """Queue a run created here; it starts, in order, once there is a slot."""
+        """Queue a run created here; it starts once there is a slot and its turn has come."""
         self.runs.add(run)
         self._queue.append(run)
         self._pump()
@@ -176,9 +184,11 @@ class Executor:
         log.info("%s claimed (attempt %d)", rid, record.attempt)
 
     def _pump(self) -> None:
-        """Start queued runs, in order, while there is capacity."""
-        while self._queue and self._running < self.settings.max_running and self.accepting:
-            run = self._queue.popleft()
+        """Start queued runs, each key in its turn, while there is capacity."""
+        while self._running < self.settings.max_running and self.accepting:
+            run = self._queue.pop()
+            if run is None:  # nothing waits, or only runs of keys at their running limit
+                break
             self._running += 1
             run.task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
         if self.accepting:
@@ -406,6 +416,7 @@ class Executor:
             self.runs.remove(response_id)
             if started:
                 self._running -= 1
+                self._queue.ended(run)
             run.done.set()
             self._pump()
         error = outcome.error

@@ -11,8 +11,10 @@ start-up                end every unfinished run now (resume   join; take runs o
                         those with a journal)                  of dead replicas expire (resume
                                                                those with a journal)
 a new run executes      here, queued in this process           here if it executes runs and has
-                                                               room, else in the store's queue
-``max_queued`` counts   this process's queue (when full)       the store's unclaimed runs
+                                                               room (and its key no running
+                                                               limit), else in the store's queue
+the queue's counts      this process's queue, per key          the store's unclaimed runs, per key
+the turns between keys  :class:`FairQueue`                     the claim query (same order)
 at drain                queued runs end ``failed``; one with   queued runs are handed back; a
                         a journal waits for the next start     retryable one is handed off, one
                                                                with a journal resumed elsewhere
@@ -35,6 +37,7 @@ from typing import Any, Protocol
 
 from outlast.engine.closing import Closer
 from outlast.engine.run import RunTable
+from outlast.engine.shares import QueueCounts
 from outlast.protocol.events import TERMINAL_STATUSES
 from outlast.store.base import ResponseRecord, Store, StoreUnavailable
 
@@ -82,12 +85,13 @@ class Placement(ABC):
         """Called after the writer is flushed, before the store closes."""
 
     @abstractmethod
-    def runs_here(self, running: int) -> bool:
-        """A run created now executes in this process (``running``: how many do now)."""
+    def runs_here(self, running: int, owner: str) -> bool:
+        """A run of ``owner`` created now executes in this process (``running``: how many do)."""
 
     @abstractmethod
-    async def waiting(self, here: bool, running: int, queued_here: int) -> int:
-        """How many runs wait, to compare with ``max_queued`` before creating one."""
+    async def waiting(self, owner: str, here: bool, local: QueueCounts) -> QueueCounts:
+        """The runs waiting, for the admission of a new run of ``owner`` (``here``: it would
+        execute in this process; ``local``: this process's queue)."""
 
     @abstractmethod
     def capacity_freed(self) -> None:
@@ -149,12 +153,12 @@ class LocalPlacement(Placement):
     async def stop(self) -> None:
         pass
 
-    def runs_here(self, running: int) -> bool:
+    def runs_here(self, running: int, owner: str) -> bool:
         return True
 
-    async def waiting(self, here: bool, running: int, queued_here: int) -> int:
-        # The queue only grows once every slot is taken.
-        return queued_here if running >= self.max_running else 0
+    async def waiting(self, owner: str, here: bool, local: QueueCounts) -> QueueCounts:
+        # Runs wait only once every slot is taken, or their key is at its running limit.
+        return local
 
     def capacity_freed(self) -> None:
         pass  # the queue is in memory: the executor starts the next run itself

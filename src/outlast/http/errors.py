@@ -9,6 +9,7 @@ a missing key), raised by this package. What the engine refuses arrives as an
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -41,6 +42,7 @@ class APIError(Exception):
         type: str = "invalid_request_error",
         param: str | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -48,6 +50,8 @@ class APIError(Exception):
         self.type = type
         self.param = param
         self.code = code
+        self.retry_after = retry_after
+        """Seconds before a retry may succeed: the ``Retry-After`` header (every 429 has one)."""
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -82,11 +86,21 @@ def from_engine(exc: EngineError) -> APIError:
     status, kind, code = ENGINE_ERRORS[type(exc)]
     if isinstance(exc, InvalidRequest):
         return APIError(status, exc.message, type=kind, param=exc.field, code=exc.reason)
-    return APIError(status, exc.message, type=kind, code=code)
+    retry_after = exc.retry_after if isinstance(exc, QueueFull) else None
+    return APIError(status, exc.message, type=kind, code=code, retry_after=retry_after)
+
+
+# A 429 whose raiser did not say when to retry: soon (a slot or a stream can free up any time).
+DEFAULT_RETRY_AFTER = 1.0
 
 
 def error_response(error: APIError) -> Response:
-    return json_response(error.envelope(), status=error.status)
+    response = json_response(error.envelope(), status=error.status)
+    if error.status == 429 or error.retry_after is not None:
+        # Whole seconds (RFC 9110), rounded up so that a retry at that time may succeed.
+        wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
 
 
 async def api_error(request: Request, exc: Exception) -> Response:

@@ -180,6 +180,7 @@ def parse_create(body: Any, limits: InputLimits = DEFAULT_LIMITS) -> RunSpec:
         raise invalid(
             "Background mode requires 'store' to be true.", param="store", code="invalid_value"
         )
+    _background_options(body.get("background_options"), background=background, stream=stream)
     instructions = _optional(body, "instructions", str, "a string")
     previous = _optional(body, "previous_response_id", str, "a string")
     if previous is not None and body.get("conversation") is not None:
@@ -245,6 +246,56 @@ def _in_range(
             param=name,
             code=f"{what}_above_max_value",
         )
+
+
+_WINDOWS = ("soonest", "2h", "8h")
+_CONTINUATION_ID_MAX = 512
+
+
+def _background_options(value: Any, *, background: bool, stream: bool) -> None:
+    """``background_options`` as the SDK's ``BackgroundOptions`` declares it: a
+    ``completion_window`` of ``soonest`` (the default), ``2h`` or ``8h``, the windows needing
+    ``background: true`` without ``stream``; a ``continuation_id`` string. The engine's queue
+    honours the window (:mod:`outlast.engine.queue`)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _wrong_type("background_options", "an object", value)
+    for name in value:
+        if name not in ("completion_window", "continuation_id"):
+            raise invalid(
+                f"Unknown parameter: 'background_options.{name}'.",
+                param=f"background_options.{name}",
+                code="unknown_parameter",
+            )
+    window = value.get("completion_window")
+    if window is not None and window not in _WINDOWS:
+        raise invalid(
+            "Invalid value for 'background_options.completion_window': expected one of "
+            f"'soonest', '2h' or '8h', but got {window!r}.",
+            param="background_options.completion_window",
+        )
+    continuation = value.get("continuation_id")
+    if continuation is not None and (
+        not isinstance(continuation, str) or len(continuation) > _CONTINUATION_ID_MAX
+    ):
+        raise invalid(
+            "Invalid 'background_options.continuation_id': expected a string of at most "
+            f"{_CONTINUATION_ID_MAX} characters.",
+            param="background_options.continuation_id",
+            code="invalid_type" if not isinstance(continuation, str) else "invalid_value",
+        )
+    if window in ("2h", "8h"):
+        if not background:
+            raise invalid(
+                f"The '{window}' completion window requires 'background' to be true.",
+                param="background",
+            )
+        if stream:
+            raise invalid(
+                f"The '{window}' completion window requires 'stream' to be false or omitted.",
+                param="stream",
+            )
 
 
 def _metadata(value: Any) -> dict[str, str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from outlast.store.base import ResponseRecord, Store
 
@@ -29,6 +29,21 @@ class EventsCommitted:
     response_id: str
     first: int
     last: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOrder:
+    """How a claim orders the queue between keys (``--key-limit``, by owner id).
+
+    ``owners`` have limits of their own: ``running[i]`` (``None``: unlimited) and ``weights[i]``;
+    every other owner has ``default_running`` and ``default_weight``.
+    """
+
+    owners: list[str] = field(default_factory=list)
+    running: list[int | None] = field(default_factory=list)
+    weights: list[int] = field(default_factory=list)
+    default_running: int | None = None
+    default_weight: int = 1
 
 
 @dataclass(slots=True)
@@ -74,9 +89,13 @@ class SharedStore(Store):
         """
 
     @abstractmethod
-    async def claim_queued(self, worker_id: str, limit: int) -> list[ResponseRecord]:
-        """Claim up to ``limit`` unclaimed runs (queued, or foreground created elsewhere), oldest
-        first, each by one worker only."""
+    async def claim_queued(
+        self, worker_id: str, limit: int, order: ClaimOrder | None = None
+    ) -> list[ResponseRecord]:
+        """Claim up to ``limit`` unclaimed runs (queued, or foreground created elsewhere), each
+        by one worker only: urgent before deferred (a completion window not yet half gone), then
+        in weighted turns between owners, oldest first within an owner's turn, none of an owner
+        at its running limit (its runs held by any worker)."""
 
     @abstractmethod
     async def claim(self, response_id: str, worker_id: str) -> ResponseRecord | None:
@@ -95,8 +114,9 @@ class SharedStore(Store):
         """Mark the run cancel-requested and signal every replica."""
 
     @abstractmethod
-    async def queued_unclaimed(self) -> int:
-        """How many runs wait for a worker to claim them."""
+    async def queue_counts(self, owner: str) -> tuple[int, int, int]:
+        """The runs waiting for a worker to claim them: in all, of ``owner``, and how many
+        owners have some."""
 
     @abstractmethod
     def exclusive(self, name: str) -> AbstractAsyncContextManager[bool]:

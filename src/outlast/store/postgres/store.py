@@ -48,7 +48,7 @@ from outlast.store.postgres.connection import (
     unavailable_on_connection_errors,
 )
 from outlast.store.postgres.listen import CHANNEL_CANCEL, CHANNEL_WORK, listen, notify_batch
-from outlast.store.shared import Listener, SharedStore
+from outlast.store.shared import ClaimOrder, Listener, SharedStore
 
 log = logging.getLogger("outlast.store")
 
@@ -62,6 +62,8 @@ TAKEOVER_LOCK_TIMEOUT_MS = 500
 
 # Serialises migrations when several replicas start at once.
 _MIGRATION_LOCK = 0x6F75746C  # "outl"
+# Serialises claims of queued runs, so that a key's running limit holds across replicas.
+_CLAIM_LOCK = 0x636C6169  # "clai"
 
 
 def _record(row: asyncpg.Record) -> ResponseRecord:
@@ -413,8 +415,30 @@ class PostgresStore(SharedStore):
         except asyncpg.exceptions.LockNotAvailableError:
             return []
 
-    async def claim_queued(self, worker_id: str, limit: int) -> list[ResponseRecord]:
-        return await self._records(queries.CLAIM_QUEUED, worker_id, limit)
+    async def claim_queued(
+        self, worker_id: str, limit: int, order: ClaimOrder | None = None
+    ) -> list[ResponseRecord]:
+        order = order or ClaimOrder()
+
+        async def claim(conn: asyncpg.Connection) -> list[ResponseRecord]:
+            async with conn.transaction():
+                await conn.execute(queries.CLAIM_LOCK, _CLAIM_LOCK)
+                rows = await conn.fetch(
+                    queries.CLAIM_QUEUED, worker_id, limit, time.time(), order.owners,
+                    order.running, order.weights, order.default_running, order.default_weight,
+                )  # fmt: skip
+                if rows:
+                    # Each served key's tag moves past its last claimed run; the virtual time
+                    # ('*') to the latest start.
+                    tags: dict[str, float] = {}
+                    for row in rows:
+                        tag = row["start"] + 1.0 / row["weight"]
+                        tags[row["owner"]] = max(tags.get(row["owner"], 0.0), tag)
+                    tags["*"] = max(row["start"] for row in rows)
+                    await conn.execute(queries.ADVANCE_TURNS, list(tags), list(tags.values()))
+            return [_record(row) for row in rows]
+
+        return await self._run(claim)
 
     async def claim(self, response_id: str, worker_id: str) -> ResponseRecord | None:
         records = await self._records(queries.CLAIM, response_id, worker_id)
@@ -439,9 +463,9 @@ class PostgresStore(SharedStore):
 
         await self._run(cancel)
 
-    async def queued_unclaimed(self) -> int:
-        count = await self._run(lambda conn: conn.fetchval(queries.QUEUED_UNCLAIMED))
-        return int(count or 0)
+    async def queue_counts(self, owner: str) -> tuple[int, int, int]:
+        row = await self._run(lambda conn: conn.fetchrow(queries.QUEUE_COUNTS, owner))
+        return (int(row[0]), int(row[1]), int(row[2])) if row is not None else (0, 0, 0)
 
     @contextlib.asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:

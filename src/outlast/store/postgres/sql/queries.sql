@@ -191,12 +191,66 @@ WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL AND worker_i
     cancel_requested
 
 -- name: claim_queued
-UPDATE responses SET worker_id = $1 WHERE id IN (
-    SELECT id FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
-    ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
-) RETURNING id, owner, status, background, stream, store, created_at, previous_response_id,
-    input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
-    cancel_requested
+-- The queue's order on every replica, as engine/queue.py's FairQueue orders one process's.
+-- Urgent runs before deferred ones: a run with a completion window (2h, 8h) is deferred until
+-- its promotion time, created_at plus half the window, passes $3 (now), then urgent by its age
+-- (the bytea test spares every other row the JSON parse). Between keys, start-time fair
+-- queueing over queue_turns: a key's k-th waiting run of a class starts at max(its tag, the
+-- virtual time) + (k - 1) / weight, the smallest first; ties go by age, deferred runs by
+-- promotion time (the earliest deadline first). A key at its running limit (its runs held by
+-- any replica) gets no more. $4, $5, $6: the keys with limits of their own (owner, running
+-- limit or NULL, weight); $7, $8: every other key's. Each claimed row comes back with its start
+-- tag and weight, for advance_turns. store.py serialises claims with a transaction-level
+-- advisory lock, so each claim counts the runs every claim before it took.
+WITH windowed AS (
+    SELECT id, owner, created_at,
+        CASE WHEN position('"completion_window":"'::bytea IN request) = 0 THEN created_at
+            ELSE created_at + CASE convert_from(request, 'UTF8')::jsonb
+                    #>> '{params,background_options,completion_window}'
+                WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END
+        END AS promote_at
+    FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+), waiting AS (
+    -- due: an urgent run's age, a deferred one's promotion time (the earliest deadline first)
+    SELECT id, owner, created_at, (promote_at > $3)::int AS deferred,
+        CASE WHEN promote_at > $3 THEN promote_at ELSE created_at END AS due
+    FROM windowed
+), limits AS (
+    SELECT * FROM unnest($4::text[], $5::int[], $6::int[]) AS l(owner, running, weight)
+), held AS (
+    SELECT owner, count(*) AS n FROM responses
+    WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL
+        AND owner IN (SELECT owner FROM waiting)
+    GROUP BY owner
+), ranked AS (
+    SELECT w.id, w.deferred, w.due,
+        row_number() OVER (PARTITION BY w.owner, w.deferred ORDER BY w.due) AS turn,
+        row_number() OVER (PARTITION BY w.owner ORDER BY w.deferred, w.due) AS nth,
+        CASE WHEN l.owner IS NULL THEN $8::int ELSE l.weight END AS weight,
+        (CASE WHEN l.owner IS NULL THEN $7::int ELSE l.running END) - COALESCE(h.n, 0) AS room,
+        GREATEST(COALESCE(t.tag, 0),
+            COALESCE((SELECT tag FROM queue_turns WHERE owner = '*'), 0)) AS base
+    FROM waiting w LEFT JOIN limits l ON l.owner = w.owner LEFT JOIN held h ON h.owner = w.owner
+        LEFT JOIN queue_turns t ON t.owner = w.owner
+), picked AS (
+    SELECT id, base + (turn - 1)::float8 / weight AS start, weight FROM ranked
+    WHERE room IS NULL OR nth <= room
+    ORDER BY deferred, base + (turn - 1)::float8 / weight, due LIMIT $2
+), locked AS (
+    SELECT id FROM responses WHERE id IN (SELECT id FROM picked) AND worker_id IS NULL
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE responses AS r SET worker_id = $1 FROM picked AS p
+WHERE r.id = p.id AND r.id IN (SELECT id FROM locked)
+RETURNING r.id, r.owner, r.status, r.background, r.stream, r.store, r.created_at,
+    r.previous_response_id, r.input, r.snapshot, r.snapshot_seq, r.ended_at, r.expires_at,
+    r.request, r.worker_id, r.attempt, r.cancel_requested, p.start, p.weight
+
+-- name: advance_turns
+-- After a claim: each served key's tag moves past its last claimed run, and the virtual time
+-- ('*') to the last start; never backwards (a claim sees every claim before it).
+INSERT INTO queue_turns (owner, tag) SELECT * FROM unnest($1::text[], $2::float8[])
+ON CONFLICT (owner) DO UPDATE SET tag = GREATEST(queue_turns.tag, EXCLUDED.tag)
 
 -- name: claim
 UPDATE responses SET worker_id = $2
@@ -218,8 +272,14 @@ FROM responses WHERE worker_id = $1 AND status IN ('queued', 'in_progress')
 UPDATE responses SET cancel_requested = TRUE
 WHERE id = $1 AND status IN ('queued', 'in_progress')
 
--- name: queued_unclaimed
-SELECT count(*) FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+-- name: queue_counts
+-- The waiting runs a create is admitted against: of every key, of key $1, and how many keys.
+SELECT count(*), count(*) FILTER (WHERE owner = $1), count(DISTINCT owner)
+FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+
+-- name: claim_lock
+-- Held until the claim's transaction ends: claims happen one at a time across replicas.
+SELECT pg_advisory_xact_lock($1)
 
 -- name: notify
 SELECT pg_notify($1, $2)
