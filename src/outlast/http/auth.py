@@ -6,7 +6,9 @@ server is open and every caller is the same (empty) owner.
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from outlast.asgi.owner import OWNER_SCOPE_KEY, owner_of
 from outlast.http.errors import APIError, error_response
@@ -20,7 +22,8 @@ class AuthMiddleware:
         self.owners = {key.encode(): owner_of(key) for key in keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        # A WebSocket's key is checked at its upgrade, with the same keys and the same answer.
+        if scope["type"] not in ("http", "websocket") or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
         if not self.owners:
@@ -43,7 +46,20 @@ class AuthMiddleware:
                     code="invalid_api_key",
                 )
             )
+            if scope["type"] == "websocket":
+                await _deny_upgrade(scope, receive, send, response)
+                return
             await response(scope, receive, send)
             return
         scope[OWNER_SCOPE_KEY] = owner
         await self.app(scope, receive, send)
+
+
+async def _deny_upgrade(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+    """Refuse a WebSocket upgrade with the HTTP answer itself (a 401 the client can read) where
+    the server supports the denial-response extension, else by closing before accepting."""
+    websocket = WebSocket(scope, receive, send)
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await websocket.send_denial_response(response)
+    else:
+        await websocket.close(code=1008, reason="invalid_api_key")

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from outlast.asgi.body import BodyTimeout, BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
@@ -21,6 +21,7 @@ from outlast.http.openapi import openapi_document
 from outlast.http.replies import json_bytes, json_response
 from outlast.http.request import parse_create
 from outlast.http.sse import EventStreamResponse
+from outlast.http.websocket import ResponsesSocket
 
 
 def _engine(request: Request) -> Engine:
@@ -238,6 +239,8 @@ async def openapi(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/responses", create_response, methods=["POST"]),
+    # WebSocket mode (client.responses.connect()) on the same path: http/websocket.py.
+    WebSocketRoute("/v1/responses", ResponsesSocket()),
     Route("/v1/responses", list_responses, methods=["GET"]),
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),

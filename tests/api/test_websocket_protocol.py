@@ -1,0 +1,200 @@
+"""WebSocket mode's protocol details (docs/websocket.md): lanes, refused creates, bad messages,
+steering's limits, and runs that outlive their socket. Through the ``openai`` SDK's
+``responses.connect()`` against the in-process server; every event validated strictly."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inprocess import InProcessServer
+from openai.types.responses import ResponsesServerEvent
+from pydantic import TypeAdapter
+
+AGENT = "steering_agents:router"
+EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
+
+
+def until(connection: Any, *types: str) -> Iterator[Any]:
+    while True:
+        event = EVENTS.validate_json(connection.recv_bytes())
+        yield event
+        if event.type in types:
+            return
+
+
+def last(connection: Any, *types: str) -> Any:
+    return list(until(connection, *types))[-1]
+
+
+def text_of(response: Any) -> str:
+    return "".join(
+        part.text for item in response.output if item.type == "message" for part in item.content
+    )
+
+
+@pytest.fixture
+def ws(make_server: Callable[..., InProcessServer]) -> InProcessServer:
+    return make_server(agent=AGENT)
+
+
+def test_each_event_of_a_lane_carries_its_stream_id(ws: InProcessServer) -> None:
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="echo", input="in a lane", stream_id="lane-1")
+        events = list(until(connection, "response.completed", "error"))
+
+    assert {event.stream_id for event in events} == {"lane-1"}
+    assert events[-1].type == "response.completed"
+
+
+def test_a_waiting_response_on_one_lane_does_not_hold_up_another(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"wait gate={gate}", stream_id="slow")
+        connection.response.create(model="echo", input="meanwhile", stream_id="fast")
+        fast = [e for e in until(connection, "response.completed") if e.stream_id == "fast"]
+        gate.touch()
+        slow = last(connection, "response.completed")
+
+    assert fast[-1].type == "response.completed"
+    assert text_of(fast[-1].response) == "meanwhile"
+    assert slow.stream_id == "slow"
+
+
+def test_a_continuation_of_a_running_response_waits_for_it(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"wait gate={gate}", stream_id="a")
+        running = last(connection, "response.created")
+        connection.response.create(
+            model="conversation", input="next", previous_response_id=running.response.id,
+            stream_id="b",
+        )  # fmt: skip
+        gate.touch()
+        done = [e for e in until(connection, "response.completed") if e.stream_id == "b"]
+        while not done:
+            done = [e for e in until(connection, "response.completed") if e.stream_id == "b"]
+
+    conversation = json.loads(text_of(done[-1].response))
+    assert [part["text"] for item in conversation for part in item["content"]] == [
+        f"wait gate={gate}", "first", "second", "third", "next",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("message", "param", "code"),
+    [
+        ({"type": "response.create", "model": "echo", "background": True}, "background",
+         "unsupported_parameter"),
+        ({"type": "response.create", "model": "echo", "generate": False}, "generate",
+         "unsupported_value"),
+        ({"type": "response.create", "input": "no model"}, "model", "missing_required_parameter"),
+        ({"type": "response.create", "model": "echo", "bogus": 1}, "bogus", "unknown_parameter"),
+        ({"type": "response.nonsense"}, "type", "invalid_value"),
+    ],
+)  # fmt: skip
+def test_a_refused_message_gets_an_error_event_and_the_connection_goes_on(
+    ws: InProcessServer, message: dict[str, Any], param: str, code: str
+) -> None:
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.send_raw(json.dumps(message))
+        error = last(connection, "error")
+        connection.response.create(model="echo", input="still here")
+        after = last(connection, "response.completed", "error")
+
+    assert error.status == 400
+    assert (error.error.param, error.error.code) == (param, code)
+    assert error.error.type == "invalid_request_error"
+    assert after.type == "response.completed"
+
+
+def test_a_message_that_is_not_json_gets_an_error_event(ws: InProcessServer) -> None:
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.send_raw("{not json")
+        error = last(connection, "error")
+
+    assert error.error.code == "invalid_json"
+
+
+def test_a_dropped_socket_does_not_cancel_its_response(ws: InProcessServer, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client:
+        with client.responses.connect() as connection:
+            connection.response.create(model="gated", input=f"go gate={gate}")
+            created = last(connection, "response.created")
+        gate.touch()
+        response = client.responses.retrieve(created.response.id)
+        while response.status == "in_progress":
+            time.sleep(0.02)
+            response = client.responses.retrieve(created.response.id)
+
+    assert response.status == "completed"
+    assert text_of(response) == "firstsecondthird"
+
+
+def test_steering_refuses_input_beyond_the_pending_limit(
+    make_server: Callable[..., InProcessServer], tmp_path: Path
+) -> None:
+    server = make_server("--max-pending-steers", "1", agent=AGENT)
+    gate = tmp_path / "gate"
+    with server.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"go gate={gate}")
+        created = last(connection, "response.created")
+        target = created.response.id
+        connection.response.steer(input="one", previous_response_id=target)
+        accepted = last(connection, "response.steer.accepted", "response.steer.failed")
+        connection.response.steer(input="two", previous_response_id=target)
+        refused = last(connection, "response.steer.accepted", "response.steer.failed")
+        gate.touch()
+        last(connection, "response.incomplete")
+        successor = last(connection, "response.completed")
+
+    assert accepted.type == "response.steer.accepted"
+    assert refused.type == "response.steer.failed"
+    assert refused.error.code == "too_many_pending_steers"
+    assert refused.steer.input == "two"
+    assert json.loads(text_of(successor.response))[-1]["content"][0]["text"] == "one"
+
+
+def test_a_steer_event_may_not_name_a_lane(ws: InProcessServer, tmp_path: Path) -> None:
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.send_raw(
+            json.dumps(
+                {"type": "response.steer", "previous_response_id": "resp_x", "input": "hi",
+                 "stream_id": "lane"}
+            )
+        )  # fmt: skip
+        failed = last(connection, "response.steer.failed")
+
+    assert failed.error.code == "invalid_input"
+    assert failed.steer.id is None
+
+
+def test_steering_input_of_a_response_that_fails_comes_back_failed(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated_fail", input=f"go gate={gate}")
+        created = last(connection, "response.created")
+        connection.response.steer(input="never applied", previous_response_id=created.response.id)
+        accepted = last(connection, "response.steer.accepted")
+        gate.touch()
+        events = list(until(connection, "response.failed"))
+        failed = last(connection, "response.steer.failed")
+
+    # The run's error event comes in the WebSocket shape (details under "error").
+    errors = [e for e in events if e.type == "error"]
+    assert [e.error.message for e in errors] == ["failed after the gate"]
+    assert errors[0].sequence_number == events[-1].sequence_number - 1
+    assert failed.error.code == "response_not_active"
+    assert failed.steer.id == accepted.steer.id
+    assert failed.steer.input[0].content[0].text == "never applied"  # type: ignore[union-attr]
