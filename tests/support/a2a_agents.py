@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from outlast import AgentOutput, AgentRequest, Data, File
+from outlast import AgentOutput, AgentRequest, Data, File, message_reply
 from scripted_agents import AGENTS, params
 from scripted_agents import router as by_model
 
@@ -67,4 +67,12 @@ async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """Dispatches on ``agent=NAME`` in the prompt, then on ``model``."""
     agent = A2A_AGENTS.get(params(request).get("agent", ""), by_model)
     async for output in agent(request):
+        yield output
+
+
+@message_reply
+async def replier(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    """:func:`router`, declared :func:`outlast.message_reply`: a run that completes with one text
+    message answers an A2A send with that message; any other is a task."""
+    async for output in router(request):
         yield output

@@ -49,6 +49,7 @@ from a2a.types import (
     ListTasksRequest,
     ListTasksResponse,
     Message,
+    Part,
     Role,
     SendMessageRequest,
     SubscribeToTaskRequest,
@@ -71,6 +72,7 @@ from outlast.a2a.convert import (
     TERMINAL_STATES,
     answer_text,
     load_message,
+    message_text,
     pending_call,
     response_state,
     stored_message,
@@ -96,6 +98,7 @@ from outlast.a2a.wire import (
     proto_dict,
     stream_event,
 )
+from outlast.agents.options import replies_with_message
 from outlast.engine import Engine, RunHandle
 from outlast.engine.errors import EngineError, NotFound
 from outlast.protocol.events import TERMINAL_STATUSES, Event
@@ -414,8 +417,31 @@ class EngineRequestHandler(RequestHandler):
             task = await self._task(row, created, await self._live_time(row, created))
         else:
             await self.engine.wait(run)
-            task = await self._task(row, *await self._response(row))
+            response, at = await self._response(row)
+            reply = self._direct_reply(row, response)
+            if reply is not None:
+                return reply
+            task = await self._task(row, response, at)
         return apply_history_length(task, params.configuration)
+
+    def _direct_reply(self, row: TaskRow, response: dict[str, Any]) -> Message | None:
+        """The agent's answer as a direct message, when the agent was declared
+        :func:`outlast.message_reply` and its run completed with one text message only (and the
+        task is the first turn of its own: an answer to a question continues a task)."""
+        if not replies_with_message(self.engine.agent) or row.run_id is not None:
+            return None
+        output = response.get("output") or []
+        if response.get("status") != "completed" or len(output) != 1:
+            return None
+        item = output[0]
+        if item.get("type") != "message" or item.get("role") != "assistant":
+            return None
+        return Message(
+            message_id=str(item["id"]),
+            role=Role.ROLE_AGENT,
+            context_id=row.context_id,
+            parts=[Part(text=message_text(item))],
+        )
 
     async def message_frames(
         self, params: SendMessageRequest, context: ServerCallContext

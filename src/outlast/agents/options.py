@@ -35,3 +35,25 @@ def max_attempts(agent: object) -> int:
     """How many attempts ``agent`` allows (1 unless it was declared :func:`retry_safe`)."""
     value = getattr(agent, MAX_ATTEMPTS_ATTRIBUTE, 1)
     return value if isinstance(value, int) and value >= 1 else 1
+
+
+MESSAGE_REPLY_ATTRIBUTE = "outlast_message_reply"
+
+
+def message_reply(agent: F) -> F:
+    """Declare that an A2A ``SendMessage`` may be answered with a direct ``Message``.
+
+    A2A lets an agent answer a send with a message instead of a task for "simple, immediate
+    interactions". A send to an agent declared so, that waits for the answer (not
+    ``returnImmediately``, not streaming), is answered with the agent's message when its run
+    completes with one text message and nothing else; any other run (tool calls, files, several
+    messages, a question, a failure) is still answered with its task. Use as ``@message_reply``
+    on the agent function.
+    """
+    setattr(agent, MESSAGE_REPLY_ATTRIBUTE, True)
+    return agent
+
+
+def replies_with_message(agent: object) -> bool:
+    """Whether ``agent`` was declared :func:`message_reply`."""
+    return getattr(agent, MESSAGE_REPLY_ATTRIBUTE, False) is True
