@@ -7,7 +7,7 @@ with ``await request.sleep(...)``: see ``docs/durable-runs.md``.
 """
 
 from outlast.agents.base import Agent, AgentRequest, step
-from outlast.agents.options import retry_safe
+from outlast.agents.options import message_reply, retry_safe
 from outlast.protocol.outputs import (
     AgentOutput,
     Data,
@@ -37,6 +37,7 @@ __all__ = [
     "ReasoningDelta",
     "Usage",
     "__version__",
+    "message_reply",
     "retry_safe",
     "step",
 ]
