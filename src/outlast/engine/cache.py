@@ -4,6 +4,10 @@ A finished response never changes until it is deleted or expires, so polls of it
 for background clients) are answered from memory instead of a store round-trip: measured with
 ``wrk -c20`` on this machine, 2,000 req/s from SQLite against 7,000+ from the cache. Deletes go
 through the engine, which evicts; expiry is checked on every read.
+
+A record is found only by its owner: for any other key a cached response is a miss, so that a GET
+of another key's response takes the same path (the store asked for the caller's record, nothing
+found) as a GET of an id that never existed, and the time of its answer tells nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ class FinishedCache:
     def _size(record: ResponseRecord) -> int:
         return len(record.snapshot) + len(record.input) + 256
 
-    def get(self, response_id: str) -> ResponseRecord | None:
+    def get(self, response_id: str, owner: str) -> ResponseRecord | None:
+        """``owner``'s record of that response, or ``None`` (not cached, or another key's)."""
         record = self._records.get(response_id)
-        if record is not None:
-            self._records.move_to_end(response_id)
+        if record is None or record.owner != owner:
+            return None
+        self._records.move_to_end(response_id)
         return record
 
     def put(self, record: ResponseRecord) -> None:
