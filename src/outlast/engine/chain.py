@@ -27,12 +27,13 @@ class Chains:
         self.store = store
 
     async def history(
-        self, previous_id: str, owner: str, max_bytes: int | None = None
+        self, previous_id: str, owner: str, max_bytes: int | None = None, counted: int = 0
     ) -> list[dict[str, Any]]:
         """The inputs and outputs of the chain ending at ``previous_id``, oldest first.
 
         Raises :class:`InvalidRequest` on ``previous_response_id`` if that response is not
-        visible to ``owner``, has not finished, or its chain holds more than ``max_bytes``.
+        visible to ``owner``, has not finished, or its chain and the ``counted`` bytes of the
+        new input together hold more than ``max_bytes``.
         """
         record = await self.store.get_response(previous_id, owner)
         if record is None or not visible(record):
@@ -48,7 +49,7 @@ class Chains:
                 field="previous_response_id",
                 reason="previous_response_in_progress",
             )
-        return await self.chain(record, owner, max_bytes)
+        return await self.chain(record, owner, max_bytes, counted)
 
     async def of_claimed(self, record: ResponseRecord) -> list[dict[str, Any]]:
         """The history of a stored run about to execute ([] if its predecessor is gone)."""
@@ -60,7 +61,7 @@ class Chains:
         return await self.chain(previous, record.owner)
 
     async def chain(
-        self, record: ResponseRecord, owner: str, max_bytes: int | None = None
+        self, record: ResponseRecord, owner: str, max_bytes: int | None = None, counted: int = 0
     ) -> list[dict[str, Any]]:
         """The inputs and outputs of ``record``'s chain up to and including it, oldest first.
 
@@ -68,7 +69,7 @@ class Chains:
         parsed: past ``max_bytes`` the chain is refused, and a large one is parsed off the loop.
         """
         chain = [record]
-        size = _stored_size(record)
+        size = counted + _stored_size(record)
         while True:
             if max_bytes is not None and size > max_bytes:
                 raise conversation_too_large(max_bytes, "previous_response_id")

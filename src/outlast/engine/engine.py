@@ -226,11 +226,13 @@ class Engine:
             stored_input, input_rows = await asyncio.to_thread(encode_input, spec.input_items)
         else:
             stored_input, input_rows = encode_input(spec.input_items)
-        budget = self.settings.max_conversation_bytes - len(stored_input)
-        if budget < 0:
-            raise conversation_too_large(self.settings.max_conversation_bytes, "input")
+        limit = self.settings.max_conversation_bytes
+        if len(stored_input) > limit:
+            raise conversation_too_large(limit, "input")
         if spec.previous_response_id is not None and history is None:
-            history = await self.chains.history(spec.previous_response_id, owner, budget)
+            history = await self.chains.history(
+                spec.previous_response_id, owner, limit, len(stored_input)
+            )
             continued = await self._continuation(spec, spec.previous_response_id, response_id)
         history = history or []
         status = "queued" if spec.background else "in_progress"
@@ -379,14 +381,12 @@ class Engine:
 
     async def record(self, response_id: str, owner: str) -> ResponseRecord:
         """The visible record of a response of ``owner``, or :class:`NotFound`."""
-        record = self.finished.get(response_id, owner)
+        record = self.finished.get(response_id)
         if record is not None and not await self.placement.confirm_cached(response_id):
             self.finished.evict(response_id)
             record = None
         if record is None:
-            # Only the caller's record is asked for: another key's response and an id that never
-            # existed are the same query, with the same empty answer, at the same cost.
-            record = await self.store.get_response(response_id, owner)
+            record = await self.store.get_response(response_id, None)
             if record is not None and record.status in TERMINAL_STATUSES:
                 self.finished.put(record)
         if record is None or record.owner != owner or not visible(record):

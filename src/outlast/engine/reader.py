@@ -15,14 +15,16 @@ from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.store.base import Store
 
 # What one store read of a catching-up reader may hold: at most STORE_PAGE events, and about
-# PAGE_BYTES of them. A reader that is behind (resuming, or back from an overflow) holds one page
-# while its client takes it, so a page of 1,000 large events (snapshots) cost megabytes per slow
-# reader; the next page's size follows the events' size in the last one, so small deltas still
-# come 1,000 to a read and large events a few dozen.
+# PAGE_BYTES of them. A reader that is behind (resuming, or back from an overflow) holds its page
+# while its client takes it, and the page's frames pass through a few copies on the way to the
+# socket (SSE framing, HTTP chunking, the transport's buffer): a server held about 6 times a
+# page per paused reader, 955 KB each with pages of 1,000 small events, 174 KB with 32 KiB pages
+# (docs/limits.md). The next page's size follows the events' size in the last one, so small
+# deltas come a few hundred to a read and large events (snapshots) a few, or one.
 STORE_PAGE = 1000
-MIN_PAGE = 16
-FIRST_PAGE = 100
-PAGE_BYTES = 128 * 1024
+MIN_PAGE = 1
+FIRST_PAGE = 8
+PAGE_BYTES = 32 * 1024
 # A live batch is handed to the transport in slices of about this much, so that one reader's
 # frames (a copy of the events' bytes) never amount to a whole buffer of the hub's.
 LIVE_SLICE_BYTES = PAGE_BYTES
