@@ -7,6 +7,7 @@ with ``await request.sleep(...)``: see ``docs/durable-runs.md``.
 """
 
 from outlast.agents.base import Agent, AgentRequest, step
+from outlast.agents.compaction import compact_with
 from outlast.agents.options import message_reply, retry_safe
 from outlast.protocol.outputs import (
     AgentOutput,
@@ -37,6 +38,7 @@ __all__ = [
     "ReasoningDelta",
     "Usage",
     "__version__",
+    "compact_with",
     "message_reply",
     "retry_safe",
     "step",

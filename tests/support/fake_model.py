@@ -190,6 +190,7 @@ class FakeModel:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/v1/responses/compact", self._compact, methods=["POST"]),
             ]
         )
 
@@ -239,6 +240,32 @@ class FakeModel:
             return self._sse(stream.frames(turn), recorded)
         recorded.completed = True
         return JSONResponse(await stream.final(turn))
+
+    async def _compact(self, request: Request) -> Response:
+        """``/responses/compact``: one opaque compaction item naming how many items it got."""
+        body = await request.json()
+        with self._lock:
+            self.requests.append(Recorded("/responses/compact", body, completed=True))
+        items = body.get("input") or []
+        count = len(items) if isinstance(items, list) else 1
+        usage = {"input_tokens": 100, "output_tokens": 10, "total_tokens": 110,
+                 "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                 "output_tokens_details": {"reasoning_tokens": 0}}  # fmt: skip
+        return JSONResponse(
+            {
+                "id": self._new_id("resp"),
+                "created_at": int(time.time()),
+                "object": "response.compaction",
+                "output": [
+                    {
+                        "id": self._new_id("cmp"),
+                        "type": "compaction",
+                        "encrypted_content": f"fake-compaction:{count}",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
 
     def _sse(self, frames: AsyncIterator[bytes], recorded: Recorded) -> StreamingResponse:
         async def watched() -> AsyncIterator[bytes]:

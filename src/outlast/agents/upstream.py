@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from outlast.agents import journaling
 from outlast.agents.base import AgentRequest
+from outlast.agents.compaction import COMPACT_ATTRIBUTE
 from outlast.agents.history import chat_messages, conversation, responses_input
 from outlast.agents.responses_stream import ResponsesTranslator, chat_usage
 from outlast.config import UpstreamSettings
@@ -270,3 +271,58 @@ class _ChatTranslator:
         if self.usage is not None:
             outputs.append(self.usage)
         return outputs
+
+
+# -- compaction (POST /v1/responses/compact) ---------------------------------------------------
+
+SUMMARY_REQUEST = (
+    "Summarise the conversation so far for your own later use, in place of it: every fact, "
+    "decision, result and open question, and what the user asked for, in as few words as keep "
+    "them. Answer with the summary only."
+)
+# A compact endpoint the upstream lacks answers one of these: the model is asked to summarise.
+_NO_COMPACT = (404, 405, 501)
+
+
+async def compact(request: AgentRequest) -> dict[str, Any]:
+    """The upstream agent's compaction hook: a Responses upstream's own ``/responses/compact``,
+    else (a Chat Completions upstream, or one without the endpoint) a summary the model writes,
+    as one assistant message."""
+    from openai import APIStatusError
+
+    settings = _settings
+    client = _client(settings)
+    model = settings.model or request.model
+    if settings.api == "responses":
+        history = responses_input(conversation(request, instructions=False))
+        try:
+            compacted = await client.responses.compact(
+                model=model, input=cast(Any, history), instructions=request.instructions
+            )
+        except APIStatusError as exc:
+            if exc.status_code not in _NO_COMPACT:
+                raise
+        else:
+            return {
+                "output": [item.model_dump(mode="json", exclude_none=True)
+                           for item in compacted.output],
+                "usage": compacted.usage.model_dump(mode="json"),
+            }  # fmt: skip
+    messages = [*chat_messages(conversation(request)), {"role": "user", "content": SUMMARY_REQUEST}]
+    completion = await client.chat.completions.create(model=model, messages=cast(Any, messages))
+    summary = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+    if not summary:
+        raise RuntimeError("the upstream model returned an empty summary")
+    used = completion.usage
+    usage = (
+        {"input_tokens": used.prompt_tokens, "output_tokens": used.completion_tokens,
+         "total_tokens": used.total_tokens}
+        if used is not None else None
+    )  # fmt: skip
+    text = "Summary of the conversation so far:\n" + summary
+    part = {"type": "output_text", "text": text, "annotations": []}
+    message = {"type": "message", "role": "assistant", "status": "completed", "content": [part]}
+    return {"output": [message], "usage": usage}
+
+
+setattr(upstream, COMPACT_ATTRIBUTE, compact)

@@ -34,6 +34,7 @@ from outlast.engine.cache import FinishedCache
 from outlast.engine.chain import OFF_LOOP_ITEMS, Chains, conversation_too_large, visible
 from outlast.engine.closing import Closer
 from outlast.engine.cluster import ClusterPlacement
+from outlast.engine.compaction import Compactor, conversation
 from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, ShuttingDown
 from outlast.engine.executor import Executor
 from outlast.engine.hub import Hub
@@ -47,6 +48,7 @@ from outlast.engine.shares import Shares
 from outlast.engine.steering import Steer, Steering
 from outlast.engine.streams import StreamCounts
 from outlast.observe.base import Observer
+from outlast.protocol.compaction import CompactSpec
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
@@ -124,6 +126,9 @@ class Engine:
             chains=self.chains,
             placement=self.placement,
             queue=FairQueue(self.shares.weight, self.shares.max_running),
+        )
+        self.compactor = Compactor(
+            writer=self.writer, chains=self.chains, agent=agent, retention=settings.retention
         )
         self.retention = Retention(
             store=store,
@@ -242,7 +247,7 @@ class Engine:
         agent_request = AgentRequest(
             response_id=response_id,
             model=spec.model,
-            input=history + spec.input_items,
+            input=conversation(history + spec.input_items),
             instructions=spec.instructions,
             metadata=spec.metadata,
             tools=spec.tools,
@@ -372,6 +377,15 @@ class Engine:
         return await self.steering.accept(
             self.runs.live(response_id, owner), response_id, owner, items
         )
+
+    async def compact(self, spec: CompactSpec, owner: str) -> bytes:
+        """Compact ``owner``'s conversation (``POST /v1/responses/compact``): the
+        ``CompactedResponse`` JSON, stored as a completed response that a later one continues
+        (:mod:`outlast.engine.compaction`). It counts against the key's rate."""
+        if not self.accepting:
+            raise ShuttingDown
+        self.shares.take_rate(owner)
+        return await self.compactor.compact(spec, owner)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -32,11 +32,11 @@ from outlast.agents.base import Agent, AgentRequest
 from outlast.config import Settings
 from outlast.engine.chain import Chains
 from outlast.engine.closing import Closer, snapshot_update
+from outlast.engine.compaction import stored_conversation
 from outlast.engine.hub import Hub
 from outlast.engine.journal import RunJournal, load_replay
 from outlast.engine.placement import Placement
 from outlast.engine.queue import FairQueue
-from outlast.engine.shares import QueueCounts
 from outlast.engine.run import (
     CANCELLED,
     RELEASE,
@@ -49,6 +49,7 @@ from outlast.engine.run import (
     stop_outcome,
     stored_agent_request,
 )
+from outlast.engine.shares import QueueCounts
 from outlast.engine.steering import Steering
 from outlast.observe.base import Observer
 from outlast.protocol.events import TERMINAL_STATUSES, Event
@@ -164,7 +165,7 @@ class Executor:
             # Still held here: the heartbeat's reconciliation ends it from its log.
             log.error("%s: could not load the claimed run: %s", rid, exc)
             return
-        conversation = history + orjson.loads(record.input)
+        conversation = stored_conversation(history + orjson.loads(record.input))
         agent_request = stored_agent_request(record, orjson.loads(record.request), conversation)
         run = self.new_run(normalizer, record.owner, agent_request, record.store, record.attempt)
         run.created = record.snapshot

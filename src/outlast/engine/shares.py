@@ -101,11 +101,6 @@ class Shares:
             limit.running is not None for limit in self._by_owner.values()
         )
 
-    @property
-    def weighted(self) -> bool:
-        """Some key has a weight other than 1."""
-        return self.default.weight != 1 or any(l.weight != 1 for l in self._by_owner.values())
-
     def owner_limits(self) -> tuple[list[str], list[int | None], list[int]]:
         """The keys with an entry of their own: owners, running limits, weights (for a query)."""
         owners = list(self._by_owner)

@@ -16,6 +16,7 @@ from outlast.asgi.body import BodyTimeout, BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
 from outlast.http import limits
+from outlast.http.compact import parse_compact
 from outlast.http.errors import APIError, invalid
 from outlast.http.openapi import openapi_document
 from outlast.http.replies import json_bytes, json_response
@@ -73,6 +74,12 @@ async def create_response(request: Request) -> Response | EventStreamResponse:
     if not await _wait_unless_disconnected(request, engine, run):
         return Response(status_code=499)
     return json_bytes(await engine.final(run))
+
+
+async def compact_response(request: Request) -> Response:
+    """``client.responses.compact()``: the conversation compacted, a ``CompactedResponse``."""
+    spec = parse_compact(await read_json(request))
+    return json_bytes(await _engine(request).compact(spec, _owner(request)))
 
 
 async def _wait_unless_disconnected(request: Request, engine: Engine, run: RunHandle) -> bool:
@@ -242,6 +249,7 @@ ROUTES = [
     # WebSocket mode (client.responses.connect()) on the same path: http/websocket.py.
     WebSocketRoute("/v1/responses", ResponsesSocket()),
     Route("/v1/responses", list_responses, methods=["GET"]),
+    Route("/v1/responses/compact", compact_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
