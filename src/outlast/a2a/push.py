@@ -46,6 +46,7 @@ from sqlalchemy import LargeBinary, String
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from outlast import outbound
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.times import RunTimes
 from outlast.a2a.wire import WireTranslator, closable
@@ -87,15 +88,9 @@ class PushConfigStore(DatabasePushNotificationConfigStore):
 
 async def push_url_allowed(url: str, allow_private: bool) -> bool:
     """Whether a push URL may be called: http(s) with a host, and (unless ``allow_private``) one
-    that resolves only to public addresses (a2a-sdk's SSRF policy)."""
-    if not allow_private:
-        return await validate_push_notification_url(url)
-    try:
-        parsed = urllib.parse.urlparse(url)
-        _ = parsed.port
-    except ValueError:
-        return False
-    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
+    that resolves only to public addresses, IPv4 ones carried in IPv6 included
+    (:func:`outlast.outbound.screen`)."""
+    return await outbound.screen(url, allow_private) is not None
 
 
 def _retryable(status: int) -> bool:
@@ -144,12 +139,20 @@ class RetryingPushSender(PushNotificationSender):
         """POST ``body`` to one config's URL until it is accepted or the attempts run out."""
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
-            if not await push_url_allowed(config.url, self.allow_private):
+            # Resolved once, and called at the address that was checked (no second lookup
+            # that a rebinding name could answer differently).
+            destination = await outbound.screen(config.url, self.allow_private)
+            if destination is None:
                 log.warning("%s: push URL %s refused (not a public address)", task_id, config.url)
                 return False
+            url, host, extensions = destination.request()
             try:
                 response = await self.http.post(
-                    config.url, json=body, headers=_headers(config), timeout=PUSH_TIMEOUT
+                    url,
+                    json=body,
+                    headers={**_headers(config), **host},
+                    timeout=PUSH_TIMEOUT,
+                    extensions=extensions,
                 )
             except httpx.HTTPError as exc:
                 outcome, retry = f"{type(exc).__name__}: {exc}", True

@@ -395,12 +395,14 @@ class Engine:
 
     async def record(self, response_id: str, owner: str) -> ResponseRecord:
         """The visible record of a response of ``owner``, or :class:`NotFound`."""
-        record = self.finished.get(response_id)
+        record = self.finished.get(response_id, owner)
         if record is not None and not await self.placement.confirm_cached(response_id):
             self.finished.evict(response_id)
             record = None
         if record is None:
-            record = await self.store.get_response(response_id, None)
+            # Only the caller's record is asked for: another key's response and an id that never
+            # existed are the same query, with the same empty answer, at the same cost.
+            record = await self.store.get_response(response_id, owner)
             if record is not None and record.status in TERMINAL_STATUSES:
                 self.finished.put(record)
         if record is None or record.owner != owner or not visible(record):
