@@ -8,8 +8,9 @@ import socket
 
 import httpx
 import pytest
-from inprocess import InProcessServer
+from inprocess import A2A_ROUTER, InProcessServer, ServerPool
 
+from a2a_support import rpc, rpc_message
 from helpers import wait_until
 
 
@@ -42,3 +43,13 @@ def test_a_method_a_path_does_not_have_gets_405_with_allow(
     assert answer.json()["error"]["code"] == "method_not_allowed"
     assert allowed <= {m.strip() for m in answer.headers["allow"].split(",")}
     assert method not in answer.headers["allow"]
+
+
+@pytest.mark.parametrize("url", ["http://[2002:7f00:1::]/hook", "http://[64:ff9b::a9fe:a9fe]/"])
+def test_a_push_url_carrying_a_loopback_or_private_ipv4_address_is_refused(
+    servers: ServerPool, url: str
+) -> None:
+    server = servers.get("sqlite", "--drain-timeout", "1", agent=A2A_ROUTER)
+    params = rpc_message("hi", configuration={"taskPushNotificationConfig": {"url": url}})
+    answer = rpc(server, {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params})
+    assert answer["error"]["code"] == -32602, answer
