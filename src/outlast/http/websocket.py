@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from websockets.protocol import State
 
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
@@ -164,6 +165,70 @@ def _api_error(exc: Exception) -> APIError:
     )
 
 
+def _frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented text frame (RFC 6455 5.2: a server's frames are unmasked)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+class DirectFrames:
+    """A batch of events written as one write of ready-made frames, under uvicorn's
+    websockets-sansio protocol (its default).
+
+    Through ASGI every event is a ``websocket.send`` of its own: a message dict, the protocol's
+    framing in Python and a socket write each, which made a 20,000-delta stream over a socket
+    half as fast as over SSE, where a batch is one write. The frames of a batch are built here
+    and written at once, on the same transport, after the same flow-control wait the protocol's
+    own send makes. Only when it is safe: the connection is open, no compression was negotiated
+    (frames would have to be compressed) and no fragmented message is in progress; otherwise (or
+    under another server) :meth:`write` says no and events go through ASGI one by one.
+    """
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    @classmethod
+    def of(cls, send: Send) -> DirectFrames | None:
+        """For the ``send`` an endpoint got: the protocol's own, or that wrapped by Starlette
+        (its exception handling wraps ``send`` in a closure over the server's)."""
+        for _ in range(4):
+            protocol = getattr(send, "__self__", None)
+            if type(protocol).__name__ == "WebSocketsSansIOProtocol":
+                attributes = ("conn", "transport", "writable", "close_sent")
+                return cls(protocol) if all(hasattr(protocol, a) for a in attributes) else None
+            code, cells = getattr(send, "__code__", None), getattr(send, "__closure__", None)
+            if code is None or not cells or "send" not in code.co_freevars:
+                return None
+            send = cells[code.co_freevars.index("send")].cell_contents
+        return None
+
+    async def write(self, batch: list[Event], stream_id: str | None) -> bool:
+        protocol = self.protocol
+        await protocol.writable.wait()
+        conn = protocol.conn
+        if (
+            protocol.close_sent
+            or conn.state is not State.OPEN
+            or conn.extensions
+            or conn.expect_continuation_frame
+            or protocol.transport.is_closing()
+        ):
+            return False
+        if stream_id is None:
+            payloads = [e.data if e.type != "error" else ws_error(e.data) for e in batch]
+        else:
+            tail = b',"stream_id":' + orjson.dumps(stream_id) + b"}"
+            payloads = [
+                (e.data if e.type != "error" else ws_error(e.data))[:-1] + tail for e in batch
+            ]
+        protocol.transport.write(b"".join([_frame(p) for p in payloads]))
+        return True
+
+
 class _Closing(Exception):
     """The connection takes no more creates (its limit, or the server shutting down)."""
 
@@ -230,6 +295,7 @@ class Connection:
         # The responses this connection created or streams: the ones it may steer.
         self.mine: set[str] = set()
         self._seq = 0
+        self._frames = DirectFrames.of(send)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -240,6 +306,8 @@ class Connection:
     async def _send_events(self, batch: list[Event], stream_id: str | None) -> None:
         send = self._send
         async with self._lock:
+            if self._frames is not None and await self._frames.write(batch, stream_id):
+                return
             if stream_id is None:
                 for event in batch:
                     data = event.data if event.type != "error" else ws_error(event.data)
