@@ -10,6 +10,8 @@ stamped, stored or handed to an agent. The size of a whole conversation (a
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -54,17 +56,100 @@ def check_input(value: Any, limits: InputLimits) -> None:
         )
 
 
-async def loads(body: bytes) -> Any:
-    """The JSON of a body; a large one parsed in a worker thread.
+async def loads(body: bytes, limits: InputLimits = DEFAULT_LIMITS) -> Any:
+    """The JSON of a body; a large one parsed in a worker thread, in pieces.
 
-    orjson holds the GIL while it parses, so the thread does not give the loop the CPU back
-    during the parse itself; it keeps the parse out of the loop's own call stack, so the loop's
-    timers and other coroutines run before and after it, and the parse's length is bounded by
-    the body limit (about 0.1 s for 16 MiB of small items, measured in docs/limits.md).
+    orjson holds the GIL for the whole of one call: a 15 MB body of 500,000 items stalled the
+    loop (and every other key's requests) for over half a second in a thread as much as on the
+    loop. So a large body is parsed one top-level value, and one ``input`` item, at a time
+    (:func:`loads_in_pieces`): the loop gets the GIL back between pieces, and an ``input`` past
+    ``limits`` is refused at its first item too many, before the rest is parsed.
     """
     if len(body) < OFF_LOOP_BYTES:
         return orjson.loads(body)
-    return await asyncio.to_thread(orjson.loads, body)
+    return await asyncio.to_thread(loads_in_pieces, body, limits)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SCANNER = json.JSONDecoder()
+
+
+def loads_in_pieces(body: bytes, limits: InputLimits = DEFAULT_LIMITS) -> Any:
+    """``orjson.loads(body)``, value by value: the same result and the same errors (each piece
+    is parsed by orjson; the standard library's scanner only finds where each one ends), with
+    an ``input`` array of more than ``limits.max_items`` items refused as soon as it is seen."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise orjson.JSONDecodeError("invalid UTF-8", "", 0) from None
+    at = _skip(text, 0)
+    if not text.startswith("{", at):
+        return orjson.loads(body)  # not an object: small work, or an error, either way
+    result: dict[str, Any] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return _end(text, at + 1, result)
+    while True:
+        key, at = _piece(text, at)
+        if not isinstance(key, str):
+            raise orjson.JSONDecodeError("expected a key", text, at)
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise orjson.JSONDecodeError("expected ':'", text, at)
+        at = _skip(text, at + 1)
+        if key == "input" and text.startswith("[", at):
+            result[key], at = _items(text, at, limits)
+        else:
+            result[key], at = _piece(text, at)
+        at = _skip(text, at)
+        if text.startswith("}", at):
+            return _end(text, at + 1, result)
+        if not text.startswith(",", at):
+            raise orjson.JSONDecodeError("expected ',' or '}'", text, at)
+        at = _skip(text, at + 1)
+
+
+def _skip(text: str, at: int) -> int:
+    match = _WHITESPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _piece(text: str, at: int) -> tuple[Any, int]:
+    """The value at ``at``, parsed by orjson, and where it ends."""
+    try:
+        _, end = _SCANNER.raw_decode(text, at)
+    except json.JSONDecodeError as exc:
+        raise orjson.JSONDecodeError(exc.msg, text, exc.pos) from None
+    return orjson.loads(text[at:end]), end
+
+
+def _items(text: str, at: int, limits: InputLimits) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return items, at + 1
+    while True:
+        if len(items) == limits.max_items:
+            raise invalid(
+                f"Invalid 'input': array too long. Expected an array with maximum length "
+                f"{limits.max_items}, but got a longer array instead.",
+                param="input",
+                code="array_above_max_length",
+            )
+        item, at = _piece(text, at)
+        items.append(item)
+        at = _skip(text, at)
+        if text.startswith("]", at):
+            return items, at + 1
+        if not text.startswith(",", at):
+            raise orjson.JSONDecodeError("expected ',' or ']'", text, at)
+        at = _skip(text, at + 1)
+
+
+def _end(text: str, at: int, result: dict[str, Any]) -> dict[str, Any]:
+    if _skip(text, at) != len(text):
+        raise orjson.JSONDecodeError("trailing data", text, at)
+    return result
 
 
 async def parse_input(parse: Callable[[Any, InputLimits], T], body: Any, limits: InputLimits) -> T:

@@ -52,7 +52,7 @@ async def read_json(request: Request) -> Any:
             408, "The request body was not received in time.", code="request_timeout"
         ) from None
     try:
-        return await limits.loads(body)
+        return await limits.loads(body, limits.from_settings(request.app.state.settings))
     except orjson.JSONDecodeError:
         raise invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you "
