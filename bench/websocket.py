@@ -15,10 +15,10 @@ compression (as the ``openai`` SDK connects), decoding each frame with orjson, a
 The figures:
 
 1. **throughput**: one run of 20,000 deltas of 16 bytes, delay 0; events per second at the
-   client from sending the create to the terminal event (median of 5). Over the socket, a
-   ``response.create`` on an open connection; over HTTP, the same foreground response as
-   ``POST stream:true`` (``sse``), and run.py's background+stream POST (``sse_background``).
-   Target: WebSocket >= SSE.
+   client from sending the create to the terminal event (median of 5), and the server's CPU
+   per event. Over the socket, a ``response.create`` on an open connection; over HTTP, the same
+   foreground response as ``POST stream:true`` (``sse``), the two in turns; and run.py's
+   background+stream POST (``sse_background``), for the baseline too. Target: WebSocket >= SSE.
 2. **ttfd** (time to first delta): on one socket, 200 responses one after another (deltas=1);
    from sending each ``response.create`` to its first delta, for every response but the first
    (each is "a second response on the same socket"). p50 and p95, beside run.py's HTTP figure
@@ -56,6 +56,7 @@ from run import (  # noqa: E402
     fig_throughput,
     fig_ttfd,
     pct,
+    read_cpu_s,
     run_main,
     stream_run,
     warm_up,
@@ -183,41 +184,46 @@ async def ws_run(ws: RawSocket, message: str) -> tuple[StreamCheck, float, float
                 return check, t0, first, now
 
 
-async def fig_ws_throughput(port: int, sizes: Sizes) -> dict[str, Any]:
-    deltas = sizes.throughput_deltas
-    runs = []
-    ws = await RawSocket.open(port)
+async def fig_throughputs(srv: Server, sizes: Sizes) -> dict[str, Any]:
+    """The same 20,000-delta response over the socket and over SSE, in turns (the order swapped
+    each round, so that a busy spell of a shared machine falls on both sides alike)."""
+    deltas, size = sizes.throughput_deltas, sizes.throughput_size
+    runs: dict[str, list[dict[str, Any]]] = {"websocket": [], "sse": []}
+    ws = await RawSocket.open(srv.port)
+
+    async def over_ws() -> tuple[StreamCheck, float, float]:
+        check, t0, _, t1 = await ws_run(ws, ws_create(deltas, size))
+        return check, t0, t1
+
+    async def over_sse() -> tuple[StreamCheck, float, float]:
+        return await stream_run(srv.port, sse_body(deltas, size))
+
     try:
         await ws_run(ws, ws_create(20))
-        for _ in range(sizes.throughput_repeat):
-            check, t0, _, t1 = await asyncio.wait_for(
-                ws_run(ws, ws_create(deltas, sizes.throughput_size)), 120
-            )
-            problems = check.problems(deltas)
-            if problems:
-                raise FigureError("websocket throughput run: " + "; ".join(problems))
-            runs.append(
-                {"events": check.n, "seconds": t1 - t0, "events_per_s": check.n / (t1 - t0)}
-            )
-            await asyncio.sleep(0.3)
+        for round_ in range(sizes.throughput_repeat):
+            order = [("websocket", over_ws), ("sse", over_sse)]
+            for name, run in order if round_ % 2 == 0 else order[::-1]:
+                cpu0 = read_cpu_s(srv.pid) or 0.0
+                check, t0, t1 = await asyncio.wait_for(run(), 120)
+                cpu = (read_cpu_s(srv.pid) or 0.0) - cpu0
+                problems = check.problems(deltas)
+                if problems:
+                    raise FigureError(f"{name} throughput run: " + "; ".join(problems))
+                runs[name].append(
+                    {"events": check.n, "seconds": t1 - t0, "events_per_s": check.n / (t1 - t0),
+                     "server_cpu_us_per_event": cpu / check.n * 1e6}
+                )  # fmt: skip
+                await asyncio.sleep(0.3)
     finally:
         await ws.close()
-    return {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
-
-
-async def fig_sse_throughput(port: int, sizes: Sizes) -> dict[str, Any]:
-    deltas = sizes.throughput_deltas
-    runs = []
-    for _ in range(sizes.throughput_repeat):
-        check, t0, t1 = await asyncio.wait_for(
-            stream_run(port, sse_body(deltas, sizes.throughput_size)), 120
-        )
-        problems = check.problems(deltas)
-        if problems:
-            raise FigureError("sse throughput run: " + "; ".join(problems))
-        runs.append({"events": check.n, "seconds": t1 - t0, "events_per_s": check.n / (t1 - t0)})
-        await asyncio.sleep(0.3)
-    return {"events_per_s": statistics.median(r["events_per_s"] for r in runs), "runs": runs}
+    return {
+        name: {
+            "events_per_s": statistics.median(r["events_per_s"] for r in rs),
+            "server_cpu_us_per_event": statistics.median(r["server_cpu_us_per_event"] for r in rs),
+            "runs": rs,
+        }
+        for name, rs in runs.items()
+    }
 
 
 async def fig_ws_ttfd(port: int, sizes: Sizes) -> dict[str, Any]:
@@ -244,8 +250,7 @@ async def measure(kind: str, sizes: Sizes, logs: Path) -> dict[str, Any]:
         figures: dict[str, Any] = {"sse_background": await fig_throughput(srv, sizes)}
         figures["http_ttfd"] = await fig_ttfd(srv, sizes)
         if kind == "outlast":
-            figures["sse"] = await fig_sse_throughput(srv.port, sizes)
-            figures["websocket"] = await fig_ws_throughput(srv.port, sizes)
+            figures.update(await fig_throughputs(srv, sizes))
             figures["websocket_ttfd"] = await fig_ws_ttfd(srv.port, sizes)
         return figures
     finally:
@@ -263,6 +268,8 @@ async def main_async(args: argparse.Namespace) -> int:
         ("throughput, outlast SSE (background)", out["sse_background"]["events_per_s"], "ev/s"),
         ("throughput, outlast SSE (foreground)", out["sse"]["events_per_s"], "ev/s"),
         ("throughput, outlast WebSocket", out["websocket"]["events_per_s"], "ev/s"),
+        ("server CPU per event, SSE (foreground)", out["sse"]["server_cpu_us_per_event"], "µs"),
+        ("server CPU per event, WebSocket", out["websocket"]["server_cpu_us_per_event"], "µs"),
         ("ttfd p50, baseline HTTP", base["http_ttfd"]["p50_ms"], "ms"),
         ("ttfd p50, outlast HTTP", out["http_ttfd"]["p50_ms"], "ms"),
         ("ttfd p50, outlast WebSocket (2nd+ on a socket)", out["websocket_ttfd"]["p50_ms"], "ms"),
