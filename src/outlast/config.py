@@ -380,6 +380,11 @@ OPTIONS: tuple[Option, ...] = (
            default=300.0, parse=duration,
            details="The card also carries an ETag and Last-Modified (when the server started), "
                    "and answers If-None-Match / If-Modified-Since with 304."),
+    Option("a2a.grpc_port", "--a2a-grpc-port", "OUTLAST_A2A_GRPC_PORT",
+           "serve A2A's gRPC binding on this loopback port too", A2A, parse=positive_int,
+           default_text="off",
+           details="Listens on 127.0.0.1 only (the HTTP host does not apply): put a TLS proxy "
+                   "in front to expose it. Listed in the agent card when on."),
     # -- metrics and webhooks ----------------------------------------------------------------
     Option("observe.metrics", "--no-metrics", "OUTLAST_METRICS",
            "do not serve Prometheus metrics at /metrics",
@@ -444,6 +449,7 @@ class A2ASettings:
     db: str | None = _default("a2a.db")
     allow_private_push: bool = _default("a2a.allow_private_push")
     card_max_age: float = _default("a2a.card_max_age")
+    grpc_port: int | None = _default("a2a.grpc_port")
 
 
 @dataclass(slots=True)

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import grpc
+import grpc.aio
 import httpx
 from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
 from a2a.types import (
@@ -32,6 +34,7 @@ from serverproc import ServerProcess
 
 JSONRPC = "JSONRPC"
 REST = "HTTP+JSON"
+GRPC = "GRPC"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 EVENTUALLY = 15.0
 TERMINAL = {
@@ -62,13 +65,44 @@ async def a2a_client(
     async with httpx.AsyncClient(timeout=TIMEOUT, headers=headers) as http:
         card = await A2ACardResolver(http, server.url).get_agent_card()
         config = ClientConfig(
-            httpx_client=http, streaming=streaming, supported_protocol_bindings=[binding]
+            httpx_client=http,
+            streaming=streaming,
+            supported_protocol_bindings=[binding],
+            grpc_channel_factory=lambda url: grpc_channel(url, api_key),
         )
         client = ClientFactory(config).create(card)
         try:
             yield client
         finally:
             await client.close()
+
+
+class _BearerKey:
+    """Sends ``authorization: Bearer <key>`` with every gRPC call, as the HTTP client does."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def with_key(self, details: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata.add("authorization", f"Bearer {self.key}")
+        return details._replace(metadata=metadata)
+
+
+class _UnaryKey(_BearerKey, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.with_key(details), request)
+
+
+class _StreamKey(_BearerKey, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self.with_key(details), request)
+
+
+def grpc_channel(url: str, api_key: str | None = None) -> Any:
+    """A channel to the server's gRPC binding (its card's URL), sending ``api_key`` if any."""
+    interceptors = [_UnaryKey(api_key), _StreamKey(api_key)] if api_key else None
+    return grpc.aio.insecure_channel(url, interceptors=interceptors)
 
 
 def answer(task_id: str, text: str) -> SendMessageRequest:

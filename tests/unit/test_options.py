@@ -55,6 +55,8 @@ SAMPLES: dict[str, str | list[str]] = {
     "a2a.skills": ['{"name": "Search", "description": "finds things"}'],
     "a2a.url": "https://agents.example.com",
     "a2a.db": "sqlite:///./var/a2a.db",
+    "a2a.card_max_age": "1h",
+    "a2a.grpc_port": "50051",
     "observe.webhooks": ["https://hooks.example.com/a", "https://hooks.example.com/b"],
     "observe.webhook_secret": "whsec_c2VjcmV0",
     "observe.webhook_retry_period": "1h",

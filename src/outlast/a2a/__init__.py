@@ -51,6 +51,11 @@ def create_a2a(settings: Settings, engine: Engine) -> DeferredA2A | None:
             )
         log.debug("A2A not served: the a2a extra is not installed (%s)", ", ".join(missing))
         return None
+    if settings.a2a.grpc_port is not None and importlib.util.find_spec("grpc") is None:
+        raise ValueError(
+            "--a2a-grpc-port needs grpcio (missing: grpc); install it with: "
+            "pip install 'outlast[a2a]'"
+        )
     from outlast.a2a.deferred import DeferredA2A
 
     return DeferredA2A(settings, engine)

@@ -143,6 +143,15 @@ def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
         default_output_modes=OUTPUT_MODES,
         skills=skills,
     )
+    if settings.a2a.grpc_port is not None:
+        # gRPC listens on loopback only (outlast.a2a.grpc_server): its address as a target.
+        card.supported_interfaces.append(
+            AgentInterface(
+                url=f"127.0.0.1:{settings.a2a.grpc_port}",
+                protocol_binding=TransportProtocol.GRPC.value,
+                protocol_version=PROTOCOL_VERSION_1_0,
+            )
+        )
     if settings.api_keys:
         card.security_schemes["bearer"].CopyFrom(
             SecurityScheme(

@@ -65,7 +65,11 @@ class DeferredA2A:
         self._router: Router | None = None
         self._building = asyncio.Lock()
         self.routes: list[BaseRoute] = [_DeferredRoutes(self)]
-        explicit = settings.a2a.enabled == "on" or settings.a2a.db is not None
+        explicit = (
+            settings.a2a.enabled == "on"
+            or settings.a2a.db is not None
+            or settings.a2a.grpc_port is not None  # its port listens from start
+        )
         if explicit or not self.url.startswith("sqlite"):
             self._build()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy import event
@@ -20,6 +21,9 @@ from outlast.a2a.push import PushConfigStore, PushWatcher, RetryingPushSender
 from outlast.a2a.routes import a2a_routes
 from outlast.config import Settings
 from outlast.engine import Engine
+
+if TYPE_CHECKING:
+    from outlast.a2a.grpc_server import GrpcServer
 
 log = logging.getLogger("outlast.a2a")
 
@@ -80,6 +84,11 @@ class A2AService:
             card_modified=started,
         )
         self.base_url = public_url(settings) + A2A_PATH
+        self.grpc: GrpcServer | None = None
+        if settings.a2a.grpc_port is not None:
+            from outlast.a2a.grpc_server import GrpcServer
+
+            self.grpc = GrpcServer(self.handler, settings.api_keys, settings.a2a.grpc_port)
 
     async def start(self) -> None:
         """Create the tables, then resume the push notifications a restart interrupted."""
@@ -94,9 +103,13 @@ class A2AService:
                     raise
                 await asyncio.sleep(0.5)
         await self.watcher.start()
+        if self.grpc is not None:
+            await self.grpc.start()
         log.info("A2A on %s (card at /.well-known/agent-card.json)", self.base_url)
 
     async def close(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.close()
         await self.watcher.close()
         await self.http.aclose()
         await self.db.dispose()
