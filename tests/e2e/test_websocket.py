@@ -319,3 +319,53 @@ def test_steering_failures_carry_the_sdks_error_codes(
     assert unknown.error.code == "response_not_found"
     assert invalid.error.code == "invalid_input"
     assert invalid.steer.id is None
+
+
+def test_across_a_server_restart_the_sdk_reconnects_and_continues(
+    ws_server: ServerProcess,
+) -> None:
+    async def main() -> tuple[list[int], Any]:
+        codes: list[int] = []
+        seen: asyncio.Queue[Any] = asyncio.Queue()
+
+        def on_reconnecting(event: Any) -> None:
+            codes.append(event.close_code)
+
+        async with (
+            ws_server.async_client() as client,
+            client.responses.connect(
+                on_reconnecting=on_reconnecting, initial_delay=0.2, max_delay=1.0, max_retries=30
+            ) as connection,
+        ):
+
+            async def read() -> None:
+                async for event in connection:
+                    await seen.put(EVENTS.validate_python(event.to_dict()))
+
+            async def completed() -> Any:
+                event = await seen.get()
+                while event.type not in ("response.completed", "error"):
+                    event = await seen.get()
+                return event
+
+            reader = asyncio.create_task(read())
+            await connection.response.create(model="echo", input="before the restart")
+            before = await completed()
+            await asyncio.to_thread(ws_server.stop)
+            await asyncio.to_thread(ws_server.start)
+            # Sent while the SDK reconnects (it queues it) or once it has: it reaches the
+            # restarted server either way.
+            await connection.response.create(
+                model="conversation", input="after", previous_response_id=before.response.id
+            )
+            after = await completed()
+            reader.cancel()
+            return codes, after
+
+    codes, after = asyncio.run(main())
+    assert codes[0] == 1012  # service restart: a code the SDK reconnects after
+    assert after.type == "response.completed"
+    texts = [
+        part["text"] for item in json.loads(text_of(after.response)) for part in item["content"]
+    ]
+    assert texts == ["before the restart", "before the restart", "after"]
