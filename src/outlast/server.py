@@ -15,10 +15,11 @@ from starlette.requests import ClientDisconnect
 
 from outlast.a2a import create_a2a
 from outlast.agents.base import Agent
+from outlast.agents.frameworks.langgraph import configure as configure_langgraph
 from outlast.agents.loading import load_agent
 from outlast.agents.upstream import configure as configure_upstream
-from outlast.asgi.owner import owner_of
 from outlast.asgi.cors import cors_middleware
+from outlast.asgi.owner import owner_of
 from outlast.config import Settings
 from outlast.console import console_routes
 from outlast.engine import Engine
@@ -45,6 +46,8 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     observability = observe.build(settings, store)
     # The upstream model agent's --upstream-* options (it reads no environment of its own).
     configure_upstream(settings.upstream)
+    # A hosted LangGraph graph keeps its checkpoints beside the store (or in its PostgreSQL).
+    configure_langgraph(settings.db)
     # Per-key shares of the queue: --key-limit names keys, the engine knows their owner ids.
     shares = Shares(settings.key_limits, max_queued=settings.max_queued, owner_of=owner_of,
                     keys=settings.api_keys)  # fmt: skip

@@ -392,3 +392,114 @@ def test_previous_response_id_carries_the_conversation(rig: Rig) -> None:
     ]
     assert -1 not in positions, history
     assert positions == sorted(positions), "the conversation is out of order"
+
+
+# -- what the upstream model is sent -------------------------------------------------------------
+
+PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+PDF = "data:application/pdf;base64,JVBERi0xLjQKJSVFT0YK"
+OTHER_TOOL = {**WEATHER_TOOL, "name": "get_time", "description": "Get the time in a city."}
+
+
+def upstream_only(rig: Rig) -> None:
+    if not rig.adapter.is_upstream:
+        pytest.skip("what the upstream agent sends its model")
+
+
+def sent(rig: Rig) -> dict[str, Any]:
+    """The body of the one request the model received."""
+    assert len(rig.fake.requests) == 1
+    return rig.fake.requests[0].body
+
+
+def test_input_images_and_files_reach_the_upstream_model(rig: Rig) -> None:
+    upstream_only(rig)
+    rig.fake.script([Text(["A red dot."])])
+    content = [
+        {"type": "input_text", "text": "What is in these?"},
+        {"type": "input_image", "image_url": PIXEL, "detail": "low"},
+        {"type": "input_file", "file_data": PDF, "filename": "empty.pdf"},
+    ]
+    response, _ = run_to_end(rig, input=[{"role": "user", "content": content}])
+
+    assert response.status == "completed"
+    body = sent(rig)
+    if rig.adapter.env["OUTLAST_UPSTREAM_API"] == "chat":
+        assert body["messages"][-1]["content"] == [
+            {"type": "text", "text": "What is in these?"},
+            {"type": "image_url", "image_url": {"url": PIXEL, "detail": "low"}},
+            {"type": "file", "file": {"file_data": PDF, "filename": "empty.pdf"}},
+        ]
+    else:
+        parts = body["input"][-1]["content"]
+        assert [p["type"] for p in parts] == ["input_text", "input_image", "input_file"]
+        assert (parts[1]["image_url"], parts[2]["file_data"]) == (PIXEL, PDF)
+
+
+def test_a_file_the_chat_api_cannot_take_fails_the_run_saying_so(rig: Rig) -> None:
+    upstream_only(rig)
+    file = {"type": "input_file", "file_url": "https://example.com/report.pdf"}
+    response, _ = run_to_end(rig, input=[{"role": "user", "content": [file]}])
+
+    if rig.adapter.env["OUTLAST_UPSTREAM_API"] == "chat":
+        assert response.status == "failed"
+        assert response.error is not None and "file_url" in response.error.message
+        assert rig.fake.requests == []  # refused before the model was called
+    else:
+        assert sent(rig)["input"][-1]["content"] == [file]
+
+
+def test_allowed_tools_offers_the_model_only_the_listed_tools(rig: Rig) -> None:
+    upstream_only(rig)
+    rig.fake.script([Text(["Fine."])])
+    choice = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "get_weather"}],
+    }
+    run_to_end(rig, input="Weather?", tools=[WEATHER_TOOL, OTHER_TOOL], tool_choice=choice)
+
+    body = sent(rig)
+    names = [t.get("name") or t["function"]["name"] for t in body["tools"]]
+    assert names == ["get_weather"]
+    assert body["tool_choice"] == "required"
+
+
+def test_an_assistant_messages_phase_reaches_a_responses_model(rig: Rig) -> None:
+    upstream_only(rig)
+    rig.fake.script([Text(["Done."])])
+    history = [
+        {"role": "user", "content": "Plan, then answer."},
+        {"type": "message", "role": "assistant", "phase": "commentary",
+         "content": [{"type": "output_text", "text": "Planning.", "annotations": []}]},
+        {"role": "user", "content": "Go on."},
+    ]  # fmt: skip
+    response, _ = run_to_end(rig, input=history)
+
+    assert response.status == "completed"
+    body = sent(rig)
+    if rig.adapter.env["OUTLAST_UPSTREAM_API"] == "chat":
+        # Chat Completions has no phase: the message goes without it (strict servers refuse
+        # fields they do not know).
+        assert body["messages"][1] == {"role": "assistant", "content": "Planning."}
+    else:
+        assert body["input"][1] == {
+            "role": "assistant", "content": "Planning.", "phase": "commentary"
+        }  # fmt: skip
+
+
+def test_usage_sums_the_token_counts_of_every_model_call(rig: Rig) -> None:
+    # The fake model counts 10 input and 20 output tokens per call.
+    if rig.adapter.is_upstream:
+        rig.fake.script([Text(["Hello."])])
+        response, _ = run_to_end(rig, input="Say hello.")
+        calls = 1
+    else:
+        rig.fake.script([ToolCall("get_weather", {"city": "Oslo"})], [Text(["Sunny."])])
+        response, _ = run_to_end(rig, input="Weather in Oslo?")
+        calls = 2
+    assert response.status == "completed"
+    assert len(rig.fake.requests) == calls
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (10 * calls, 20 * calls)
+    assert response.usage.total_tokens == 30 * calls

@@ -123,6 +123,8 @@ def langgraph_graph(base_url: str, api: str = "chat") -> Any:
         api_key="fake-key",
         max_retries=0,
         use_responses_api=api == "responses",
+        # Token counts in the stream (ChatOpenAI asks for them only from OpenAI's own endpoint).
+        stream_usage=True,
     )
     tools = [tool(get_weather)]
     model = llm.bind_tools(tools)

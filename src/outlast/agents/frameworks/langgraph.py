@@ -4,14 +4,29 @@ The graph runs with ``graph.astream({"messages": [...]}, stream_mode="messages")
 a ``messages`` list (``MessagesState``, ``create_react_agent``/``create_agent`` graphs), which gets
 the whole conversation. Streamed message chunks become outputs: text and reasoning content as
 deltas, tool call chunks as function call pieces, ``ToolMessage``s as function call outputs; a
-whole message that a node returns without streaming is sent whole. A graph compiled with a
-checkpointer gets a fresh thread per response, since the history comes from the chain.
+whole message that a node returns without streaming is sent whole; each model message's
+``usage_metadata`` gives the call's token counts.
+
+Durable runs: the graph runs with LangGraph's own maintained checkpointer
+(``langgraph-checkpoint-sqlite`` beside the server's SQLite file, ``outlast.db`` →
+``outlast.langgraph.db``; ``langgraph-checkpoint-postgres`` in the server's PostgreSQL database),
+in place of any it was compiled with, one thread per response (its id). LangGraph saves a
+checkpoint after each super-step; each save is a journaled step of the run, a *marker*
+(:mod:`outlast.agents.journaling`), so the journal names, in order, the checkpoints whose
+outputs the log holds (a marker commits after the events before it). A resumed run replays the
+markers and continues the graph from the last checkpoint one names (``astream(None, ...)`` with
+its ``checkpoint_id``), re-running only the node that was interrupted; a checkpoint saved just
+before the crash without its marker is left behind (its node runs again). Each attempt starts
+with a marker of its own, which makes the run resumable before its first checkpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from outlast.agents._extras import require
@@ -25,8 +40,118 @@ from outlast.protocol.outputs import (
     Message,
     Reasoning,
     ReasoningDelta,
+    Usage,
     new_call_id,
 )
+
+_database = "sqlite:///outlast.db"
+
+
+def configure(database_url: str) -> None:
+    """The server's database (``--db``): the checkpoints are kept beside it or in it."""
+    global _database
+    _database = database_url
+
+
+def checkpoint_location(database_url: str) -> str:
+    """Where the checkpoints live: a file beside an SQLite store, the same PostgreSQL database."""
+    if database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        return str(path.with_name(f"{path.stem}.langgraph{path.suffix or '.db'}"))
+    return database_url
+
+
+# The savers of this process, by event loop (LangGraph's savers are bound to the loop they were
+# made in; a server has one).
+_savers: dict[asyncio.AbstractEventLoop, Any] = {}
+_saver_lock: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+
+async def _saver() -> Any:
+    loop = asyncio.get_running_loop()
+    saver = _savers.get(loop)
+    if saver is not None:
+        return saver
+    async with _saver_lock.setdefault(loop, asyncio.Lock()):
+        if loop not in _savers:
+            _savers[loop] = await _open_saver(checkpoint_location(_database))
+    return _savers[loop]
+
+
+async def _open_saver(location: str) -> Any:
+    if location.startswith(("postgresql://", "postgres://")):
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        # The saver's own settings for its connections (from_conn_string's).
+        pool: Any = AsyncConnectionPool(
+            location,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            min_size=1,
+            max_size=4,
+            open=False,
+        )
+        await pool.open()
+        saver: Any = _journaling(AsyncPostgresSaver)(pool)
+    else:
+        import aiosqlite
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        connection: Any = aiosqlite.connect(location)
+        # Its thread must not keep the server's process alive once it has shut down (no agent
+        # is told of the shutdown): a daemon thread, as aiosqlite's older Thread subclass allowed.
+        getattr(connection, "_thread", connection).daemon = True
+        saver = _journaling(AsyncSqliteSaver)(await connection)
+    await saver.setup()
+    return saver
+
+
+class _Run:
+    """One attempt's markers: a journaled step per checkpoint LangGraph saves."""
+
+    def __init__(self, request: AgentRequest) -> None:
+        self.request = request
+        self.markers = 0
+
+    async def marker(self, save: Callable[[], Awaitable[Any]] | None) -> tuple[bool, Any]:
+        """The next marker: ``(True, its journaled value)``, or, not journaled, ``save()``'s
+        config journaled as it (``None``: the attempt's own marker) and ``(False, ...)``."""
+        name = f"langgraph:{self.markers}"
+        self.markers += 1
+        ran = False
+
+        async def record() -> Any:
+            nonlocal ran
+            ran = True
+            return {"checkpoint": await save()} if save is not None else {"resumed": True}
+
+        value = await self.request.step(name, record)
+        return not ran, value
+
+
+_run: ContextVar[_Run | None] = ContextVar("outlast_langgraph_run", default=None)
+
+
+def _journaling(saver_class: type) -> type:
+    """``saver_class`` whose checkpoint saves, during a hosted run, are journaled markers."""
+
+    base: Any = saver_class
+
+    class JournalingSaver(base):  # type: ignore[misc]
+        async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            run = _run.get()
+            if run is None:
+                return await base.aput(self, config, checkpoint, metadata, new_versions)
+
+            async def save() -> Any:
+                return await base.aput(self, config, checkpoint, metadata, new_versions)
+
+            _, value = await run.marker(save)
+            return value["checkpoint"]
+
+    JournalingSaver.__name__ = f"Journaling{saver_class.__name__}"
+    return JournalingSaver
 
 
 def adapt(graph: Any) -> Agent:
@@ -34,14 +159,33 @@ def adapt(graph: Any) -> Agent:
     messages_module = require("langchain_core.messages", "a LangGraph graph")
 
     async def langgraph_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
-        messages = [_message(messages_module, item) for item in conversation(request)]
-        config: dict[str, Any] = {"configurable": {"thread_id": request.response_id}}
+        saver = await _saver()
+        hosted = graph.copy(update={"checkpointer": saver})
+        run = _Run(request)
+        # Replay the markers the journal holds; the first that it does not is this attempt's.
+        last: Any = None
+        while True:
+            journaled, value = await run.marker(None)
+            if not journaled:
+                break
+            if "checkpoint" in value:
+                last = value["checkpoint"]
+        thread = {"thread_id": request.response_id}
+        graph_input: Any
+        if last is None:
+            # From the start: whatever a dead attempt checkpointed before its first marker goes.
+            await saver.adelete_thread(request.response_id)
+            messages = [_message(messages_module, item) for item in conversation(request)]
+            graph_input = {"messages": [m for m in messages if m is not None]}
+            config: dict[str, Any] = {"configurable": thread}
+        else:
+            graph_input = None  # on from the checkpoint the last marker names
+            config = {"configurable": {**thread, **last.get("configurable", {})}}
         translator = _Translator(messages_module)
-        stream = graph.astream(
-            {"messages": [m for m in messages if m is not None]},
-            config=config,
-            stream_mode="messages",
-        )
+        # The graph runs (and saves) in this task, and in tasks that copy its context: all see
+        # the run. (Not reset: the task is the run's own, and ends with it.)
+        _run.set(run)
+        stream = hosted.astream(graph_input, config=config, stream_mode="messages")
         try:
             async for chunk, _metadata in stream:
                 for output in translator.feed(chunk):
@@ -90,7 +234,7 @@ class _Translator:
         return []  # the input messages, and kinds a model does not produce
 
     def _chunk(self, chunk: Any) -> list[AgentOutput]:
-        outputs: list[AgentOutput] = []
+        outputs: list[AgentOutput] = _usage(chunk)
         if chunk.id != self.message_id:
             # A new model message: close the text of the previous one.
             self.message_id, self.calls = chunk.id, {}
@@ -121,7 +265,7 @@ class _Translator:
         return outputs
 
     def _whole(self, message: Any) -> list[AgentOutput]:
-        outputs: list[AgentOutput] = []
+        outputs: list[AgentOutput] = _usage(message)
         self.message_id, self.kind = message.id, ""
         texts: list[str] = []
         for kind, piece in _content_pieces(message.content):
@@ -137,6 +281,29 @@ class _Translator:
             call_id = call.get("id") or new_call_id()
             outputs.append(FunctionCall(call.get("name", ""), arguments, call_id))
         return outputs
+
+
+def _usage(message: Any) -> list[AgentOutput]:
+    """A model message's (or chunk's) ``usage_metadata`` as a :class:`Usage`."""
+    usage = getattr(message, "usage_metadata", None)
+    if not usage:
+        return []
+    inputs = usage.get("input_token_details") or {}
+    outputs = usage.get("output_token_details") or {}
+
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) and value > 0 else 0
+
+    return [
+        Usage(
+            input_tokens=count(usage.get("input_tokens")),
+            output_tokens=count(usage.get("output_tokens")),
+            cached_tokens=count(inputs.get("cache_read")),
+            cache_write_tokens=count(inputs.get("cache_creation")),
+            reasoning_tokens=count(outputs.get("reasoning")),
+            total_tokens=count(usage.get("total_tokens")) or None,
+        )
+    ]
 
 
 def _content_pieces(content: Any) -> list[tuple[str, str]]:

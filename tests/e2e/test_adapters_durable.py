@@ -1,0 +1,123 @@
+"""Hosted agents resume after ``kill -9`` from their last completed model or tool call (issue 13).
+
+Each adapter is hosted by a real ``outlast serve`` on SQLite, talking to the fake model on
+loopback, which records every request and whether its answer was sent to the end. The server is
+killed with SIGKILL while the model streams and started again on the same database: the run must
+end ``completed`` with the output an uninterrupted run gives, and no model call that had
+completed may have been made again (nor a tool run twice). Only the call that was streaming when
+the server died is made again. One server per test: killing it is the point.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_model import FakeModel, Text, ToolCall, Turn
+from helpers import wait_terminal
+from serverproc import ServerProcess
+from test_adapters import ADAPTERS, Adapter, normal
+
+FRAMEWORKS = [a for a in ADAPTERS if not a.is_upstream]
+UPSTREAMS = [a for a in ADAPTERS if a.is_upstream]
+TICKS = [f"tick {i} " for i in range(30)]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeModel]:
+    with FakeModel() as model:
+        yield model
+
+
+def server_for(adapter: Adapter, fake: FakeModel, tmp_path: Path) -> ServerProcess:
+    env = {
+        "FAKE_MODEL_URL": fake.base_url,
+        "OUTLAST_UPSTREAM_BASE_URL": fake.base_url,
+        "OUTLAST_UPSTREAM_API_KEY": "fake-key",
+        "OUTLAST_TEST_TOOL_LOG": str(tmp_path / "tools.log"),
+        **adapter.env,
+    }
+    return ServerProcess(tmp_path / "outlast.db", agent=adapter.target, env=env)
+
+
+def kill_when(server: ServerProcess, response_id: str, text: str, timeout: float = 30.0) -> None:
+    """SIGKILL the server once the response's output holds ``text`` (the model is streaming)."""
+    client = server.client()
+    deadline = time.monotonic() + timeout
+    while text not in json.dumps(client.responses.retrieve(response_id).model_dump()["output"]):
+        assert time.monotonic() < deadline, f"{response_id} never showed {text!r}"
+        time.sleep(0.05)
+    server.kill()
+
+
+def tool_runs(tmp_path: Path) -> list[str]:
+    path = tmp_path / "tools.log"
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.parametrize("adapter", UPSTREAMS, ids=[a.name for a in UPSTREAMS])
+def test_an_upstream_run_killed_while_the_model_streams_completes_after_the_restart(
+    adapter: Adapter, fake: FakeModel, tmp_path: Path
+) -> None:
+    slow: Turn = [Text(TICKS, delay=0.1)]
+    fake.script(slow, [Text(TICKS)])  # the interrupted call, then the same call again
+    server = server_for(adapter, fake, tmp_path).start()
+    created = server.client().responses.create(model="fake-model", input="Count.", background=True)
+    kill_when(server, created.id, "tick 5 ")
+    server.start()
+
+    response = wait_terminal(server, created.id)
+    assert response["status"] == "completed"
+    # What the killed call had streamed stays, closed incomplete; the call made again follows.
+    cut, whole = response["output"]
+    assert (cut["status"], whole["status"]) == ("incomplete", "completed")
+    assert "tick 5 " in _text(cut) and "".join(TICKS).startswith(_text(cut))
+    assert _text(whole) == "".join(TICKS)
+    assert response["metadata"]["outlast_resumes"] == "1"
+    assert [r.completed for r in fake.requests] == [False, True]
+    # Only the call that completed is counted.
+    assert response["usage"]["total_tokens"] == 30
+    server.stop()
+
+
+@pytest.mark.parametrize("adapter", FRAMEWORKS, ids=[a.name for a in FRAMEWORKS])
+def test_a_framework_run_killed_after_its_tool_call_resumes_from_there(
+    adapter: Adapter, fake: FakeModel, tmp_path: Path
+) -> None:
+    call = ToolCall("get_weather", {"city": "Paris"})
+    answer = ["Paris ", "is ", "sunny ", *TICKS]
+    fake.script([call], [Text(answer, delay=0.1)], [Text(answer)])
+    server = server_for(adapter, fake, tmp_path).start()
+    created = server.client().responses.create(
+        model="fake-model", input="Weather in Paris?", background=True
+    )
+    kill_when(server, created.id, "tick 3 ")
+    server.start()
+
+    response = wait_terminal(server, created.id)
+    assert response["status"] == "completed", response.get("error")
+    *before, cut, whole = response["output"]
+    assert [o for o in normal(before) if o[0] != "reasoning"] == [
+        ("function_call", "get_weather", {"city": "Paris"}, call.call_id),
+        ("function_call_output", call.call_id, "Paris: 21 °C and sunny"),
+    ]
+    # The answer being streamed at the kill is closed incomplete; the call made again follows.
+    assert (cut["status"], whole["status"]) == ("incomplete", "completed")
+    assert "tick 3 " in _text(cut) and "".join(answer).startswith(_text(cut))
+    assert _text(whole) == "".join(answer)
+    assert response["metadata"]["outlast_resumes"] == "1"
+    # The first model call and the tool ran once; only the call streaming at the kill again.
+    assert fake.completed_twice() == []
+    assert [r.completed for r in fake.requests] == [True, False, True]
+    assert tool_runs(tmp_path) == ["Paris"]
+    server.stop()
+
+
+def _text(message: dict[str, Any]) -> str:
+    assert message["type"] == "message"
+    return "".join(part.get("text", "") for part in message["content"])
