@@ -25,6 +25,7 @@ from a2a_support import (
     Text,
     a2a_client,
     a2a_server,
+    answer,
     artifact_text,
     request,
     send,
@@ -104,6 +105,40 @@ async def test_the_task_index_and_push_configs_survive_a_restart(
     assert artifact_text(again) == "before the restart"
     assert again.context_id == first.context_id
     assert [t.id for t in listed.tasks] == [second.id, first.id]
+
+
+async def test_a_question_is_answered_after_a_restart_and_notifications_follow_the_answer(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    receiver = Receiver()
+    try:
+        server = a2a_server(make_server, "--a2a-allow-private-push")
+        req = request("agent=approve the launch")
+        req.configuration.task_push_notification_config.url = receiver.url
+        async with a2a_client(server, streaming=False) as client:
+            task = await send(client, req)
+        assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        receiver.wait_for_state("TASK_STATE_INPUT_REQUIRED")
+
+        server.kill()  # nothing is held while it waits: the question is in the store
+        server.start()
+
+        async with a2a_client(server, streaming=False) as client:
+            waiting = await client.get_task(GetTaskRequest(id=task.id))
+            assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            done = await send(client, answer(task.id, "yes"))
+        assert (done.id, done.status.state) == (task.id, TaskState.TASK_STATE_COMPLETED)
+        assert artifact_text(done) == ("Draft: a plan for 'agent=approve the launch'. Answer: yes.")
+        # The task's push config hears of the answer's turn too, from its first state.
+        receiver.wait_for_state("TASK_STATE_COMPLETED")
+        states = [state for state, _ in itertools.groupby(receiver.states())]
+        assert states == [
+            "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_INPUT_REQUIRED",
+            "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED",
+        ]  # fmt: skip
+        assert {body["statusUpdate"]["taskId"] for _, body in receiver.accepted()} == {task.id}
+    finally:
+        receiver.close()
 
 
 # -- several replicas on one PostgreSQL database ---------------------------------------------------
