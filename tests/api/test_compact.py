@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from inprocess import BACKENDS, InProcessServer, fresh_key
@@ -150,3 +151,15 @@ def test_an_agents_compaction_hook_gives_the_output_and_its_usage(
         # A failing hook: the conversation is still compacted, losslessly.
         fallback = client.responses.compact(model="broken", input="hello there")
         assert [item.type for item in fallback.output] == ["compaction"]
+
+
+def test_the_openapi_document_describes_compact_and_the_retry_after_of_429s(
+    server: InProcessServer,
+) -> None:
+    document = httpx.get(f"{server.url}/openapi.json", timeout=30).json()
+    compact = document["paths"]["/v1/responses/compact"]["post"]
+    assert compact["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CompactedResponse"
+    }
+    for operation in (compact, document["paths"]["/v1/responses"]["post"]):
+        assert "Retry-After" in operation["responses"]["429"]["headers"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 import outlast
+from outlast.http.compact import compact_params
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -23,6 +24,15 @@ def _schema(adapter: TypeAdapter[Any], name: str, components: dict[str, Any]) ->
     components.update(schema.pop("$defs", {}))
     components[name] = schema
     return {"$ref": REF.format(model=name)}
+
+
+def _too_many(description: str) -> dict[str, Any]:
+    """A 429: every one has ``Retry-After``, whole seconds (http/errors.py)."""
+    answer = _error(description)
+    answer["headers"] = {
+        "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+    }
+    return answer
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -57,6 +67,9 @@ def openapi_document() -> bytes:
     }
     response = _schema(TypeAdapter(Response), "Response", components)
     event = _schema(TypeAdapter(ResponseStreamEvent), "ResponseStreamEvent", components)
+    from openai.types.responses.compacted_response import CompactedResponse
+
+    compacted = _schema(TypeAdapter(CompactedResponse), "CompactedResponse", components)
     response_id = {"name": "response_id", "in": "path", "required": True,
                    "schema": {"type": "string"}}  # fmt: skip
     ok = {"description": "The response object.",
@@ -78,7 +91,8 @@ def openapi_document() -> bytes:
                 }}}},
                 "responses": {"200": streamed, **errors,
                               "413": _error("Body too large."),
-                              "429": _error("Too many queued responses.")},
+                              "429": _too_many("The queue is full, or the key is at one of "
+                                               "its limits (--key-limit).")},
             },
             "get": {
                 "summary": "List the caller's responses (an outlast extension; OpenAI has none).",
@@ -145,6 +159,28 @@ def openapi_document() -> bytes:
                      "schema": {"type": "string", "enum": ["asc", "desc"], "default": "desc"}},
                 ],
                 "responses": {"200": {"description": "A page of input items."}, **errors},
+            }
+        },
+        "/v1/responses/compact": {
+            "post": {
+                "summary": "Compact a conversation (client.responses.compact()).",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["model"],
+                    "description": "OpenAI's ResponseCompactParams: something to compact, "
+                                   "input or previous_response_id (or both).",
+                    "anyOf": [{"required": ["input"]}, {"required": ["previous_response_id"]}],
+                    "propertyNames": {"enum": sorted(compact_params())},
+                    "properties": {
+                        "model": {"type": "string", "minLength": 1},
+                        "input": {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1,
+                                                                 "items": {"type": "object"}}]},
+                        "instructions": {"type": ["string", "null"]},
+                        "previous_response_id": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "The compacted conversation.", "content": {
+                    "application/json": {"schema": compacted}}},
+                    "400": _error("Invalid request."), "401": _error("Invalid API key."),
+                    "413": _error("Body too large."),
+                    "429": _too_many("The key is at its rate (--key-limit).")},
             }
         },
         "/healthz": {"get": {"summary": "Liveness and load.",
