@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from typing import Any
 
@@ -165,14 +166,15 @@ def _api_error(exc: Exception) -> APIError:
     )
 
 
-def _frame(payload: bytes) -> bytes:
-    """One unmasked, unfragmented text frame (RFC 6455 5.2: a server's frames are unmasked)."""
-    n = len(payload)
+@functools.lru_cache(maxsize=4096)
+def _frame_head(n: int) -> bytes:
+    """The header of an unmasked, unfragmented text frame of ``n`` bytes (RFC 6455 5.2: a
+    server's frames are unmasked). Cached: a stream's events come in a few sizes."""
     if n < 126:
-        return bytes((0x81, n)) + payload
+        return bytes((0x81, n))
     if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+        return b"\x81\x7e" + n.to_bytes(2, "big")
+    return b"\x81\x7f" + n.to_bytes(8, "big")
 
 
 class DirectFrames:
@@ -218,14 +220,16 @@ class DirectFrames:
             or protocol.transport.is_closing()
         ):
             return False
-        if stream_id is None:
-            payloads = [e.data if e.type != "error" else ws_error(e.data) for e in batch]
-        else:
-            tail = b',"stream_id":' + orjson.dumps(stream_id) + b"}"
-            payloads = [
-                (e.data if e.type != "error" else ws_error(e.data))[:-1] + tail for e in batch
-            ]
-        protocol.transport.write(b"".join([_frame(p) for p in payloads]))
+        tail = None if stream_id is None else b',"stream_id":' + orjson.dumps(stream_id) + b"}"
+        parts: list[bytes] = []
+        head = _frame_head
+        for event in batch:
+            data = event.data if event.type != "error" else ws_error(event.data)
+            if tail is not None:
+                data = data[:-1] + tail
+            parts.append(head(len(data)))
+            parts.append(data)
+        protocol.transport.write(b"".join(parts))
         return True
 
 
