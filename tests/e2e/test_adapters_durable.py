@@ -2,7 +2,8 @@
 
 Each adapter is hosted by a real ``outlast serve`` on SQLite, talking to the fake model on
 loopback, which records every request and whether its answer was sent to the end. The server is
-killed with SIGKILL while the model streams and started again on the same database: the run must
+killed with SIGKILL while the model streams and started again on the same database (a LangGraph
+graph also on PostgreSQL, taken over by another replica, its checkpoints there): the run must
 end ``completed`` with the output an uninterrupted run gives, and no model call that had
 completed may have been made again (nor a tool run twice). Only the call that was streaming when
 the server died is made again. One server per test: killing it is the point.
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from databases import fresh_database
 from fake_model import FakeModel, Text, ToolCall, Turn
 from helpers import wait_terminal
 from serverproc import ServerProcess
@@ -25,6 +27,7 @@ from test_adapters import ADAPTERS, Adapter, normal
 
 FRAMEWORKS = [a for a in ADAPTERS if not a.is_upstream]
 UPSTREAMS = [a for a in ADAPTERS if a.is_upstream]
+LANGGRAPH = [a for a in ADAPTERS if a.builder.startswith("graph")]
 TICKS = [f"tick {i} " for i in range(30)]
 
 
@@ -34,7 +37,9 @@ def fake() -> Iterator[FakeModel]:
         yield model
 
 
-def server_for(adapter: Adapter, fake: FakeModel, tmp_path: Path) -> ServerProcess:
+def server_for(
+    adapter: Adapter, fake: FakeModel, tmp_path: Path, db: Path | str | None = None, *args: str
+) -> ServerProcess:
     env = {
         "FAKE_MODEL_URL": fake.base_url,
         "OUTLAST_UPSTREAM_BASE_URL": fake.base_url,
@@ -42,7 +47,8 @@ def server_for(adapter: Adapter, fake: FakeModel, tmp_path: Path) -> ServerProce
         "OUTLAST_TEST_TOOL_LOG": str(tmp_path / "tools.log"),
         **adapter.env,
     }
-    return ServerProcess(tmp_path / "outlast.db", agent=adapter.target, env=env)
+    db = db or tmp_path / "outlast.db"
+    return ServerProcess(db, agent=adapter.target, env=env, args=args, log_dir=tmp_path)
 
 
 def kill_when(server: ServerProcess, response_id: str, text: str, timeout: float = 30.0) -> None:
@@ -89,17 +95,39 @@ def test_an_upstream_run_killed_while_the_model_streams_completes_after_the_rest
 def test_a_framework_run_killed_after_its_tool_call_resumes_from_there(
     adapter: Adapter, fake: FakeModel, tmp_path: Path
 ) -> None:
+    server = server_for(adapter, fake, tmp_path).start()
+    killed_mid_answer(fake, server, server, tmp_path)
+    server.stop()
+
+
+@pytest.mark.parametrize("adapter", LANGGRAPH, ids=[a.name for a in LANGGRAPH])
+def test_a_graph_on_postgresql_resumes_on_another_replica_from_its_checkpoint(
+    adapter: Adapter, fake: FakeModel, tmp_path: Path
+) -> None:
+    # The checkpoints live in the PostgreSQL database: the replica that takes the run over
+    # (once the dead one's lease has expired) reads them there.
+    with fresh_database("postgres", tmp_path) as db:
+        first = server_for(adapter, fake, tmp_path, db.url, "--lease", "2").start()
+        second = server_for(adapter, fake, tmp_path, db.url, "--lease", "2")
+        killed_mid_answer(fake, first, second, tmp_path)
+        second.stop()
+
+
+def killed_mid_answer(
+    fake: FakeModel, server: ServerProcess, survivor: ServerProcess, tmp_path: Path
+) -> None:
+    """A tool loop killed while the model streams its answer; ``survivor`` (started after the
+    kill, possibly ``server`` itself) finishes the run."""
     call = ToolCall("get_weather", {"city": "Paris"})
     answer = ["Paris ", "is ", "sunny ", *TICKS]
     fake.script([call], [Text(answer, delay=0.1)], [Text(answer)])
-    server = server_for(adapter, fake, tmp_path).start()
     created = server.client().responses.create(
         model="fake-model", input="Weather in Paris?", background=True
     )
     kill_when(server, created.id, "tick 3 ")
-    server.start()
+    survivor.start()
 
-    response = wait_terminal(server, created.id)
+    response = wait_terminal(survivor, created.id)
     assert response["status"] == "completed", response.get("error")
     *before, cut, whole = response["output"]
     assert [o for o in normal(before) if o[0] != "reasoning"] == [
@@ -115,7 +143,6 @@ def test_a_framework_run_killed_after_its_tool_call_resumes_from_there(
     assert fake.completed_twice() == []
     assert [r.completed for r in fake.requests] == [True, False, True]
     assert tool_runs(tmp_path) == ["Paris"]
-    server.stop()
 
 
 def _text(message: dict[str, Any]) -> str:
