@@ -15,7 +15,8 @@ from outlast.protocol.events import Event
 # and keep the connection open.
 KEEPALIVE = b": keep-alive\n\n"
 # The line the Open Responses spec ends a stream with, after its terminal event; the SDK stops
-# reading at it. A stream that ends without it was cut (a shutdown): resume with starting_after.
+# reading at it. A stream that ends without it was cut (a shutdown: resume with starting_after),
+# or held nothing after the end of a finished response.
 DONE = b"data: [DONE]\n\n"
 
 
