@@ -20,11 +20,17 @@ import httpx
 import pytest
 from inprocess import InProcessServer
 from openai import OpenAI
-from openai.types.responses import Response, ResponseErrorEvent, ResponseStreamEvent
+from openai.types.responses import (
+    Response,
+    ResponseErrorEvent,
+    ResponseItem,
+    ResponseStreamEvent,
+)
 from pydantic import TypeAdapter
 from responses_support import AUTH, WAIT, raw_replay, read_raw_stream, wait_until_done
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+ITEM: TypeAdapter[Any] = TypeAdapter(ResponseItem)
 
 # The fields the Open Responses schema requires of every response object.
 OPEN_RESPONSES_REQUIRED = frozenset(
@@ -323,3 +329,33 @@ def test_a_call_of_an_allowed_function_goes_through(server: InProcessServer) -> 
         "reasoning", "function_call", "function_call_output", "message", "message",
     ]  # fmt: skip
     assert_complete(created)
+
+
+# -- input items, as listed --------------------------------------------------------------------
+
+
+def test_listed_input_items_of_every_kind_validate_strictly(server: InProcessServer) -> None:
+    """What a request's input becomes (string content as parts, ids, statuses, an image's
+    default detail) is a valid ``ResponseItem`` of the SDK, strictly."""
+    items = [
+        {"role": "user", "content": "hello"},
+        {"role": "system", "content": "be brief"},
+        {"role": "assistant", "content": "an earlier answer"},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+        {"role": "user", "content": [{"type": "input_image", "image_url": "https://h/a.png"}]},
+        {"role": "user", "content": [{"type": "input_file", "file_url": "https://h/a.pdf"}]},
+        {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c", "output": "42"},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "plan"}]},
+    ]
+    created = post(server, model="echo", input=items)
+    reply = httpx.get(
+        f"{server.base_url}/responses/{created['id']}/input_items",
+        params={"order": "asc"},
+        headers=AUTH,
+        timeout=WAIT,
+    )
+    listed = reply.json()["data"]
+    assert [item["type"] for item in listed] == [item.get("type", "message") for item in items]
+    for item in listed:
+        ITEM.validate_python(item, strict=True)
