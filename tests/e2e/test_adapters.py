@@ -488,6 +488,25 @@ def test_an_assistant_messages_phase_reaches_a_responses_model(rig: Rig) -> None
         }  # fmt: skip
 
 
+def test_a_responses_models_phase_is_kept_and_sent_back_on_the_next_turn(rig: Rig) -> None:
+    if rig.adapter.env.get("OUTLAST_UPSTREAM_API") != "responses":
+        pytest.skip("a Responses model's message phase (Chat Completions has none)")
+    rig.fake.script(
+        [Text(["Let me check."], phase="commentary"), Text(["It is 21 °C."], phase="final_answer")],
+        [Text(["You are welcome."], phase="final_answer")],
+    )
+    first, events = run_to_end(rig, input="Weather?")
+    assert [item.phase for item in first.output] == ["commentary", "final_answer"]
+    added = [e["item"] for e in events if e["type"] == "response.output_item.added"]
+    assert [item["phase"] for item in added] == ["commentary", "final_answer"]
+
+    run_to_end(rig, input="Thanks.", previous_response_id=first.id)
+    history = rig.fake.requests[1].body["input"]
+    assert [m.get("phase") for m in history if m.get("role") == "assistant"] == [
+        "commentary", "final_answer"
+    ]  # fmt: skip
+
+
 def test_usage_sums_the_token_counts_of_every_model_call(rig: Rig) -> None:
     # The fake model counts 10 input and 20 output tokens per call.
     if rig.adapter.is_upstream:

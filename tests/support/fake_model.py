@@ -38,10 +38,12 @@ from starlette.routing import Route
 
 @dataclass
 class Text:
-    """Assistant text, streamed as these chunks, ``delay`` seconds before each."""
+    """Assistant text, streamed as these chunks, ``delay`` seconds before each; ``phase``: the
+    message's phase (Responses only: ``commentary`` or ``final_answer``)."""
 
     chunks: list[str]
     delay: float = 0.0
+    phase: str | None = None
 
     @property
     def text(self) -> str:
@@ -490,6 +492,8 @@ class ResponsesStream:
                 "status": "in_progress",
                 "content": [],
             }
+            if step.phase is not None:
+                item["phase"] = step.phase
             self.output.append(item)
             yield self.event("response.output_item.added", output_index=index, item=item)
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}

@@ -34,6 +34,7 @@ class _Item:
     name: str = ""
     streamed: list[str] = field(default_factory=list)
     summary_index: int = 0
+    phase: str | None = None
 
 
 class ResponsesTranslator:
@@ -80,7 +81,9 @@ class ResponsesTranslator:
             entry.call_id, entry.name = item.call_id, item.name
         if kind == "message":
             self.last = index
-            return [Message()]  # whatever message was open ends: this is a new one
+            # Whatever message was open ends: this is a new one, in the model's phase.
+            entry.phase = getattr(item, "phase", None)
+            return [Message(phase=entry.phase)]
         return []
 
     def _piece(self, index: int, delta: str, kind: str) -> list[AgentOutput]:
@@ -122,7 +125,8 @@ class ResponsesTranslator:
                 for part in item.content or ()
             )
             if not streamed:
-                outputs = [Message(text)] if text else []
+                phase = getattr(item, "phase", None)
+                outputs = [Message(text, phase=phase)] if text else []
             elif open_here and len(text) > len(streamed) and text.startswith(streamed):
                 outputs = [text[len(streamed) :]]
             if open_here or not streamed:

@@ -73,7 +73,9 @@ def allowed_functions(tool_choice: Any) -> frozenset[str] | None:
 class Normalizer:
     """Turns one run's outputs into its events, numbered from ``next_seq``."""
 
-    __slots__ = ("_allowed", "_streamed", "_streamed_calls", "finished", "next_seq", "state")
+    __slots__ = (
+        "_allowed", "_phase", "_streamed", "_streamed_calls", "finished", "next_seq", "state",
+    )  # fmt: skip
 
     def __init__(self, state: ResponseState, next_seq: int = 0) -> None:
         self.state = state
@@ -85,6 +87,8 @@ class Normalizer:
         self._streamed_calls: set[str] = set()
         # The functions the client allows (tool_choice.allowed_tools), None: no restriction.
         self._allowed = allowed_functions(state.fields.get("tool_choice"))
+        # The phase of the next message opened (Message(phase=...)), None: none.
+        self._phase: str | None = None
         if state.open_streamed is not None:
             self._streamed = _adopt(state, state.open_streamed)
 
@@ -207,6 +211,7 @@ class Normalizer:
             return self._close_streamed("completed", output.summary)
         events = self._close_message("completed") + self._close_streamed("completed")
         if isinstance(output, Message):
+            self._phase = output.phase
             if output.text:
                 events += self._open_message()
                 events += self._text(output.text)
@@ -304,6 +309,8 @@ class Normalizer:
             "status": "in_progress",
             "content": [],
         }
+        if self._phase is not None:
+            item["phase"], self._phase = self._phase, None
         index, added = self._add_item(item)
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         item["content"].append(part)

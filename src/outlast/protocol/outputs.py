@@ -23,10 +23,13 @@ class Message:
     """Start a new assistant message; with ``text``, the message's whole text at once.
 
     Plain ``str`` chunks continue the open message (or open one), so yield ``Message()`` only to
-    split the output into separate message items.
+    split the output into separate message items. ``phase`` (``"commentary"`` or
+    ``"final_answer"``, as a model labels its messages) is the phase of the message this starts
+    (the next one opened, when ``text`` is empty).
     """
 
     text: str = ""
+    phase: str | None = None
 
 
 @dataclass(slots=True)
