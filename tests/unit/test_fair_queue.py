@@ -118,3 +118,14 @@ def test_a_run_removed_while_waiting_never_starts() -> None:
     queue.remove(runs[1])
     assert [r.id for r in queue] == ["r0", "r2"]
     assert drain(queue) == ["r0", "r2"]
+
+
+def test_many_keys_take_one_turn_each_per_round() -> None:
+    clock = Clock()
+    queue = FairQueue(clock=clock)
+    for i in range(3):
+        for key in "abcd":
+            queue.append(run(f"{key}{i}", key, clock.now))
+    order = drain(queue)
+    assert [name[0] for name in order] == list("abcd" * 3)
+    assert [name for name in order if name[0] == "c"] == ["c0", "c1", "c2"]

@@ -16,8 +16,7 @@ slots in turns:
 - **A key at its running limit** (``--key-limit 'KEY running=N'``) is skipped until one of its
   runs ends; its runs keep their place.
 
-Within one key, runs start in order of arrival (within their class). Everything here is O(keys)
-per start, and keys are the configured API keys.
+Within one key, runs start in order of arrival (within their class). A start costs O(log keys).
 """
 
 from __future__ import annotations
@@ -61,16 +60,28 @@ class _Key:
     weight: int = 1
     tag: float = 0.0
     running: int = 0
+    version: int = -1
+    """The :attr:`FairQueue._ready` entry of this key that is current (older ones are stale)."""
     urgent: list[tuple[int, Run]] = field(default_factory=list)
     deferred: list[tuple[float, int, Run]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.urgent) + len(self.deferred)
 
-    def promote(self, now: float) -> None:
+    def promote(self, now: float) -> bool:
+        """Move the deferred runs whose time has come among the urgent ones (True: some)."""
+        moved = False
         while self.deferred and self.deferred[0][0] <= now:
             _, order, run = heapq.heappop(self.deferred)
             heapq.heappush(self.urgent, (order, run))
+            moved = True
+        return moved
+
+    def rank(self) -> tuple[int, float, int]:
+        """Its place among the keys: urgent work first, then the smallest tag, then age."""
+        if self.urgent:
+            return (0, self.tag, self.urgent[0][0])
+        return (1, self.tag, self.deferred[0][1])
 
 
 class FairQueue:
@@ -78,6 +89,10 @@ class FairQueue:
 
     ``weight(owner)`` and ``max_running(owner)`` say what ``--key-limit`` declares for a key;
     ``clock`` is Unix time (promotion times are compared with stored creation times).
+
+    The keys that can start a run now are kept in a heap by rank, each entry stamped with a
+    version (an entry whose key has changed since is stale and skipped), so a start costs
+    O(log keys) however many keys wait.
     """
 
     def __init__(
@@ -91,30 +106,51 @@ class FairQueue:
         self._clock = clock
         self._keys: dict[str, _Key] = {}
         self._order = itertools.count()
+        self._versions = itertools.count()
+        self._ready: list[tuple[tuple[int, float, int], int, str]] = []
+        self._promotions: list[tuple[float, str]] = []
         self._where: dict[str, str] = {}  # run id -> owner, for remove()
         self._virtual = 0.0
         self._len = 0
+
+    def _refresh(self, owner: str, key: _Key) -> None:
+        """Enter the key's current rank in the heap, if it can start a run now."""
+        key.version = next(self._versions)
+        if not len(key):
+            return
+        limit = self._max_running(owner)
+        if limit is not None and key.running >= limit:
+            return  # back in the heap when one of its runs ends
+        heapq.heappush(self._ready, (key.rank(), key.version, owner))
 
     # -- the deque-like surface the executor uses ------------------------------------------------
 
     def append(self, run: Run) -> None:
         """Add a run behind the others of its owner and class."""
-        key = self._keys.get(run.owner)
+        owner = run.owner
+        key = self._keys.get(owner)
         if key is None:
-            key = self._keys[run.owner] = _Key(weight=max(1, self._weight(run.owner)))
-        if not len(key):
+            key = self._keys[owner] = _Key(weight=max(1, self._weight(owner)))
+        idle = not len(key)
+        if idle:
             # Idle until now: it starts at the current virtual time, not with credit.
             key.tag = max(key.tag, self._virtual)
         order = next(self._order)
         created = run.state.fields.get("created_at")
-        when = promote_at(float(created) if created is not None else self._clock(),
+        now = self._clock()
+        when = promote_at(float(created) if created is not None else now,
                           run.agent_request.params)  # fmt: skip
-        if when is None or when <= self._clock():
+        first_urgent = False
+        if when is None or when <= now:
+            first_urgent = not key.urgent
             heapq.heappush(key.urgent, (order, run))
         else:
             heapq.heappush(key.deferred, (when, order, run))
-        self._where[run.id] = run.owner
+            heapq.heappush(self._promotions, (when, owner))
+        self._where[run.id] = owner
         self._len += 1
+        if idle or first_urgent:  # its rank changed (else the new run is behind its others)
+            self._refresh(owner, key)
 
     def pop(self) -> Run | None:
         """The run to start next (its owner's running count goes up), or ``None`` when every
@@ -122,33 +158,28 @@ class FairQueue:
         if not self._len:
             return None
         now = self._clock()
-        best: tuple[int, float, int] | None = None
-        chosen: _Key | None = None
-        for owner, key in self._keys.items():
-            if not len(key):
-                continue
-            limit = self._max_running(owner)
-            if limit is not None and key.running >= limit:
-                continue
-            key.promote(now)
+        while self._promotions and self._promotions[0][0] <= now:
+            _, owner = heapq.heappop(self._promotions)
+            key = self._keys.get(owner)
+            if key is not None and key.promote(now):
+                self._refresh(owner, key)
+        while self._ready:
+            _, version, owner = heapq.heappop(self._ready)
+            key = self._keys.get(owner)
+            if key is None or version != key.version:
+                continue  # stale: the key changed since this entry
             if key.urgent:
-                rank = (0, key.tag, key.urgent[0][0])
+                _, run = heapq.heappop(key.urgent)
             else:
-                rank = (1, key.tag, key.deferred[0][1])
-            if best is None or rank < best:
-                best, chosen = rank, key
-        if chosen is None:
-            return None
-        if chosen.urgent:
-            _, run = heapq.heappop(chosen.urgent)
-        else:
-            _, _, run = heapq.heappop(chosen.deferred)
-        self._virtual = chosen.tag
-        chosen.tag += 1.0 / chosen.weight
-        chosen.running += 1
-        self._where.pop(run.id, None)
-        self._len -= 1
-        return run
+                _, _, run = heapq.heappop(key.deferred)
+            self._virtual = key.tag
+            key.tag += 1.0 / key.weight
+            key.running += 1
+            self._where.pop(run.id, None)
+            self._len -= 1
+            self._refresh(owner, key)
+            return run
+        return None
 
     def ended(self, run: Run) -> None:
         """A run popped from here has ended: its owner has a slot back."""
@@ -158,6 +189,8 @@ class FairQueue:
         key.running = max(0, key.running - 1)
         if not key.running and not len(key):
             del self._keys[run.owner]  # an idle key costs nothing
+            return
+        self._refresh(run.owner, key)
 
     def remove(self, run: Run) -> None:
         """Take a waiting run out (stopped before it started); ``ValueError`` if it is not here."""
@@ -171,12 +204,15 @@ class FairQueue:
         heapq.heapify(deferred)
         key.urgent, key.deferred = urgent, deferred
         self._len -= 1
+        self._refresh(owner, key)
 
     def clear(self) -> None:
         """Forget every waiting run (the running counts stay)."""
         for key in self._keys.values():
             key.urgent.clear()
             key.deferred.clear()
+        self._ready.clear()
+        self._promotions.clear()
         self._where.clear()
         self._len = 0
 
