@@ -101,7 +101,7 @@ def input_items(value: Any) -> list[dict[str, Any]]:
             param="input",
             code="invalid_type",
         )
-    return [stamp_item(_item(raw, f"input[{position}]")) for position, raw in enumerate(value)]
+    return [_item(raw, f"input[{position}]") for position, raw in enumerate(value)]
 
 
 def _item(raw: Any, param: str) -> dict[str, Any]:
@@ -128,7 +128,7 @@ def _item(raw: Any, param: str) -> dict[str, Any]:
     if kind == "message":
         if "status" in item and item["status"] not in ITEM_STATUSES:
             raise _not_one_of(f"{param}.status", ITEM_STATUSES, item["status"])
-        return _message(item, param)
+        return stamp_item(_message(item, param))
     # Other items' statuses differ by type (an image generation may be "generating"): the SDK's
     # type of the item checks the value, a string it must be for every one.
     if "status" in item and not isinstance(item["status"], str):
@@ -322,18 +322,23 @@ def _path(item: Any, loc: tuple[Any, ...]) -> str:
     return path
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _drain(value: Any, at: tuple[Any, ...]) -> None:
     """Consume what pydantic validates lazily: the SDK types ``Iterable[...]`` fields, which
     pydantic checks only as they are iterated (``at``: where ``value`` is in the item)."""
-    from pydantic import ValidationError
-
     if isinstance(value, dict):
         for key, nested in value.items():
-            _drain(nested, (*at, key))
+            if not isinstance(nested, _SCALARS):
+                _drain(nested, (*at, key))
     elif isinstance(value, list | tuple):
         for index, nested in enumerate(value):
-            _drain(nested, (*at, index))
-    elif not isinstance(value, str | bytes) and hasattr(value, "__next__"):
+            if not isinstance(nested, _SCALARS):
+                _drain(nested, (*at, index))
+    elif hasattr(value, "__next__"):
+        from pydantic import ValidationError
+
         try:
             for index, nested in enumerate(value):
                 _drain(nested, (*at, index))

@@ -58,7 +58,8 @@ _ID_PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "
 def stamp_item(item: dict[str, Any]) -> dict[str, Any]:
     """An input item with the ``id`` and ``status`` it is stored and listed with (set in place
     when missing)."""
-    item.setdefault("id", new_id(_ID_PREFIX.get(str(item.get("type", "message")), "item")))
+    if "id" not in item:  # (not setdefault: a fresh id costs a urandom call)
+        item["id"] = new_id(_ID_PREFIX.get(str(item.get("type", "message")), "item"))
     item.setdefault("status", "completed")
     return item
 
