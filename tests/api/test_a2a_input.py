@@ -13,8 +13,8 @@ import contextlib
 import httpx
 import pytest
 from a2a.client import Client
-from a2a.types import GetTaskRequest, ListTasksRequest, TaskState
-from a2a.utils.errors import UnsupportedOperationError
+from a2a.types import CancelTaskRequest, GetTaskRequest, ListTasksRequest, TaskState
+from a2a.utils.errors import TaskNotCancelableError, UnsupportedOperationError
 from google.protobuf.json_format import MessageToDict
 from inprocess import A2A_ROUTER, BACKENDS, InProcessServer, ServerPool
 
@@ -173,3 +173,24 @@ async def test_an_answer_in_another_context_is_refused(server: InProcessServer) 
         # Still waiting: the refused answer changed nothing.
         task = await client.get_task(GetTaskRequest(id=task_id))
         assert task.status.state == INPUT_REQUIRED
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_task_waiting_for_input_can_be_canceled_and_then_takes_no_answer(
+    server: InProcessServer,
+) -> None:
+    async with a2a_client(server) as client:
+        task_id = await paused(client)
+        canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        polled = await client.get_task(GetTaskRequest(id=task_id))
+        assert polled.status.state == TaskState.TASK_STATE_CANCELED
+        assert polled.status.timestamp == canceled.status.timestamp
+        listed = await client.list_tasks(
+            ListTasksRequest(status=TaskState.TASK_STATE_CANCELED, page_size=100)
+        )
+        assert task_id in [t.id for t in listed.tasks]
+        with pytest.raises(UnsupportedOperationError, match="canceled"):
+            await send(client, answer(task_id, "too late"))
+        with pytest.raises(TaskNotCancelableError, match="TASK_STATE_CANCELED"):
+            await client.cancel_task(CancelTaskRequest(id=task_id))

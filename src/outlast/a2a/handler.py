@@ -115,6 +115,7 @@ FINISHED_TASKS = 1024
 MAX_CONTEXT_ID = 256
 _TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
 _FINAL_STATE_NAMES = frozenset(TaskState.Name(state) for state in TERMINAL_STATES)
+_CANCELED = TaskState.Name(TaskState.TASK_STATE_CANCELED)
 
 
 def owner_of(context: ServerCallContext) -> str:
@@ -252,7 +253,13 @@ class EngineRequestHandler(RequestHandler):
 
     async def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
         history, artifacts = await self._earlier(row)
-        return task_from_response(response, row.context_id, history, at, row.task_id, artifacts)
+        task = task_from_response(response, row.context_id, history, at, row.task_id, artifacts)
+        if row.state == _CANCELED and pending_call(response) is not None:
+            # Canceled while it waited for input (on_cancel_task): the index holds that state.
+            task.status.Clear()
+            task.status.state = TaskState.TASK_STATE_CANCELED
+            task.status.timestamp.FromNanoseconds(int(row.updated_at * 1e9))
+        return task
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -298,6 +305,11 @@ class EngineRequestHandler(RequestHandler):
         row = await self._row(message.task_id, owner)
         record = await self._record(row)
         call = pending_call(orjson.loads(record.snapshot))
+        if call is not None and row.state == _CANCELED:
+            raise UnsupportedOperationError(
+                message=f"Task {row.task_id} was canceled while it waited for input and accepts "
+                "no more messages."
+            )
         if call is None:
             if record.status in TERMINAL_STATUSES:
                 raise UnsupportedOperationError(
@@ -513,6 +525,7 @@ class EngineRequestHandler(RequestHandler):
             if fresh.run != row.run:
                 body = proto_dict(await self._task(fresh, *await self._response(fresh)))
                 return cut_history(body, params)
+            row = fresh  # it may have been canceled meanwhile, which only the table says
         await self._note(row, response, record.ended_at, record.expires_at)
         body = proto_dict(await self._task(row, response, record.ended_at))
         if row.final:
@@ -607,10 +620,21 @@ class EngineRequestHandler(RequestHandler):
         owner = owner_of(context)
         row = await self._row(params.id, owner)
         record = await self._record(row)
-        state = TaskState.Name(response_state(orjson.loads(record.snapshot)))
+        snapshot = orjson.loads(record.snapshot)
+        state = _CANCELED if row.state == _CANCELED else TaskState.Name(response_state(snapshot))
         not_cancelable = TaskNotCancelableError(
             message=f"Task {row.task_id} has already ended ({state}) and cannot be canceled."
         )
+        if pending_call(snapshot) is not None and row.state != _CANCELED:
+            # Waiting for input is not an end: the task is canceled, in the index (its run has
+            # ended, so there is nothing to stop), and its question can no longer be answered.
+            canceled = TaskState.TASK_STATE_CANCELED
+            row.state, row.final, row.updated_at = _CANCELED, True, time.time()
+            row.expires_at = record.expires_at
+            await self.index.set_state(row.task_id, _CANCELED, row.updated_at, True, row.expires_at)
+            task = await self._task(row, snapshot, row.updated_at)
+            assert task.status.state == canceled
+            return task
         if record.status in TERMINAL_STATUSES:
             raise not_cancelable
         try:
