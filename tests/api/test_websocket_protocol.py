@@ -197,4 +197,4 @@ def test_steering_input_of_a_response_that_fails_comes_back_failed(
     assert errors[0].sequence_number == events[-1].sequence_number - 1
     assert failed.error.code == "response_not_active"
     assert failed.steer.id == accepted.steer.id
-    assert failed.steer.input[0].content[0].text == "never applied"  # type: ignore[union-attr]
+    assert failed.steer.input[0].content[0].text == "never applied"

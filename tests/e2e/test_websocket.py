@@ -83,7 +83,7 @@ def test_a_socket_response_is_stored_and_read_over_http_like_any_other(
     assert got.status == "completed"
     assert text_of(got) == "kept for later"
     assert got.metadata == {"k": "v"}
-    assert [i.content[0].text for i in items.data] == ["kept for later"]  # type: ignore[union-attr]
+    assert [i.content[0].text for i in items.data] == ["kept for later"]  # type: ignore[union-attr,index]
 
 
 def test_previous_response_id_continues_stored_and_store_false_responses(
@@ -129,7 +129,7 @@ def test_a_store_false_response_is_not_found_on_another_connection(
 
 def test_the_async_client_connects_too(ws_server: ServerProcess) -> None:
     async def main() -> list[str]:
-        types = []
+        types: list[str] = []
         async with ws_server.async_client() as client, client.responses.connect() as connection:
             await connection.response.create(model="echo", input="async hello")
             async for event in connection:
@@ -282,7 +282,7 @@ def test_steering_a_response_waiting_for_tool_output_stays_pending_and_survives_
 
     assert pending.steer.id == accepted.steer.id
     assert pending.reason == "waiting_for_required_input"
-    assert [(s.type, s.call_id, s.name) for s in pending.required_input] == [  # type: ignore[union-attr]
+    assert [(s.type, s.call_id, s.name) for s in pending.required_input] == [
         ("function_call_output", call.call_id, "lookup")
     ]
     assert done.type == "response.completed"
