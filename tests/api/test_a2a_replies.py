@@ -11,16 +11,18 @@ import pytest
 from a2a.types import Role, TaskState
 from inprocess import InProcessServer
 
-from a2a_support import JSONRPC, REST, a2a_client, request, until_final
+from a2a_support import GRPC, JSONRPC, REST, a2a_client, request, until_final
 from outlast import message_reply
 from outlast.agents.options import replies_with_message
+from serverproc import free_port
 
-BINDINGS = [JSONRPC, REST]
+BINDINGS = [JSONRPC, REST, GRPC]
 
 
 @pytest.fixture
 def server(make_server: Callable[..., InProcessServer]) -> InProcessServer:
-    return make_server("--drain-timeout", "1", agent="a2a_agents:replier")
+    port = str(free_port())
+    return make_server("--drain-timeout", "1", "--a2a-grpc-port", port, agent="a2a_agents:replier")
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
