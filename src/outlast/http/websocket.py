@@ -466,7 +466,7 @@ class Connection:
                 async for batch in stream:
                     if batch:
                         await self._send_events(batch, stream_id)
-                self._remember(handle)
+                await self._remember(handle)
                 settlement = await steering.settlement(response_id)
             finally:
                 steering.unwatch(response_id)
@@ -476,13 +476,16 @@ class Connection:
                     await aclose()
             handle = await self._settled(response_id, settlement, stream_id)
 
-    def _remember(self, handle: RunHandle) -> None:
+    async def _remember(self, handle: RunHandle) -> None:
         """Keep a store:false response's conversation: the next create may continue it."""
         run = handle.run
         if run.store:
             return
+        # A run executed by another replica has its output in the store, not in this one's state.
+        output = orjson.loads(await self.engine.final(handle)).get("output") if run.remote else None
         # Only the most recent one (OpenAI's rule), so a connection's memory stays bounded.
-        self.local = {handle.id: [*map(dict, run.agent_request.input), *run.state.output]}
+        conversation = [*map(dict, run.agent_request.input), *(output or run.state.output)]
+        self.local = {handle.id: conversation}
 
     async def _settled(
         self, response_id: str, settlement: Settlement | None, stream_id: str | None
