@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 
 import pytest
 from a2a.client import Client
@@ -19,9 +20,10 @@ from inprocess import A2A_ROUTER, InProcessServer, ServerPool
 from openai import OpenAI
 
 from a2a_agents import PNG
-from a2a_support import JSONRPC, REST, request, rpc, send, until_final
+from a2a_support import GRPC, JSONRPC, REST, request, rpc, send, until_final
 from a2a_support import a2a_client as support_client
 from outlast import Data, File
+from serverproc import free_port
 
 BINDINGS = [JSONRPC, REST]
 
@@ -85,6 +87,26 @@ async def test_a_file_or_data_streams_as_one_whole_artifact_update(
     assert [(u.append, u.last_chunk) for u in whole] == [(False, True)] * 4
     assert whole[0].artifact.parts[0].raw == PNG
     assert MessageToDict(whole[2].artifact.parts[0].data) == {"rows": [1, 2, 3], "ok": True}
+
+
+async def test_files_and_data_reach_a_grpc_client_whole(
+    make_server: Callable[..., InProcessServer],
+) -> None:
+    port = str(free_port())
+    grpc_server = make_server("--drain-timeout", "1", "--a2a-grpc-port", port, agent=A2A_ROUTER)
+    async with support_client(grpc_server, GRPC, streaming=False) as client:
+        task = await send(client, request("agent=produce"))
+    check_artifacts(list(task.artifacts))
+    async with support_client(grpc_server, GRPC) as client:
+        events = await until_final(client.send_message(request("agent=produce")))
+    raw = [
+        part.raw
+        for e in events
+        if e.HasField("artifact_update")
+        for part in e.artifact_update.artifact.parts
+        if part.WhichOneof("content") == "raw"
+    ]
+    assert raw == [PNG]
 
 
 def test_the_responses_api_shows_outlast_file_and_data_items_the_sdk_parses(
