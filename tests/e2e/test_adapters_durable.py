@@ -12,6 +12,7 @@ the server died is made again. One server per test: killing it is the point.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,8 +97,14 @@ def test_a_framework_run_killed_after_its_tool_call_resumes_from_there(
     adapter: Adapter, fake: FakeModel, tmp_path: Path
 ) -> None:
     server = server_for(adapter, fake, tmp_path).start()
-    killed_mid_answer(fake, server, server, tmp_path)
+    response_id = killed_mid_answer(fake, server, server, tmp_path)
     server.stop()
+    if adapter in LANGGRAPH:
+        # The checkpoints were beside the store; once the run has ended they are deleted.
+        with sqlite3.connect(tmp_path / "outlast.langgraph.db") as checkpoints:
+            query = "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?"
+            assert checkpoints.execute(query, (response_id,)).fetchone() == (0,)
+            assert checkpoints.execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (0,)
 
 
 @pytest.mark.parametrize("adapter", LANGGRAPH, ids=[a.name for a in LANGGRAPH])
@@ -115,9 +122,9 @@ def test_a_graph_on_postgresql_resumes_on_another_replica_from_its_checkpoint(
 
 def killed_mid_answer(
     fake: FakeModel, server: ServerProcess, survivor: ServerProcess, tmp_path: Path
-) -> None:
+) -> str:
     """A tool loop killed while the model streams its answer; ``survivor`` (started after the
-    kill, possibly ``server`` itself) finishes the run."""
+    kill, possibly ``server`` itself) finishes the run, whose id this returns."""
     call = ToolCall("get_weather", {"city": "Paris"})
     answer = ["Paris ", "is ", "sunny ", *TICKS]
     fake.script([call], [Text(answer, delay=0.1)], [Text(answer)])
@@ -143,6 +150,7 @@ def killed_mid_answer(
     assert fake.completed_twice() == []
     assert [r.completed for r in fake.requests] == [True, False, True]
     assert tool_runs(tmp_path) == ["Paris"]
+    return created.id
 
 
 def _text(message: dict[str, Any]) -> str:

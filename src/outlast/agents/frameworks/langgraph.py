@@ -181,6 +181,8 @@ def adapt(graph: Any) -> Agent:
         else:
             graph_input = None  # on from the checkpoint the last marker names
             config = {"configurable": {**thread, **last.get("configurable", {})}}
+            if await saver.aget_tuple(config) is None:
+                return  # the graph had ended, its thread deleted, before its response did
         translator = _Translator(messages_module)
         # The graph runs (and saves) in this task, and in tasks that copy its context: all see
         # the run. (Not reset: the task is the run's own, and ends with it.)
@@ -190,8 +192,16 @@ def adapt(graph: Any) -> Agent:
             async for chunk, _metadata in stream:
                 for output in translator.feed(chunk):
                     yield output
+        except Exception:
+            # The run ends failed. (A cancel, a close or a hand-over to be resumed from the
+            # checkpoints is no Exception: the checkpoints are kept.)
+            await saver.adelete_thread(request.response_id)
+            raise
         finally:
             await stream.aclose()
+        # The run has its whole output: its checkpoints are of no more use (the conversation
+        # goes on from the response chain, in a thread of its own).
+        await saver.adelete_thread(request.response_id)
 
     langgraph_agent.__qualname__ = f"langgraph[{getattr(graph, 'name', '?')}]"
     return langgraph_agent
