@@ -13,7 +13,13 @@ import contextlib
 import httpx
 import pytest
 from a2a.client import Client
-from a2a.types import CancelTaskRequest, GetTaskRequest, ListTasksRequest, TaskState
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    SubscribeToTaskRequest,
+    TaskState,
+)
 from a2a.utils.errors import TaskNotCancelableError, UnsupportedOperationError
 from google.protobuf.json_format import MessageToDict
 from inprocess import A2A_ROUTER, BACKENDS, InProcessServer, ServerPool
@@ -130,6 +136,18 @@ async def test_a_streamed_answer_streams_the_continued_task(
     assert artifact_text(done) == (
         "Draft: a plan for 'agent=approve twice=1 the launch'. Answer: yes. Confirmed: sure."
     )
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_subscribing_to_a_task_waiting_for_input_gets_the_task_and_ends(
+    server: InProcessServer, binding: str
+) -> None:
+    async with a2a_client(server, binding) as client:
+        task_id = await paused(client)
+    async with a2a_client(server, binding, streaming=True) as client:
+        events = await until_final(client.subscribe(SubscribeToTaskRequest(id=task_id)))
+    assert len(events) == 1 and events[0].task.id == task_id
+    assert events[0].task.status.state == INPUT_REQUIRED
 
 
 async def test_the_paused_run_is_the_responses_api_function_call(server: InProcessServer) -> None:

@@ -584,11 +584,17 @@ class EngineRequestHandler(RequestHandler):
         row = await self._row(params.id, owner)
         cursor = last_event_id(context)
         record = await self._record(row)
-        if cursor is None and record.status in TERMINAL_STATUSES:
-            raise UnsupportedOperationError(
-                message=f"Task {row.task_id} is in terminal state "
-                f"{TaskState.Name(task_state(record.status))}; get it with GetTask."
+        snapshot = orjson.loads(record.snapshot)
+        waiting = pending_call(snapshot) is not None and row.state != _CANCELED
+        if cursor is None and record.status in TERMINAL_STATUSES and not waiting:
+            state = (
+                _CANCELED if row.state == _CANCELED else TaskState.Name(task_state(record.status))
             )
+            raise UnsupportedOperationError(
+                message=f"Task {row.task_id} is in terminal state {state}; get it with GetTask."
+            )
+        # A task waiting for input is interrupted, not ended: its subscribers get the task
+        # (INPUT_REQUIRED), and the stream ends there, as at any interrupted state.
         wire = await self._translator(row)
 
         async def events_after(after: int) -> AsyncIterator[list[Event]]:
@@ -597,7 +603,6 @@ class EngineRequestHandler(RequestHandler):
             except EngineError as exc:
                 raise from_engine(exc) from None
 
-        snapshot = orjson.loads(record.snapshot)
         subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
         async with contextlib.aclosing(subscription) as batches:
             async for frames in batches:
