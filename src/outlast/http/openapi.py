@@ -12,11 +12,42 @@ import orjson
 
 import outlast
 from outlast.http.compact import compact_params
+from outlast.http.request import KNOWN_PARAMS
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
 REF = "#/components/schemas/{model}"
+# The largest sequence number a query names (http/routes.py refuses more).
+MAX_SEQUENCE = 10**18 - 1
+
+# The body of a create: only the names of OpenAI's ResponseCreateParams (any other is refused),
+# and the fields the server reads itself typed as it checks them. The others are checked as
+# OpenAI documents them (not repeated here: their schemas come to 100 KB).
+CREATE_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["model"],
+    "description": "OpenAI's ResponseCreateParams.",
+    "propertyNames": {"enum": sorted(KNOWN_PARAMS)},
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "instructions": {"type": ["string", "null"]},
+        "previous_response_id": {"type": ["string", "null"]},
+        "background": {"type": ["boolean", "null"]},
+        "stream": {"type": ["boolean", "null"]},
+        "store": {"type": ["boolean", "null"]},
+        "metadata": {
+            "type": ["object", "null"],
+            "maxProperties": 16,
+            "propertyNames": {"maxLength": 64},
+            "additionalProperties": {"type": "string", "maxLength": 512},
+        },
+    },
+    # Background mode keeps the response: it cannot be asked with store false.
+    "if": {"required": ["background"], "properties": {"background": {"const": True}}},
+    "then": {"properties": {"store": {"not": {"const": False}}}},
+}
 
 
 def _schema(adapter: TypeAdapter[Any], name: str, components: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +98,17 @@ def openapi_document() -> bytes:
     }
     response = _schema(TypeAdapter(Response), "Response", components)
     event = _schema(TypeAdapter(ResponseStreamEvent), "ResponseStreamEvent", components)
+    # One server-sent event, as OpenAPI 3.2 describes a stream's items: its `event` name, and
+    # its `data`, the JSON of a ResponseStreamEvent.
+    sse_event = {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": event},
+        },
+    }  # fmt: skip
     from openai.types.responses.compacted_response import CompactedResponse
 
     compacted = _schema(TypeAdapter(CompactedResponse), "CompactedResponse", components)
@@ -77,7 +119,7 @@ def openapi_document() -> bytes:
     streamed = {
         "description": "The response object (JSON), or its events (text/event-stream).",
         "content": {"application/json": {"schema": response},
-                    "text/event-stream": {"schema": event}},
+                    "text/event-stream": {"schema": sse_event}},
     }  # fmt: skip
     errors = {"400": _error("Invalid request."), "401": _error("Invalid API key."),
               "404": _error("No such response for this API key.")}  # fmt: skip
@@ -85,10 +127,8 @@ def openapi_document() -> bytes:
         "/v1/responses": {
             "post": {
                 "summary": "Create a response (background, streaming, or both).",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["model"],
-                    "description": "OpenAI's ResponseCreateParams.",
-                }}}},
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": CREATE_BODY}}},
                 "responses": {"200": streamed, **errors,
                               "413": _error("Body too large."),
                               "429": _too_many("The queue is full, or the key is at one of "
@@ -99,7 +139,7 @@ def openapi_document() -> bytes:
                 "description": "Ordered by created_at then id; cursor paging with `after` (a "
                                "response id). Responses created with store=false are not listed.",
                 "parameters": [
-                    {"name": "after", "in": "query", "schema": {"type": "string"},
+                    {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1},
                      "description": "List the responses after this one, in the chosen order."},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
@@ -127,7 +167,7 @@ def openapi_document() -> bytes:
                     response_id,
                     {"name": "stream", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "starting_after", "in": "query",
-                     "schema": {"type": "integer", "minimum": 0}},
+                     "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE}},
                 ],
                 "responses": {"200": streamed, **errors},
             },
@@ -152,7 +192,7 @@ def openapi_document() -> bytes:
                 "summary": "List a response's input items.",
                 "parameters": [
                     response_id,
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
                     {"name": "order", "in": "query",
@@ -183,7 +223,7 @@ def openapi_document() -> bytes:
                     "429": _too_many("The key is at its rate (--key-limit).")},
             }
         },
-        "/healthz": {"get": {"summary": "Liveness and load.",
+        "/healthz": {"get": {"summary": "Liveness and load.", "security": [],
                              "responses": {"200": {"description": "Serving."},
                                            "503": {"description": "Draining."}}}},
     }  # fmt: skip
