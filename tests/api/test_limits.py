@@ -85,8 +85,8 @@ def test_a_chain_past_the_conversation_limit_is_refused_on_previous_response_id(
             accepted += 1
             previous = reply.json()["id"]
             assert wait_until_done(client, previous).status == "completed"
-        assert accepted >= 1
-        assert reply.status_code == 400, "ten turns of 6 KB fit in a 20 KB conversation"
+        assert accepted >= 1, reply.text
+        assert reply.status_code == 400, f"after {accepted} turns: {reply.status_code} {reply.text}"
         error = error_of(reply)
         assert error["param"] == "previous_response_id"
         assert error["code"] == "context_length_exceeded"

@@ -7,7 +7,8 @@
 - A hub subscription overflows when its buffer would pass ``SUBSCRIBER_BUFFER_BYTES``, whatever
   the count of events (the reader then catches up from the store).
 - :class:`StreamCounts` refuses a stream past the per-key or per-response limit, and a stream
-  gives its slot back when it ends, is closed, or is dropped without ever being read.
+  gives its slot back when it ends, is closed, or is dropped without ever being read; the
+  engine counts its clients' streams, not its own readers (push notifications).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from collections.abc import AsyncIterator
 import pytest
 from test_store_contract import record
 
+from outlast.agents.base import AgentRequest
+from outlast.config import Settings
+from outlast.engine import Engine
 from outlast.engine import hub as hub_module
 from outlast.engine import reader as reader_module
 from outlast.engine.errors import TooManyStreams
@@ -26,6 +30,7 @@ from outlast.engine.hub import Hub
 from outlast.engine.reader import read_stream, slices
 from outlast.engine.streams import StreamCounts
 from outlast.protocol.events import Event
+from outlast.protocol.spec import RunSpec, stamp_item
 from outlast.store.base import SnapshotUpdate, WriteBatch
 from outlast.store.memory import MemoryStore
 
@@ -147,3 +152,30 @@ async def test_a_stream_gives_its_slot_back_when_closed_ended_or_dropped() -> No
     gc.collect()
     counts.check("alice", "resp_a")
     assert not counts.by_owner and not counts.by_response
+
+
+# -- the engine's streams ---------------------------------------------------------------------
+
+
+async def test_the_engine_counts_client_streams_and_not_its_own_readers() -> None:
+    async def agent(request: AgentRequest) -> AsyncIterator[str]:
+        yield "done"
+
+    engine = Engine(
+        Settings(max_streams_per_key=1, retention_interval=3600.0), MemoryStore(), agent
+    )
+    await engine.start()
+    try:
+        item = stamp_item({"type": "message", "role": "user", "content": "hi"})
+        handle = await engine.create(RunSpec(model="m", input_items=[item], background=True), "k")
+        await engine.wait(handle)
+        first = await engine.stream(handle.id, "k", -1)
+        with pytest.raises(TooManyStreams):
+            await engine.stream(handle.id, "k", -1)
+        own = await engine.stream(handle.id, "k", -1, client=False)  # a push watcher's
+        assert [e.type for b in await batches_of(own) for e in b][-1] == "response.completed"
+        await first.aclose()  # type: ignore[attr-defined]
+        second = await engine.stream(handle.id, "k", -1)
+        assert await batches_of(second)
+    finally:
+        await engine.close()

@@ -291,7 +291,8 @@ class PushWatcher:
     async def _notify_from(self, row: TaskRow, after: int) -> int:
         times = RunTimes(self.index, self.engine, row.run, row.owner)
         wire = WireTranslator(row.task_id, row.context_id, [], row.run, times=times)
-        stream = await self.engine.stream(row.run, row.owner, after)
+        # The server's own reader: it takes none of the key's stream slots.
+        stream = await self.engine.stream(row.run, row.owner, after, client=False)
         async with contextlib.aclosing(closable(stream)) as chunks:
             async for batch in chunks:
                 await wire.ready(batch)

@@ -416,9 +416,14 @@ class Engine:
             return orjson.dumps(run.state.to_dict())
         return (await self.record(response_id, owner)).snapshot
 
-    async def stream(self, response_id: str, owner: str, after: int) -> AsyncIterator[list[Event]]:
+    async def stream(
+        self, response_id: str, owner: str, after: int, *, client: bool = True
+    ) -> AsyncIterator[list[Event]]:
         """The events after ``after`` of a background response, in batches (an empty batch: a
-        quiet spell). Checked before the first event: a missing or foreground one raises."""
+        quiet spell). Checked before the first event: a missing or foreground one raises.
+
+        A ``client`` stream counts against the key's and the response's open streams (and is
+        refused past them); the server's own readers (push notifications) pass ``False``."""
         record = await self.record(response_id, owner)
         if not record.background:
             raise InvalidRequest(
@@ -426,9 +431,12 @@ class Engine:
                 field="stream",
                 reason="invalid_request_error",
             )
-        self.streams.check(owner, response_id)
+        if client:
+            self.streams.check(owner, response_id)
         batches = read_stream(self.store, self.hub, response_id, after, self.runs.is_live)
         observed = self.observe.stream(batches, resume=after >= 0)
+        if not client:
+            return observed
         return self.streams.open(owner, response_id, observed, check=False)
 
     def stream_run(self, handle: RunHandle) -> AsyncIterator[list[Event]]:
