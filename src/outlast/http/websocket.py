@@ -40,7 +40,6 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from websockets.protocol import State
 
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
@@ -49,6 +48,7 @@ from outlast.engine.steering import Settlement, Steer, SteerRefused
 from outlast.http.errors import APIError, from_engine, invalid
 from outlast.http.request import parse_create
 from outlast.protocol.events import Event
+from outlast.protocol.spec import RunSpec
 from outlast.store.base import StoreUnavailable
 
 log = logging.getLogger("outlast.http")
@@ -214,7 +214,7 @@ class DirectFrames:
         conn = protocol.conn
         if (
             protocol.close_sent
-            or conn.state is not State.OPEN
+            or getattr(conn.state, "name", None) != "OPEN"
             or conn.extensions
             or conn.expect_continuation_frame
             or protocol.transport.is_closing()
@@ -444,6 +444,23 @@ class Connection:
             if steers:
                 queued = [item for steer in steers for item in steer.input]
                 spec = dataclasses.replace(spec, input_items=[*queued, *spec.input_items])
+        # Shielded: once asked for, the response is created (and its steering input committed)
+        # even if the socket goes away meanwhile; its subscription is then given back.
+        creating = asyncio.ensure_future(self._created(spec, history, previous, steers))
+        try:
+            handle = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            creating.add_done_callback(self._give_back)
+            raise
+        await self._stream(handle, stream_id)
+
+    async def _created(
+        self,
+        spec: RunSpec,
+        history: list[dict[str, Any]] | None,
+        previous: str | None,
+        steers: list[Steer],
+    ) -> RunHandle:
         try:
             handle = await self.engine.create(spec, self.owner, subscribe=True, history=history)
         except BaseException:
@@ -452,7 +469,11 @@ class Connection:
             raise
         if steers:
             await self.engine.steering.committed(steers)
-        await self._stream(handle, stream_id)
+        return handle
+
+    def _give_back(self, creating: asyncio.Future[RunHandle]) -> None:
+        if not creating.cancelled() and creating.exception() is None:
+            self.engine.release(creating.result())
 
     async def _stream(self, handle: RunHandle | None, stream_id: str | None) -> None:
         """Stream a response created here, then whatever successor its steering started."""
@@ -470,10 +491,12 @@ class Connection:
                 settlement = await steering.settlement(response_id)
             finally:
                 steering.unwatch(response_id)
-                # The stream counts against the key's open streams until it is closed.
+                # The stream counts against the key's open streams until it is closed; and a
+                # stream cancelled before its first read still holds the hub subscription.
                 aclose = getattr(stream, "aclose", None)
                 if aclose is not None:
                     await aclose()
+                self.engine.release(handle)
             handle = await self._settled(response_id, settlement, stream_id)
 
     async def _remember(self, handle: RunHandle) -> None:
