@@ -151,6 +151,22 @@ def test_agent_card_max_age_is_configurable(make_server: Callable[..., InProcess
     assert card.headers["cache-control"] == "public, max-age=3600"
 
 
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_the_rest_routes_answer_with_and_without_a_trailing_slash(
+    server: InProcessServer, slash: str
+) -> None:
+    headers = {"A2A-Version": "1.0", **auth(server)}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=TIMEOUT) as http:
+        body = {"message": {"role": "ROLE_USER", "messageId": "m1", "parts": [{"text": "hi"}]}}
+        sent = http.post(f"/v1/a2a/message:send{slash}", json=body, follow_redirects=False)
+        assert sent.status_code == 200, sent.text
+        task_id = sent.json()["task"]["id"]
+        got = http.get(f"/v1/a2a/tasks/{task_id}{slash}", follow_redirects=False)
+        assert (got.status_code, got.json()["id"]) == (200, task_id)
+        listed = http.get(f"/v1/a2a/tasks{slash}", follow_redirects=False)
+        assert listed.status_code == 200
+
+
 @pytest.mark.parametrize("path", ["/v1/a2a", "/v1/a2a/"])
 def test_the_json_rpc_endpoint_answers_with_and_without_a_trailing_slash(
     server: InProcessServer, path: str

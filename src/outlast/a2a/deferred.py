@@ -125,6 +125,11 @@ class _DeferredRoutes(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         router = await self.a2a.router()
+        path: str = scope["path"]
+        if path.endswith("/") and _route_path(scope) != "/":
+            # Every A2A path answers with a trailing slash as without one: a client given
+            # ``…/v1/a2a/`` as its URL gets answers, not 307s (which many do not follow for a POST).
+            scope = {**scope, "path": path.rstrip("/")}
         await router(scope, receive, send)
 
 

@@ -374,9 +374,7 @@ def a2a_routes(
     modified = time.time() if card_modified is None else card_modified
     return [
         *card_routes(card, AGENT_CARD_WELL_KNOWN_PATH, card_max_age, modified),
-        # With and without the trailing slash: a client given ``…/v1/a2a/`` as the URL gets an
-        # answer, not a 307 (which many clients do not follow for a POST).
+        # (A trailing slash is taken off every A2A path before these see it: a2a/deferred.py.)
         Route(A2A_PATH, jsonrpc.handle_requests, methods=["POST"]),
-        Route(A2A_PATH + "/", jsonrpc.handle_requests, methods=["POST"]),
         *rest.routes(A2A_PATH),
     ]
