@@ -6,15 +6,19 @@
 - the steered response ends ``incomplete`` with reason ``steered``, its open item completed, and
   a successor continues it with the queued input, in order, and the parent's settings;
 - a run that reaches no boundary completes, and the successor follows all the same;
-- a run that has ended refuses steering input.
+- a run that has ended refuses steering input;
+- input whose successor a draining server cannot create stays stored, and the next start
+  creates it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Message
@@ -23,6 +27,7 @@ from outlast.engine import Engine
 from outlast.engine.steering import SteerRefused
 from outlast.protocol.spec import RunSpec, stamp_item
 from outlast.store.memory import MemoryStore
+from outlast.store.sqlite import SQLiteStore
 
 OWNER = "owner-a"
 
@@ -154,3 +159,39 @@ async def test_a_response_that_has_ended_refuses_steering(engine: Engine) -> Non
         await engine.steer(handle.id, OWNER, [user("too late")])
     assert refused.value.code == "response_already_completed"
     assert await engine.steering.log.queued() == []
+
+
+async def test_input_steered_while_the_server_drains_is_kept_and_carried_on_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    agents = Agents()
+    url = f"sqlite:///{tmp_path / 'steer.db'}"
+    engine = Engine(Settings(retention_interval=3600.0), SQLiteStore(url), agents)
+    await engine.start()
+    spec = RunSpec(model="items", input_items=[stamp_item(user("start"))])
+    handle = await engine.create(spec, OWNER)
+    while not handle.run.state.output:
+        await asyncio.sleep(0.001)
+    await engine.steer(handle.id, OWNER, [user("after the restart")])
+    engine.begin_shutdown()  # running runs may finish; no new one is accepted
+    agents.go.set()
+    await engine.wait(handle)
+    await engine.close()
+    assert handle.run.state.status == "incomplete"
+
+    restarted = Engine(Settings(retention_interval=3600.0), SQLiteStore(url), Agents())
+    await restarted.start()
+    try:
+        page, _ = await restarted.list_responses(
+            OWNER, after=None, limit=10, order="desc", status=None
+        )
+        successor = orjson.loads(page[0][1])
+        assert successor["previous_response_id"] == handle.id
+        items, _ = await restarted.input_items(
+            successor["id"], OWNER, after=None, limit=20, order="asc"
+        )
+        texts = [orjson.loads(item)["content"][0]["text"] for item in items]
+        assert texts == ["after the restart"]
+        assert await restarted.steering.log.queued() == []
+    finally:
+        await restarted.close()

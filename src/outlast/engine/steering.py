@@ -17,7 +17,8 @@ then on the server owns it. What happens next depends on where the run is:
   ``ask``), the steers stay queued (*pending*) and are prepended to the input of the client's
   explicit continuation of that response (:meth:`Steering.take`).
 - If the run failed or was cancelled, or the successor cannot be created, the steers *fail* and
-  go back to the client with their input.
+  go back to the client with their input; but a server that is shutting down keeps them stored,
+  and its next start creates the successor (:meth:`Steering.recover`).
 
 :class:`Settlement` says which of these happened, for the transport that watches the response.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from outlast.engine.errors import EngineError
+from outlast.engine.errors import EngineError, ShuttingDown
 from outlast.engine.run import Run, RunHandle
 from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
@@ -246,6 +247,10 @@ class Steering:
         try:
             watched = run.id in self._watched
             handle = await self.create(successor_spec(parent, items), run.owner, history, watched)
+        except ShuttingDown:
+            # Still stored: the next start creates the successor (see recover).
+            log.info("%s: its steering input waits for the next start", run.id)
+            return Settlement()
         except EngineError as exc:
             await self.log.remove([s.id for s in steers])
             message = f"The successor response could not be created: {exc.message}"
