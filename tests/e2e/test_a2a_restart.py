@@ -187,6 +187,26 @@ async def test_any_replica_serves_a_task_and_takes_over_its_notifications(
 
 
 @only_on("postgres")
+async def test_a_question_asked_on_one_replica_is_answered_through_another(
+    replicas: Callable[[], ServerProcess],
+) -> None:
+    first, second = replicas(), replicas()
+    async with a2a_client(first, streaming=False) as client:
+        task = await send(client, request("agent=approve the launch"))
+        assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        polled = await client.get_task(GetTaskRequest(id=task.id))  # kept by the first replica
+        assert polled.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    async with a2a_client(second, streaming=False) as client:
+        done = await send(client, answer(task.id, "yes"))
+    assert (done.id, done.status.state) == (task.id, TaskState.TASK_STATE_COMPLETED)
+    # The first replica sees the task's new turn too, though it had the task's row in memory.
+    async with a2a_client(first, streaming=False) as client:
+        seen = await client.get_task(GetTaskRequest(id=task.id))
+    assert seen.status.state == TaskState.TASK_STATE_COMPLETED
+    assert artifact_text(seen) == "Draft: a plan for 'agent=approve the launch'. Answer: yes."
+
+
+@only_on("postgres")
 async def test_a_task_running_on_one_replica_is_cancelled_through_another(
     replicas: Callable[[], ServerProcess], tmp_path: Path
 ) -> None:
