@@ -385,6 +385,10 @@ OPTIONS: tuple[Option, ...] = (
            default_text="off",
            details="Listens on 127.0.0.1 only (the HTTP host does not apply): put a TLS proxy "
                    "in front to expose it. Listed in the agent card when on."),
+    Option("a2a.grpc_url", "--a2a-grpc-url", "OUTLAST_A2A_GRPC_URL",
+           "address of the gRPC binding advertised in the agent card", A2A,
+           default_text="127.0.0.1:PORT",
+           details="Set it to the proxy's `host:port` when a proxy exposes the gRPC port."),
     # -- metrics and webhooks ----------------------------------------------------------------
     Option("observe.metrics", "--no-metrics", "OUTLAST_METRICS",
            "do not serve Prometheus metrics at /metrics",
@@ -450,6 +454,7 @@ class A2ASettings:
     allow_private_push: bool = _default("a2a.allow_private_push")
     card_max_age: float = _default("a2a.card_max_age")
     grpc_port: int | None = _default("a2a.grpc_port")
+    grpc_url: str | None = _default("a2a.grpc_url")
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ server of the test's own (API keys on), on both backends.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -74,6 +74,16 @@ def test_the_card_lists_the_grpc_binding_on_loopback(server: InProcessServer) ->
     bindings = [i["protocolBinding"] for i in card["supportedInterfaces"]]
     assert bindings == ["JSONRPC", "HTTP+JSON", "GRPC"]
     assert grpc_url(server).startswith("127.0.0.1:")
+
+
+def test_the_card_advertises_the_proxy_address_when_given(
+    make_server: Callable[..., InProcessServer],
+) -> None:
+    server = make_server(
+        "--drain-timeout", "1", "--a2a-grpc-port", str(free_port()),
+        "--a2a-grpc-url", "agents.example.com:443", agent=A2A_ROUTER,
+    )  # fmt: skip
+    assert grpc_url(server) == "agents.example.com:443"
 
 
 async def test_send_stream_get_and_list_over_grpc(server: InProcessServer) -> None:

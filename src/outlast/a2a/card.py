@@ -144,10 +144,11 @@ def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
         skills=skills,
     )
     if settings.a2a.grpc_port is not None:
-        # gRPC listens on loopback only (outlast.a2a.grpc_server): its address as a target.
+        # gRPC listens on loopback only (outlast.a2a.grpc_server): that address as a target,
+        # unless a proxy's is given.
         card.supported_interfaces.append(
             AgentInterface(
-                url=f"127.0.0.1:{settings.a2a.grpc_port}",
+                url=settings.a2a.grpc_url or f"127.0.0.1:{settings.a2a.grpc_port}",
                 protocol_binding=TransportProtocol.GRPC.value,
                 protocol_version=PROTOCOL_VERSION_1_0,
             )
