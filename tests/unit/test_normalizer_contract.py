@@ -119,3 +119,16 @@ def test_calls_of_allowed_functions_and_any_call_without_the_restriction_go_thro
     free = normalizer(tool_choice="required")
     free.feed(FunctionCall("anything", {}))
     assert [item["name"] for item in free.state.output] == ["anything"]
+
+
+def test_a_json_schema_text_format_is_echoed_with_description_and_strict() -> None:
+    form = {"type": "json_schema", "name": "answer", "schema": {"type": "object"}}
+    fields = normalizer(text={"format": form}).state.fields
+    assert fields["text"] == {
+        "format": {**form, "description": None, "strict": False},
+        "verbosity": "medium",
+    }
+    strict = {**form, "strict": True, "description": "The answer."}
+    assert normalizer(text={"format": strict}).state.fields["text"]["format"] == strict
+    response = normalizer(text={"format": form}).state.to_dict()
+    Response.model_validate(response, strict=True)

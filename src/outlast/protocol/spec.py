@@ -114,10 +114,21 @@ def new_response_fields(response_id: str, spec: RunSpec, status: str) -> dict[st
     fields.update((k, v) for k, v in options.items() if k not in RESPONSE_DEFAULTS)
     if fields["service_tier"] == "auto":
         fields["service_tier"] = "default"  # the tier "auto" picks: OpenAI reports it so
-    fields["text"] = {**RESPONSE_DEFAULTS["text"], **fields["text"]}
+    fields["text"] = _echoed_text(fields["text"])
     fields["reasoning"] = {**RESPONSE_DEFAULTS["reasoning"], **fields["reasoning"]}
     fields["tools"] = [echoed_tool(tool) for tool in fields["tools"]]
     return fields
+
+
+def _echoed_text(text: Mapping[str, Any]) -> dict[str, Any]:
+    """``text`` completed with OpenAI's defaults; a JSON schema format with its ``description``
+    and ``strict`` (Open Responses requires both; OpenAI's default is not strict)."""
+    echoed = {**RESPONSE_DEFAULTS["text"], **{k: v for k, v in text.items() if v is not None}}
+    form = echoed["format"]
+    if isinstance(form, Mapping) and form.get("type") == "json_schema":
+        echoed["format"] = {"description": None, "strict": False,
+                            **{k: v for k, v in form.items() if v is not None}}  # fmt: skip
+    return echoed
 
 
 def echoed_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
