@@ -49,6 +49,8 @@ SAMPLES: dict[str, str | list[str]] = {
     "lease_seconds": "20",
     "max_attempts": "2",
     "max_resumes": "5",
+    "websocket_connection_limit": "30m",
+    "max_pending_steers": "4",
     "db_pool_size": "7",
     "a2a.name": "Researcher",
     "a2a.description": "Looks things up",
