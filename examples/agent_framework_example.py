@@ -5,6 +5,9 @@
     export MODEL=gpt-4.1-mini                 # optional
     outlast serve --agent examples.agent_framework_example:agent
 
+Offline, on outlast's test model (``outlast testmodel`` in another terminal), the same with
+``OPENAI_BASE_URL=http://127.0.0.1:8001/v1 OPENAI_API_KEY=none``.
+
 Run from the repository root (so that ``examples`` is importable). outlast runs the agent with
 ``agent.run(messages, stream=True)``; the conversation of a ``previous_response_id`` chain
 arrives as its messages.

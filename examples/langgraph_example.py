@@ -5,6 +5,9 @@
     export MODEL=gpt-4.1-mini                 # optional
     outlast serve --agent examples.langgraph_example:graph
 
+Offline, on outlast's test model (``outlast testmodel`` in another terminal), the same with
+``OPENAI_BASE_URL=http://127.0.0.1:8001/v1 OPENAI_API_KEY=none``.
+
 Run from the repository root (so that ``examples`` is importable). Any compiled graph whose state
 has a ``messages`` list works; this one is the classic model ⇄ tools loop. Streamed tokens, tool
 calls and tool results become Responses events.

@@ -5,6 +5,13 @@
     export MODEL=gpt-4.1-mini                 # optional
     outlast serve --agent examples.openai_agents_example:agent
 
+Offline, on outlast's test model (``outlast testmodel`` in another terminal):
+
+    export OPENAI_BASE_URL=http://127.0.0.1:8001/v1 OPENAI_API_KEY=none
+    export OPENAI_AGENTS_DISABLE_TRACING=1    # the SDK sends its traces to OpenAI otherwise
+    outlast serve --agent examples.openai_agents_example:agent
+    outlast run "weather in Paris?"           # The tool said: example: 21 °C and sunny
+
 Run from the repository root (so that ``examples`` is importable). The agent is served as it is:
 outlast runs it with the SDK's streaming runner, and its text, reasoning, tool calls and tool
 outputs become Responses events.

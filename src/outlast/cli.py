@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from outlast import config
+from outlast import config, testing
 from outlast.client import cli as client_commands
 from outlast.config import OptionError, Settings
 
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
     config.add_arguments(upgrade, "db upgrade")
     client_commands.add_commands(commands)
+    testmodel = commands.add_parser(
+        "testmodel", help="serve an OpenAI-compatible model for trying agents offline"
+    )
+    testing.add_arguments(testmodel)
     return parser
 
 
@@ -212,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(db_upgrade(settings.db))
     if args.command in client_commands.COMMANDS:
         sys.exit(client_commands.main(args))
+    if args.command == "testmodel":
+        from outlast.testing import model as test_model
+
+        test_model.serve(args)
 
 
 if __name__ == "__main__":
