@@ -28,7 +28,8 @@ from a2a.types import (
 )
 from google.protobuf.json_format import MessageToDict
 
-BASE_URL = os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000")
+# OUTLAST_URL is the server's address, as for the `outlast` command (a trailing /v1 is ignored).
+BASE_URL = os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/").removesuffix("/v1")
 
 
 def sequence(event: StreamResponse) -> int:

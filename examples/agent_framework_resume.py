@@ -19,7 +19,10 @@ import os
 
 from outlast.client.agent_framework import OutlastChatClient
 
-BASE_URL = os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1"
+# OUTLAST_URL is the server's address, as for the `outlast` command (with or without /v1).
+BASE_URL = (
+    os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/").removesuffix("/v1") + "/v1"
+)
 
 
 def appended_text(update: object) -> str:

@@ -20,7 +20,10 @@ def note(info: Reconnecting) -> None:
     print(f"\n[connection lost; resuming after event {info.token.sequence_number}]")
 
 
-base_url = os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1"
+# OUTLAST_URL is the server's address, as for the `outlast` command (with or without /v1).
+base_url = (
+    os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/").removesuffix("/v1") + "/v1"
+)
 client = OutlastClient(base_url=base_url, api_key="any", on_reconnect=note)
 
 stream = client.stream(model="demo", input="steps=10 delay=1 never losing a run")

@@ -14,7 +14,9 @@ import os
 
 from openai import OpenAI
 
-client = OpenAI(base_url=os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000/v1"), api_key="any")
+# OUTLAST_URL is the server's address, as for the `outlast` command (with or without /v1).
+server = os.environ.get("OUTLAST_URL", "http://127.0.0.1:8000").rstrip("/").removesuffix("/v1")
+client = OpenAI(base_url=server + "/v1", api_key="any")
 
 stream = client.responses.create(
     model="demo", input="steps=10 delay=1 resumable streams", background=True, stream=True
