@@ -345,7 +345,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_attempts", "--max-attempts", "OUTLAST_MAX_ATTEMPTS",
            "with PostgreSQL: attempts a run gets when its replica dies", REPLICAS,
            parse=positive_int, default_text="1, or what the agent declares with "
-                                            "outlast.retry_safe"),
+                                            "outlast.retry_safe",
+           details="Stored with each run when it is created: the replica that takes a run "
+                   "over honours the number the run was created with, not its own."),
     Option("db_pool_size", "--db-pool-size", "OUTLAST_DB_POOL_SIZE",
            "PostgreSQL connections per replica", REPLICAS, default=10, parse=positive_int,
            details="For runs and the API; a replica holds at most this many plus one for "

@@ -35,6 +35,7 @@ from outlast.engine.run import (
     RunTable,
     resumes_in,
     server_error,
+    stored_max_attempts,
 )
 from outlast.observe.base import Observer, RunInfo
 from outlast.protocol.events import Event
@@ -127,8 +128,13 @@ class Closer:
         """Set by the placement at start: how a run to be resumed is started again."""
 
     def may_retry(self, run_or_record: Run | ResponseRecord) -> bool:
-        """The run has attempts left."""
-        return run_or_record.attempt < self.max_attempts
+        """The run has attempts left: as many as it was created with (stored with it, so the
+        replica that takes it over honours them), else this replica's ``--max-attempts``."""
+        if isinstance(run_or_record, ResponseRecord):
+            allowed = stored_max_attempts(orjson.loads(run_or_record.request or b"{}"))
+        else:
+            allowed = run_or_record.max_attempts
+        return run_or_record.attempt < (allowed or self.max_attempts)
 
     def closing(
         self,

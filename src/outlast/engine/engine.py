@@ -256,6 +256,7 @@ class Engine:
             params={**spec.options, **spec.extra},
         )
         run = executor.new_run(normalizer, owner, agent_request, spec.store)
+        run.max_attempts = self.closer.max_attempts
         run.remote = not local
         steps: list[StepRecord] = []
         if continued:
@@ -277,7 +278,7 @@ class Engine:
             input_rows=input_rows,
             snapshot=dumps(state.to_dict()),
             snapshot_seq=events[-1].seq,
-            request=request_json(agent_request),
+            request=request_json(agent_request, self.closer.max_attempts),
             worker_id=self.placement.worker_id if local else None,
         )
         # Queue the run before waiting for the insert to commit: its first events then share the

@@ -48,6 +48,7 @@ from outlast.engine.run import (
     server_error,
     stop_outcome,
     stored_agent_request,
+    stored_max_attempts,
 )
 from outlast.engine.shares import QueueCounts
 from outlast.engine.steering import Steering
@@ -166,8 +167,10 @@ class Executor:
             log.error("%s: could not load the claimed run: %s", rid, exc)
             return
         conversation = stored_conversation(history + orjson.loads(record.input))
-        agent_request = stored_agent_request(record, orjson.loads(record.request), conversation)
+        stored = orjson.loads(record.request)
+        agent_request = stored_agent_request(record, stored, conversation)
         run = self.new_run(normalizer, record.owner, agent_request, record.store, record.attempt)
+        run.max_attempts = stored_max_attempts(stored)
         run.created = record.snapshot
         run.steps, run.replay = steps, replay
         self.runs.add(run)

@@ -157,7 +157,7 @@ class Run:
 
     __slots__ = (
         "agent_request", "attempt", "background", "created", "done", "finishing", "id",
-        "journal", "lost", "normalizer", "owner", "prelude", "question", "remote", "replay",
+        "journal", "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote", "replay",
         "snapshot_at", "steps", "stop_reason", "store", "task", "timeout_handle", "wake_at",
         "write_error",
     )  # fmt: skip
@@ -186,6 +186,9 @@ class Run:
         # create request answers, even if the run has started by the time it does.
         self.created = b""
         self.attempt = attempt
+        # Attempts the run may have, stored with it (request_json): the creating replica's
+        # --max-attempts, honoured by whichever replica executes it. None: the local setting.
+        self.max_attempts: int | None = None
         # Executed by another replica (this one only created it and waits for or streams it).
         self.remote = False
         # This replica may no longer write the run's events (fenced, or a write failed for good).
@@ -315,19 +318,28 @@ def resumes_in(fields: dict[str, Any]) -> int:
         return 0
 
 
-def request_json(request: AgentRequest) -> bytes:
-    """What a replica needs, besides the input, to hand the agent this request."""
-    return dumps(
-        {
-            "model": request.model,
-            "instructions": request.instructions,
-            "metadata": dict(request.metadata),
-            "tools": list(request.tools),
-            "previous_response_id": request.previous_response_id,
-            "background": request.background,
-            "params": dict(request.params),
-        }
-    )
+def request_json(request: AgentRequest, max_attempts: int | None = None) -> bytes:
+    """What a replica needs, besides the input, to hand the agent this request, and the
+    attempts the run may have (so a replica taking it over honours the creating one's)."""
+    stored: dict[str, Any] = {
+        "model": request.model,
+        "instructions": request.instructions,
+        "metadata": dict(request.metadata),
+        "tools": list(request.tools),
+        "previous_response_id": request.previous_response_id,
+        "background": request.background,
+        "params": dict(request.params),
+    }
+    if max_attempts is not None:
+        stored["max_attempts"] = max_attempts
+    return dumps(stored)
+
+
+def stored_max_attempts(stored: dict[str, Any]) -> int | None:
+    """The attempts a stored run may have (its :func:`request_json`), or None (stored before
+    runs carried it: the executing replica's setting holds)."""
+    value = stored.get("max_attempts")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def stored_agent_request(
