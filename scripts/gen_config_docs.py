@@ -28,6 +28,23 @@ variable takes `1`/`0` (or `true`/`false`, `yes`/`no`, `on`/`off`). Durations ta
 number with a unit: `90`, `30s`, `15m`, `12h`, `7d`. A value that does not parse stops the server
 with a one-line message naming the flag or the variable.
 
+The same options can be kept in a file, below the flags and the variables: `outlast.toml` in the
+current folder, else the `[tool.outlast]` table of its `pyproject.toml`, or any file named by
+`--config PATH` (`OUTLAST_CONFIG`). Its keys are the flags' names without `--`, each taking what
+the flag takes; a TOML list for a repeatable flag, `true`/`false` for a switch:
+
+```toml
+# outlast.toml
+agent = "my_agent:agent"
+db = "postgresql://outlast@db.internal:5432/outlast"
+api-key = ["key-a", "key-b"]
+max-running = 8
+run-timeout = "2h"
+no-console = true
+```
+
+An unknown key or a bad value stops the server with one line naming the file and the key.
+
 `outlast serve --help` prints the same table.
 """
 

@@ -10,9 +10,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from outlast import config, testing
+from outlast import config, configfile, testing
 from outlast.client import cli as client_commands
 from outlast.config import OptionError, Settings
 
@@ -29,16 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve an agent over HTTP")
     config.add_arguments(serve, "serve")
+    _add_config_argument(serve)
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
     config.add_arguments(upgrade, "db upgrade")
+    _add_config_argument(upgrade)
     client_commands.add_commands(commands)
     testmodel = commands.add_parser(
         "testmodel", help="serve an OpenAI-compatible model for trying agents offline"
     )
     testing.add_arguments(testmodel)
     return parser
+
+
+def _add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default=None, metavar="PATH",
+        help="a TOML file of these options, keys named as the flags without -- "
+             "(env OUTLAST_CONFIG; default ./outlast.toml, else [tool.outlast] in ./pyproject.toml)",
+    )  # fmt: skip
 
 
 def db_upgrade(url: str) -> int:
@@ -62,9 +73,11 @@ def db_upgrade(url: str) -> int:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings of a parsed ``outlast serve`` (or ``db upgrade``): flags, then ``OUTLAST_*``
-    variables, then defaults. Raises :class:`outlast.config.OptionError` for a bad variable."""
+    variables, then the configuration file (:mod:`outlast.configfile`), then defaults. Raises :class:`outlast.config.OptionError` for a bad variable."""
     command = "db upgrade" if args.command == "db" else args.command
-    return config.settings_from(args, command=command)
+    source, table = configfile.find(getattr(args, "config", None), os.environ, Path.cwd())
+    file_values = configfile.values(table, source, command) if table else None
+    return config.settings_from(args, command=command, file_values=file_values)
 
 
 def is_loopback(host: str) -> bool:

@@ -591,8 +591,11 @@ def settings_from(
     args: argparse.Namespace | None = None,
     environ: Mapping[str, str] | None = None,
     command: str = "serve",
+    file_values: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """The settings: each option from its flag in ``args``, else its variable, else its default.
+    """The settings: each option from its flag in ``args``, else its variable, else the
+    configuration file's value (``file_values``, by dest: :mod:`outlast.configfile`), else its
+    default.
 
     ``environ`` defaults to the process's environment: this is the one place outlast reads it
     for its own options. Raises :class:`OptionError` (a one-line message) for a variable that
@@ -604,6 +607,8 @@ def settings_from(
         value = getattr(args, option.dest.replace(".", "__"), None) if args else None
         if value is None:
             value = option.from_env(env)
+        if value is None and file_values is not None:
+            value = file_values.get(option.dest)
         if value is not None:
             _set(settings, option.dest, value)
     return settings
