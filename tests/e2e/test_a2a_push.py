@@ -7,6 +7,7 @@ The receivers here listen on loopback, which the server refuses unless started w
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +124,21 @@ async def test_a_config_added_to_a_running_task_is_kept_listed_and_deleted(
     (headers, _), *_ = receiver.accepted()
     assert headers["Authorization"] == "Bearer receiver-key"
     assert all(body["statusUpdate"]["taskId"] == task.id for _, body in receiver.accepted())
+
+
+async def test_a_task_canceled_while_it_waits_for_input_is_notified_canceled(
+    server: ServerProcess, receiver: Receiver
+) -> None:
+    req = request("agent=approve the launch")
+    req.configuration.task_push_notification_config.url = receiver.url
+    async with a2a_client(server, streaming=False) as client:
+        task = await send(client, req)
+        assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        receiver.wait_for_state("TASK_STATE_INPUT_REQUIRED")
+        await client.cancel_task(CancelTaskRequest(id=task.id))
+    receiver.wait_for_state("TASK_STATE_CANCELED")
+    states = [state for state, _ in itertools.groupby(receiver.states())]
+    assert states == [
+        "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_INPUT_REQUIRED",
+        "TASK_STATE_CANCELED",
+    ]  # fmt: skip

@@ -20,6 +20,7 @@ A2A operation; what is not a method of it lives beside it (:mod:`.requests`, :mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -56,6 +57,7 @@ from a2a.types import (
     Task,
     TaskPushNotificationConfig,
     TaskState,
+    TaskStatusUpdateEvent,
 )
 from a2a.utils.errors import (
     ContentTypeNotSupportedError,
@@ -157,6 +159,7 @@ class EngineRequestHandler(RequestHandler):
         self.allow_private_push = allow_private_push
         # task id -> (the stored snapshot it was made of, the task's JSON without metadata).
         self._finished: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
+        self._sending: set[asyncio.Task[None]] = set()  # notifications no run event carries
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -639,6 +642,17 @@ class EngineRequestHandler(RequestHandler):
             await self.index.set_state(row.task_id, _CANCELED, row.updated_at, True, row.expires_at)
             task = await self._task(row, snapshot, row.updated_at)
             assert task.status.state == canceled
+            if await self.push_store.get_info(row.task_id, context):
+                # No run event says so (the run had ended): the task's configs are told here,
+                # in the background, with the sender's retries.
+                update = TaskStatusUpdateEvent(
+                    task_id=row.task_id, context_id=row.context_id, status=task.status
+                )
+                sending = asyncio.create_task(
+                    self.watcher.sender.send_notification(row.task_id, update)
+                )
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
             return task
         if record.status in TERMINAL_STATUSES:
             raise not_cancelable
