@@ -198,3 +198,34 @@ def test_steering_input_of_a_response_that_fails_comes_back_failed(
     assert failed.error.code == "response_not_active"
     assert failed.steer.id == accepted.steer.id
     assert failed.steer.input[0].content[0].text == "never applied"
+
+
+def test_pending_steering_input_goes_first_in_a_continuation_over_http_too(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client:
+        with client.responses.connect() as connection:
+            connection.response.create(model="tool", input=f"find gate={gate}")
+            created = last(connection, "response.created")
+            last(connection, "response.function_call_arguments.done")
+            connection.response.steer(
+                input="Queued first.", previous_response_id=created.response.id
+            )
+            last(connection, "response.steer.accepted")
+            gate.touch()
+            completed = last(connection, "response.completed")
+            last(connection, "response.steer.pending")
+        call = next(i for i in completed.response.output if i.type == "function_call")
+        continued = client.responses.create(
+            model="conversation",
+            previous_response_id=created.response.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id, "output": "42"}],
+        )
+        items = client.responses.input_items.list(continued.id, order="asc")
+
+    conversation = json.loads(text_of(continued))
+    assert conversation[-2]["content"][0]["text"] == "Queued first."
+    assert conversation[-1]["type"] == "function_call_output"
+    # The queued input is the continuation's own input, stored with it.
+    assert [i.type for i in items.data] == ["message", "function_call_output"]

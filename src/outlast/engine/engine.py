@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -214,7 +215,32 @@ class Engine:
         response was published, for :meth:`stream_run` (or give it back with :meth:`release`).
         ``history``: the conversation ``spec.previous_response_id`` names, when the transport
         holds it itself (a WebSocket keeps its ``store: false`` responses), instead of the store.
+
+        Steering input left pending on ``spec.previous_response_id`` (it waited for tool output
+        or an answer) goes first in the input; this response's creation commits it.
         """
+        previous = spec.previous_response_id
+        steers = self.steering.take(previous) if previous is not None else []
+        if not steers:
+            return await self._create(spec, owner, subscribe, history)
+        queued = [item for steer in steers for item in steer.input]
+        try:
+            spec = dataclasses.replace(spec, input_items=[*queued, *spec.input_items])
+            handle = await self._create(spec, owner, subscribe, history)
+        except BaseException:
+            assert previous is not None
+            self.steering.put_back(previous, steers)
+            raise
+        await self.steering.committed(steers)
+        return handle
+
+    async def _create(
+        self,
+        spec: RunSpec,
+        owner: str,
+        subscribe: bool,
+        history: list[dict[str, Any]] | None,
+    ) -> RunHandle:
         if not self.accepting:
             raise ShuttingDown
         if subscribe:

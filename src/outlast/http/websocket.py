@@ -44,11 +44,10 @@ from starlette.websockets import WebSocket
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
 from outlast.engine.errors import EngineError
-from outlast.engine.steering import Settlement, Steer, SteerRefused
+from outlast.engine.steering import Settlement, SteerRefused
 from outlast.http.errors import APIError, from_engine, invalid
 from outlast.http.request import parse_create
 from outlast.protocol.events import Event
-from outlast.protocol.spec import RunSpec
 from outlast.store.base import StoreUnavailable
 
 log = logging.getLogger("outlast.http")
@@ -432,44 +431,24 @@ class Connection:
         spec = dataclasses.replace(parse_create(body), stream=True)
         previous = spec.previous_response_id
         history = self.local.get(previous) if previous is not None else None
-        steers: list[Steer] = []
         if previous is not None:
             running = self.engine.live(previous, self.owner)
             if running is not None:
                 # A continuation of a response still running (from another lane, or from before
                 # a reconnect) waits for it, as the next create on its lane would.
                 await running.done.wait()
-            # Steering input left pending for this response's required input goes first.
-            steers = self.engine.steering.take(previous)
-            if steers:
-                queued = [item for steer in steers for item in steer.input]
-                spec = dataclasses.replace(spec, input_items=[*queued, *spec.input_items])
-        # Shielded: once asked for, the response is created (and its steering input committed)
-        # even if the socket goes away meanwhile; its subscription is then given back.
-        creating = asyncio.ensure_future(self._created(spec, history, previous, steers))
+        # Shielded: once asked for, the response is created (with the steering input left
+        # pending on its predecessor: Engine.create) even if the socket goes away meanwhile; its
+        # subscription is then given back.
+        creating = asyncio.ensure_future(
+            self.engine.create(spec, self.owner, subscribe=True, history=history)
+        )
         try:
             handle = await asyncio.shield(creating)
         except asyncio.CancelledError:
             creating.add_done_callback(self._give_back)
             raise
         await self._stream(handle, stream_id)
-
-    async def _created(
-        self,
-        spec: RunSpec,
-        history: list[dict[str, Any]] | None,
-        previous: str | None,
-        steers: list[Steer],
-    ) -> RunHandle:
-        try:
-            handle = await self.engine.create(spec, self.owner, subscribe=True, history=history)
-        except BaseException:
-            if previous is not None:
-                self.engine.steering.put_back(previous, steers)
-            raise
-        if steers:
-            await self.engine.steering.committed(steers)
-        return handle
 
     def _give_back(self, creating: asyncio.Future[RunHandle]) -> None:
         if not creating.cancelled() and creating.exception() is None:
