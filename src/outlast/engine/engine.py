@@ -35,7 +35,7 @@ from outlast.engine.cache import FinishedCache
 from outlast.engine.chain import OFF_LOOP_ITEMS, Chains, conversation_too_large, visible
 from outlast.engine.closing import Closer
 from outlast.engine.cluster import ClusterPlacement
-from outlast.engine.compaction import Compactor, conversation
+from outlast.engine.compaction import Compactor, conversation, stored_conversation
 from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, ShuttingDown
 from outlast.engine.executor import Executor
 from outlast.engine.hub import Hub
@@ -250,6 +250,8 @@ class Engine:
         self.shares.take_rate(owner)
         counts = await self.placement.waiting(owner, local, executor.queue_counts(owner))
         self.shares.admit(owner, counts)
+        # Refused (a corrupt compaction item) before anything is written for it.
+        new_input = conversation(spec.input_items)
         response_id = new_id("resp")
         continued: list[StepRecord] = []
         # Each item serialised once, for the input column and its rows; off the loop when long.
@@ -273,7 +275,7 @@ class Engine:
         agent_request = AgentRequest(
             response_id=response_id,
             model=spec.model,
-            input=conversation(history + spec.input_items),
+            input=stored_conversation(history) + new_input,
             instructions=spec.instructions,
             metadata=spec.metadata,
             tools=spec.tools,
