@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inprocess import InProcessServer
+from inprocess import InProcessServer, cli_settings
 from openai.types.responses import ResponsesServerEvent
 from pydantic import TypeAdapter
+from starlette.testclient import TestClient
+
+from outlast.server import create_app
 
 AGENT = "steering_agents:router"
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
@@ -229,3 +232,20 @@ def test_pending_steering_input_goes_first_in_a_continuation_over_http_too(
     assert conversation[-1]["type"] == "function_call_output"
     # The queued input is the continuation's own input, stored with it.
     assert [i.type for i in items.data] == ["message", "function_call_output"]
+
+
+def test_under_a_server_without_the_direct_frame_path_events_go_through_asgi(
+    tmp_path: Path,
+) -> None:
+    # Starlette's test client is an ASGI server of its own (not uvicorn's websockets-sansio
+    # protocol), so every event goes out as one websocket.send.
+    settings = cli_settings(["--db", f"sqlite:///{tmp_path / 'asgi.db'}", "--agent", AGENT])
+    with TestClient(create_app(settings)) as http, http.websocket_connect("/v1/responses") as ws:
+        ws.send_text(json.dumps({"type": "response.create", "model": "echo", "input": "a b c",
+                                 "stream_id": "lane"}))  # fmt: skip
+        events = [EVENTS.validate_json(ws.receive_text())]
+        while events[-1].type != "response.completed":
+            events.append(EVENTS.validate_json(ws.receive_text()))
+
+    assert {event.stream_id for event in events} == {"lane"}
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == "a b c"
