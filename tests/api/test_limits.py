@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from inprocess import InProcessServer
+import pytest
+from inprocess import BACKENDS, TEST_KEY, InProcessServer
 from responses_support import start_blocked, wait_until_done
 
 
@@ -109,22 +110,29 @@ def test_an_input_larger_than_the_conversation_limit_is_refused_on_input(
 # -- input_items ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_input_items_pages_a_long_input_in_both_orders_from_a_cursor(
     server: InProcessServer,
 ) -> None:
-    response = create(server, input=items(2000)).json()
-    url = f"{server.base_url}/responses/{response['id']}/input_items"
-    newest = httpx.get(url, params={"limit": 1}).json()
-    assert [item["content"][0]["text"] for item in newest["data"]] == ["x 1999"]
-    assert newest["has_more"] is True
-    assert newest["first_id"] == newest["last_id"] == newest["data"][0]["id"]
-    oldest = httpx.get(url, params={"limit": 2, "order": "asc"}).json()
-    assert [item["content"][0]["text"] for item in oldest["data"]] == ["x 0", "x 1"]
-    after = httpx.get(url, params={"limit": 100, "order": "asc", "after": oldest["last_id"]}).json()
-    assert after["data"][0]["content"][0]["text"] == "x 2"
-    assert len(after["data"]) == 100 and after["has_more"] is True
-    last = httpx.get(url, params={"order": "desc", "after": newest["last_id"]}).json()
-    assert last["data"][0]["content"][0]["text"] == "x 1998"
+    auth = {"authorization": f"Bearer {TEST_KEY}"}
+    with httpx.Client(base_url=server.base_url, headers=auth, timeout=60) as http:
+        body = {"model": "echo", "background": True, "input": items(2000)}
+        response = http.post("/responses", json=body).json()
+        url = f"/responses/{response['id']}/input_items"
+        newest = http.get(url, params={"limit": 1}).json()
+        assert [item["content"][0]["text"] for item in newest["data"]] == ["x 1999"]
+        assert newest["has_more"] is True
+        assert newest["first_id"] == newest["last_id"] == newest["data"][0]["id"]
+        oldest = http.get(url, params={"limit": 2, "order": "asc"}).json()
+        assert [item["content"][0]["text"] for item in oldest["data"]] == ["x 0", "x 1"]
+        params = {"limit": 100, "order": "asc", "after": oldest["last_id"]}
+        after = http.get(url, params=params).json()
+        assert after["data"][0]["content"][0]["text"] == "x 2"
+        assert len(after["data"]) == 100 and after["has_more"] is True
+        last = http.get(url, params={"order": "desc", "after": newest["last_id"]}).json()
+        assert last["data"][0]["content"][0]["text"] == "x 1998"
+        unknown = http.get(url, params={"after": "msg_nope"})
+        assert unknown.status_code == 400 and error_of(unknown)["param"] == "after"
 
 
 # -- open streams -----------------------------------------------------------------------------
