@@ -86,7 +86,7 @@ def from_engine(exc: EngineError) -> APIError:
     status, kind, code = ENGINE_ERRORS[type(exc)]
     if isinstance(exc, InvalidRequest):
         return APIError(status, exc.message, type=kind, param=exc.field, code=exc.reason)
-    retry_after = exc.retry_after if isinstance(exc, QueueFull) else None
+    retry_after = exc.retry_after if isinstance(exc, QueueFull | TooManyStreams) else None
     return APIError(status, exc.message, type=kind, code=code, retry_after=retry_after)
 
 
