@@ -293,13 +293,15 @@ def test_the_url_may_come_before_the_command(shared_server: ServerProcess) -> No
     assert after.stdout == before.stdout
 
 
-def test_run_against_no_server_fails_at_once_with_exit_2() -> None:
+def test_run_and_tail_against_no_server_fail_at_once_with_exit_2() -> None:
     # The client retries a create for minutes when a server answers badly; none answering at
     # all is said within seconds (the subprocess's timeout is the bound, far below minutes).
-    done = outlast("run", "hello", url=f"http://127.0.0.1:{free_port()}", timeout=30)
-    assert done.returncode == 2
-    assert "cannot reach http://127.0.0.1:" in done.stderr
-    assert done.stdout == ""
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    for args in (["run", "hello"], ["tail", "resp_" + "0" * 48]):
+        done = outlast(*args, url=nowhere, timeout=30)
+        assert done.returncode == 2, args
+        assert f"cannot reach {nowhere}" in done.stderr
+        assert done.stdout == ""
 
 
 def test_a_reader_that_goes_away_gets_no_traceback(shared_server: ServerProcess) -> None:

@@ -327,7 +327,15 @@ def tail_command(client: OutlastClient, args: argparse.Namespace) -> int:
     )
     if args.start is not None:
         token = token.after(args.start - 1)
-    return _follow(client, lambda: client.resume(token), args, offer_cancel=False, started=None)
+    url, _ = connection(args)
+    return _follow(
+        client,
+        lambda: client.resume(token),
+        args,
+        offer_cancel=False,
+        started=None,
+        check=lambda: unreachable(url),
+    )
 
 
 def _follow(
