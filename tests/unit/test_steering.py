@@ -2,7 +2,8 @@
 
 - accepted input is stored at once, and removed once the successor carrying it exists;
 - a run ends at its next safe output boundary: when the agent moves on to a new item, never
-  inside a message (text deltas) and never while a function call waits for its output;
+  inside a message (text deltas) or a streamed item, and never while a function call waits for
+  its output;
 - the steered response ends ``incomplete`` with reason ``steered``, its open item completed, and
   a successor continues it with the queued input, in order, and the parent's settings;
 - a run that reaches no boundary completes, and the successor follows all the same;
@@ -21,7 +22,15 @@ from typing import Any
 import orjson
 import pytest
 
-from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Message
+from outlast import (
+    AgentOutput,
+    AgentRequest,
+    FunctionCall,
+    FunctionCallOutput,
+    Message,
+    Reasoning,
+    ReasoningDelta,
+)
 from outlast.config import Settings
 from outlast.engine import Engine
 from outlast.engine.steering import SteerRefused
@@ -59,6 +68,11 @@ class Agents:
             await self.go.wait()
             yield "two "
             yield "three"
+        elif request.model == "thinking":
+            yield ReasoningDelta("Thinking ")
+            await self.go.wait()
+            yield Reasoning("Thinking it over.")  # the whole of the streamed reasoning
+            yield Message("answer")
         elif request.model == "tool":
             call = FunctionCall(name="lookup", arguments={})
             yield call
@@ -146,6 +160,20 @@ async def test_a_run_waiting_on_a_function_call_is_not_stopped_before_its_output
     parent, settlement = await steered(engine, agents, "tool", "after the tool")
 
     assert [i["type"] for i in parent["output"]] == ["function_call", "function_call_output"]
+    assert parent["incomplete_details"] == {"reason": "steered"}
+    assert settlement.successor is not None
+    engine.release(settlement.successor)
+
+
+async def test_a_streamed_item_is_no_boundary_until_the_agent_moves_past_it(
+    engine: Engine, agents: Agents
+) -> None:
+    parent, settlement = await steered(engine, agents, "thinking", "now")
+
+    # Not stopped between the reasoning's deltas, nor before the Reasoning that completes it.
+    [reasoning] = parent["output"]
+    assert reasoning["type"] == "reasoning"
+    assert reasoning["summary"][0]["text"] == "Thinking it over."
     assert parent["incomplete_details"] == {"reason": "steered"}
     assert settlement.successor is not None
     engine.release(settlement.successor)

@@ -5,10 +5,11 @@ A client steers a response it is watching (over a WebSocket: ``response.steer``)
 then on the server owns it. What happens next depends on where the run is:
 
 - At the next **safe output boundary** (the agent yields a new item, so the one it had open is
-  complete, and no function call is waiting for its output: the agent is between items, not
-  inside a message or a tool) the executor asks :meth:`Steering.at_boundary` and, on yes, closes
-  what is open and ends the run ``incomplete`` with ``incomplete_details.reason = "steered"``,
-  before the new item. A run without such a boundary (one long message) simply finishes.
+  complete, no item fed by deltas is open, and no function call is waiting for its output: the
+  agent is between items, not inside a message, a streamed item or a tool) the executor asks
+  :meth:`Steering.at_boundary` and, on yes, closes what is open and ends the run ``incomplete``
+  with ``incomplete_details.reason = "steered"``, before the new item. A run without such a
+  boundary (one long message) simply finishes.
 - When the run has ended (:meth:`Steering.ended`), a **successor** response is created by the
   engine itself: it continues the steered one (``previous_response_id``), inherits its settings,
   and its input is the queued input in submission order. Its ``response.created`` is the commit
@@ -39,6 +40,7 @@ from outlast.engine.errors import EngineError, ShuttingDown
 from outlast.engine.run import Run, RunHandle
 from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
+from outlast.protocol.outputs import FunctionCallDelta, ReasoningDelta, Usage
 from outlast.protocol.spec import RunSpec, stamp_item
 from outlast.store.base import Store
 from outlast.store.steers import SteerLog, SteerRecord, steer_log
@@ -55,6 +57,10 @@ _OWN_FIELDS = frozenset(
      "output", "output_text", "usage", "previous_response_id", "background", "store", "model",
      "instructions", "metadata", "conversation"}
 )  # fmt: skip
+
+
+# What an agent yields that does not begin an item of its own.
+_NOT_ITEMS = (str, FunctionCallDelta, ReasoningDelta, Usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ def required_input(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def at_safe_boundary(output: list[dict[str, Any]]) -> bool:
-    """Asked as the agent yields a new item (so the one it had open is complete): there is
+    """Asked as the agent yields a new item (so the message it had open is complete): there is
     output, and no function call waits for its output (the agent is not inside a tool)."""
     return bool(output) and not required_input(output)
 
@@ -199,9 +205,15 @@ class Steering:
 
     # -- the executor's hooks ----------------------------------------------------------------
 
-    def at_boundary(self, run: Run) -> bool:
-        """The run has steers queued and stands at a safe output boundary: end it now."""
-        return bool(self._queued.get(run.id)) and at_safe_boundary(run.state.output)
+    def at_boundary(self, run: Run, output: object) -> bool:
+        """The run has steers queued and, as its agent yields ``output``, stands at a safe
+        output boundary: end it now, before ``output``. Deltas and usage are no new item."""
+        if not self._queued.get(run.id) or isinstance(output, _NOT_ITEMS):
+            return False
+        # An item fed by deltas is still open: ``output`` may be the whole of it.
+        if run.normalizer.streaming:
+            return False
+        return at_safe_boundary(run.state.output)
 
     def ended(self, run: Run) -> None:
         """The run's end is committed: settle its steers (a successor, pending, or failed)."""

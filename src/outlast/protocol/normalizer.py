@@ -169,6 +169,12 @@ class Normalizer:
         self.state.fields["metadata"] = metadata
         return [self._lifecycle("response.queued")]
 
+    @property
+    def streaming(self) -> bool:
+        """An item fed by deltas (a function call or reasoning) is open: the next output may
+        complete it (a :class:`FunctionCall` or :class:`Reasoning` of the whole)."""
+        return self._streamed is not None
+
     def close_open(self, item_status: str = "incomplete") -> list[Event]:
         """Close the item still open (a message, a streamed call or reasoning), if any."""
         if self.finished:
