@@ -7,7 +7,8 @@
   ``/healthz`` still answers.
 - **Slow-loris.** Connections that send part of a request's headers and stall, or nothing at
   all, are closed by the server once ``--header-timeout`` has passed; so is a kept-alive
-  connection that starts a second request and stalls. A complete request is served as ever.
+  connection that starts a second request and stalls. A complete request is served as ever,
+  and a WebSocket (its headers complete, its connection upgraded) is never cut by the deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from websockets.sync.client import connect as websocket
 
 from databases import only_on
 from serverproc import ServerProcess
@@ -169,3 +171,10 @@ def test_a_request_that_completes_its_headers_in_time_is_served(
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     reply = closed_by_server(sock)
     assert reply.startswith(b"HTTP/1.1 200"), reply
+
+
+def test_a_websocket_is_not_closed_by_the_header_timeout(strict_server: ServerProcess) -> None:
+    with websocket(f"ws://127.0.0.1:{strict_server.port}/v1/responses", open_timeout=60) as ws:
+        # Past the header deadline (1 s): the upgraded connection is the WebSocket's now.
+        time.sleep(2.5)
+        assert ws.ping().wait(timeout=60)

@@ -41,6 +41,12 @@ class HeaderTimedH11Protocol(H11Protocol):
             # The headers are complete: the request is the application's now.
             self._disarm_header_timer()
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        # The connection is a WebSocket's from here on (its protocol replaces this one): its
+        # headers are complete, and no deadline of HTTP's may close it.
+        self._disarm_header_timer()
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
