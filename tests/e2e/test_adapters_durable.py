@@ -11,9 +11,7 @@ the server died is made again. One server per test: killing it is the point.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,14 +50,21 @@ def server_for(
     return ServerProcess(db, agent=adapter.target, env=env, args=args, log_dir=tmp_path)
 
 
-def kill_when(server: ServerProcess, response_id: str, text: str, timeout: float = 30.0) -> None:
-    """SIGKILL the server once the response's output holds ``text`` (the model is streaming)."""
-    client = server.client()
-    deadline = time.monotonic() + timeout
-    while text not in json.dumps(client.responses.retrieve(response_id).model_dump()["output"]):
-        assert time.monotonic() < deadline, f"{response_id} never showed {text!r}"
-        time.sleep(0.05)
-    server.kill()
+# The frameworks take a while to import on a loaded machine: starts are given more time.
+START = 60.0
+
+
+def kill_when(server: ServerProcess, response_id: str, text: str) -> None:
+    """SIGKILL the server once the response's stream has delivered ``text`` (so the model is
+    streaming, and what came before is committed: events are delivered only once stored)."""
+    streamed = ""
+    for event in server.client().responses.retrieve(response_id, stream=True):
+        if event.type == "response.output_text.delta":
+            streamed += event.delta
+            if text in streamed:
+                server.kill()
+                return
+    raise AssertionError(f"{response_id} ended without streaming {text!r}")
 
 
 def tool_runs(tmp_path: Path) -> list[str]:
@@ -73,10 +78,10 @@ def test_an_upstream_run_killed_while_the_model_streams_completes_after_the_rest
 ) -> None:
     slow: Turn = [Text(TICKS, delay=0.1)]
     fake.script(slow, [Text(TICKS)])  # the interrupted call, then the same call again
-    server = server_for(adapter, fake, tmp_path).start()
+    server = server_for(adapter, fake, tmp_path).start(START)
     created = server.client().responses.create(model="fake-model", input="Count.", background=True)
     kill_when(server, created.id, "tick 5 ")
-    server.start()
+    server.start(START)
 
     response = wait_terminal(server, created.id)
     assert response["status"] == "completed"
@@ -96,7 +101,7 @@ def test_an_upstream_run_killed_while_the_model_streams_completes_after_the_rest
 def test_a_framework_run_killed_after_its_tool_call_resumes_from_there(
     adapter: Adapter, fake: FakeModel, tmp_path: Path
 ) -> None:
-    server = server_for(adapter, fake, tmp_path).start()
+    server = server_for(adapter, fake, tmp_path).start(START)
     response_id = killed_mid_answer(fake, server, server, tmp_path)
     server.stop()
     if adapter in LANGGRAPH:
@@ -114,7 +119,7 @@ def test_a_graph_on_postgresql_resumes_on_another_replica_from_its_checkpoint(
     # The checkpoints live in the PostgreSQL database: the replica that takes the run over
     # (once the dead one's lease has expired) reads them there.
     with fresh_database("postgres", tmp_path) as db:
-        first = server_for(adapter, fake, tmp_path, db.url, "--lease", "2").start()
+        first = server_for(adapter, fake, tmp_path, db.url, "--lease", "2").start(START)
         second = server_for(adapter, fake, tmp_path, db.url, "--lease", "2")
         killed_mid_answer(fake, first, second, tmp_path)
         second.stop()
@@ -132,7 +137,7 @@ def killed_mid_answer(
         model="fake-model", input="Weather in Paris?", background=True
     )
     kill_when(server, created.id, "tick 3 ")
-    survivor.start()
+    survivor.start(START)
 
     response = wait_terminal(survivor, created.id)
     assert response["status"] == "completed", response.get("error")
