@@ -163,3 +163,28 @@ def test_the_openapi_document_describes_compact_and_the_retry_after_of_429s(
     }
     for operation in (compact, document["paths"]["/v1/responses"]["post"]):
         assert "Retry-After" in operation["responses"]["429"]["headers"]
+
+
+def test_a_compaction_item_holding_more_than_the_conversation_limit_is_refused(
+    make_server: Callable[..., InProcessServer],
+) -> None:
+    from outlast.protocol.compaction import compaction_item
+
+    server = make_server("--max-conversation-size", "20000")
+    # 2 MB of conversation that compresses to a few KB: the body is small, what it holds is not.
+    held = [{"type": "message", "role": "user", "content": [{"type": "input_text",
+                                                             "text": "a" * 2_000_000}]}]  # fmt: skip
+    item = compaction_item(held)
+    assert len(item["encrypted_content"]) < 20000
+    with server.client() as client, pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="context", input=[item])
+    assert refused.value.code == "context_length_exceeded"
+    assert refused.value.param == "input"
+    with server.client() as client:
+        small = compaction_item([{"type": "message", "role": "user", "content": "hi"}])
+        untyped = compaction_item([{"role": "user", "content": "no type"}])
+        with pytest.raises(openai.BadRequestError) as malformed:
+            client.responses.create(model="context", input=[untyped])
+        assert malformed.value.param == "input"
+        seen = agent_input(client.responses.create(model="context", input=[small]))
+        assert [i.get("content") for i in seen] == ["hi"]

@@ -22,9 +22,15 @@ from typing import Any
 
 from outlast.agents.base import Agent, AgentRequest
 from outlast.agents.compaction import compactor_of
-from outlast.engine.chain import Chains
+from outlast.engine.chain import Chains, conversation_too_large
 from outlast.engine.errors import InvalidRequest
-from outlast.protocol.compaction import BadCompaction, CompactSpec, compaction_item, expand
+from outlast.protocol.compaction import (
+    BadCompaction,
+    CompactionTooLarge,
+    CompactSpec,
+    compaction_item,
+    expand,
+)
 from outlast.protocol.ids import new_id
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.spec import RunSpec, new_response_fields, stamp_item
@@ -45,11 +51,14 @@ def zero_usage() -> dict[str, Any]:
     }
 
 
-def conversation(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def conversation(items: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
     """A new request's conversation as its agent gets it; a corrupt outlast compaction item is
-    an :class:`InvalidRequest` on ``input``."""
+    an :class:`InvalidRequest` on ``input``, and so are items that hold more than ``max_bytes``
+    (``--max-conversation-size``: a compaction item is small, what it holds need not be)."""
     try:
-        return expand(items)
+        return expand(items, max_bytes)
+    except CompactionTooLarge:
+        raise conversation_too_large(max_bytes, "input") from None
     except BadCompaction as exc:
         raise InvalidRequest(str(exc), field="input") from None
 
@@ -66,19 +75,28 @@ class Compactor:
     """Compacts conversations for the engine (see the module's docstring)."""
 
     def __init__(
-        self, *, writer: GroupCommitWriter, chains: Chains, agent: Agent, retention: float
+        self,
+        *,
+        writer: GroupCommitWriter,
+        chains: Chains,
+        agent: Agent,
+        retention: float,
+        max_bytes: int,
     ) -> None:
         self.writer = writer
         self.chains = chains
         self.agent = agent
         self.retention = retention
+        self.max_bytes = max_bytes
+        """``--max-conversation-size``: the conversation compacted, as for a create."""
 
     async def compact(self, spec: CompactSpec, owner: str) -> bytes:
         """The ``CompactedResponse`` JSON for ``owner``'s conversation, stored as a response."""
+        new_input = conversation(spec.input_items, self.max_bytes)
         history: list[dict[str, Any]] = []
         if spec.previous_response_id is not None:
-            history = await self.chains.history(spec.previous_response_id, owner)
-        items = conversation(history + spec.input_items)
+            history = await self.chains.history(spec.previous_response_id, owner, self.max_bytes)
+        items = stored_conversation(history) + new_input
         response_id = new_id("resp")
         output, usage = await self._compacted(spec, items, response_id)
         now = time.time()

@@ -129,7 +129,11 @@ class Engine:
             queue=FairQueue(self.shares.weight, self.shares.max_running),
         )
         self.compactor = Compactor(
-            writer=self.writer, chains=self.chains, agent=agent, retention=settings.retention
+            writer=self.writer,
+            chains=self.chains,
+            agent=agent,
+            retention=settings.retention,
+            max_bytes=settings.max_conversation_bytes,
         )
         self.retention = Retention(
             store=store,
@@ -251,7 +255,7 @@ class Engine:
         counts = await self.placement.waiting(owner, local, executor.queue_counts(owner))
         self.shares.admit(owner, counts)
         # Refused (a corrupt compaction item) before anything is written for it.
-        new_input = conversation(spec.input_items)
+        new_input = conversation(spec.input_items, self.settings.max_conversation_bytes)
         response_id = new_id("resp")
         continued: list[StepRecord] = []
         # Each item serialised once, for the input column and its rows; off the loop when long.

@@ -34,6 +34,10 @@ class BadCompaction(ValueError):
     """A compaction item carries outlast's prefix but not a conversation it could have made."""
 
 
+class CompactionTooLarge(BadCompaction):
+    """The conversations compaction items hold come to more than the bytes allowed."""
+
+
 def compaction_item(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The compaction item holding ``items`` (the SDK's ``ResponseCompactionItem`` shape)."""
     packed = zlib.compress(orjson.dumps(list(items)), 6)
@@ -53,38 +57,64 @@ def is_ours(item: Mapping[str, Any]) -> bool:
     )
 
 
-def decode(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+def decode(item: Mapping[str, Any], max_bytes: int = MAX_EXPANDED_BYTES) -> list[dict[str, Any]]:
     """The conversation an outlast compaction item holds; :class:`BadCompaction` if it holds
-    none."""
+    none, :class:`CompactionTooLarge` if its JSON is over ``max_bytes``."""
+    return _decode(item, max_bytes)[0]
+
+
+def _decode(item: Mapping[str, Any], max_bytes: int) -> tuple[list[dict[str, Any]], int]:
     content = str(item.get("encrypted_content", ""))[len(PREFIX) :]
     try:
         packed = base64.urlsafe_b64decode(content.encode("ascii"))
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(packed, MAX_EXPANDED_BYTES)
-        if inflater.unconsumed_tail:
-            raise BadCompaction(
-                f"The compaction item expands to more than {MAX_EXPANDED_BYTES} bytes."
+        # Inflated up to the bound only: a small item cannot make a large allocation.
+        raw = inflater.decompress(packed, max_bytes + 1)
+        if len(raw) > max_bytes or inflater.unconsumed_tail:
+            raise CompactionTooLarge(
+                f"The compaction items of the input hold more than {max_bytes} bytes."
             )
         items = orjson.loads(raw)
     except (binascii.Error, UnicodeEncodeError, ValueError, zlib.error) as exc:
         if isinstance(exc, BadCompaction):
             raise
         raise BadCompaction("The compaction item's encrypted_content is not valid.") from None
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+    if not isinstance(items, list) or not all(_item_shaped(i) for i in items):
         raise BadCompaction("The compaction item's encrypted_content is not valid.")
-    return items
+    return items, len(raw)
 
 
-def expand(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _item_shaped(item: Any) -> bool:
+    """An item as outlast stores them (what a compaction of its own holds): an object with a
+    string ``type``, a message with a string ``role`` and its content as parts. The agent gets
+    them as they are, so a forged item gets no further than a malformed one would."""
+    if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        return False
+    if item["type"] == "message":
+        content = item.get("content")
+        return isinstance(item.get("role"), str) and (
+            isinstance(content, str)
+            or (isinstance(content, list) and all(isinstance(p, dict) for p in content))
+        )
+    return True
+
+
+def expand(
+    items: list[dict[str, Any]], max_bytes: int = MAX_EXPANDED_BYTES
+) -> list[dict[str, Any]]:
     """``items`` with each outlast compaction item replaced by the conversation it holds (in
-    place, in order); any other item as it is. :class:`BadCompaction` for one that is corrupt.
+    place, in order); any other item as it is. :class:`BadCompaction` for one that is corrupt,
+    :class:`CompactionTooLarge` when what they hold comes to more than ``max_bytes`` of JSON.
     Without such an item, ``items`` itself comes back (nothing is copied)."""
     if not any(item.get("type") == "compaction" and is_ours(item) for item in items):
         return items
     expanded: list[dict[str, Any]] = []
+    budget = max_bytes
     for item in items:
         if is_ours(item):
-            expanded.extend(decode(item))
+            held, size = _decode(item, budget)
+            budget -= size
+            expanded.extend(held)
         else:
             expanded.append(item)
     return expanded
