@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from databases import TestDatabase, fresh_database
 from serverproc import ServerProcess
 
