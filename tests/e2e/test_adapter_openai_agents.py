@@ -1,4 +1,5 @@
-"""What only the OpenAI Agents SDK has: handoffs, and tool exceptions the SDK lets through."""
+"""What only the OpenAI Agents SDK has: handoffs (also across a kill -9), and tool exceptions the
+SDK lets through."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from fake_model import FakeModel, Text, ToolCall, Turn
+from helpers import wait_terminal
 from serverproc import ServerProcess
 from test_adapters import Adapter, Rig, output_of, reported, run_to_end
+from test_adapters_durable import kill_when
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +61,38 @@ def test_a_tool_exception_the_sdk_raises_fails_the_run_with_its_message(rig: Rig
     assert response.error is not None
     assert "the weather database is down for Oslo" in response.error.message
     assert events[-1]["type"] == "response.failed"
+
+
+def test_a_run_killed_after_a_handoff_resumes_in_the_agent_it_handed_off_to(
+    tmp_path: Path,
+) -> None:
+    # The agents reached by handoffs are hosted as journaling copies too: after the restart,
+    # neither the triage call, the weather agent's tool call nor the tool is made again.
+    handoff = ToolCall("transfer_to_weather", {})
+    lookup = ToolCall("get_weather", {"city": "Oslo"})
+    answer = ["Oslo ", "is ", *[f"sunny {i} " for i in range(30)]]
+    with FakeModel() as fake:
+        fake.script([handoff], [lookup], [Text(answer, delay=0.1)], [Text(answer)])
+        env = {"FAKE_MODEL_URL": fake.base_url, "OUTLAST_TEST_TOOL_LOG": str(tmp_path / "tools")}
+        server = ServerProcess(tmp_path / "outlast.db", agent="adapter_agents:openai_triage",
+                               env=env)  # fmt: skip
+        server.start(60)
+        created = server.client().responses.create(
+            model="fake-model", input="Weather in Oslo?", background=True
+        )
+        kill_when(server, created.id, "sunny 3 ")
+        server.start(60)
+        response = wait_terminal(server, created.id)
+        server.stop()
+
+        assert response["status"] == "completed", response.get("error")
+        assert [item["type"] for item in response["output"]] == [
+            "function_call", "function_call_output", "function_call", "function_call_output",
+            "message", "message",
+        ]  # fmt: skip
+        cut, whole = response["output"][-2:]
+        assert (cut["status"], whole["status"]) == ("incomplete", "completed")
+        assert whole["content"][0]["text"] == "".join(answer)
+        assert fake.completed_twice() == []
+        assert [r.completed for r in fake.requests] == [True, True, False, True]
+        assert (tmp_path / "tools").read_text().split() == ["Oslo"]
