@@ -23,7 +23,6 @@ import contextlib
 import logging
 import random
 import time
-import urllib.parse
 from typing import Any
 
 import httpx
@@ -40,7 +39,6 @@ from a2a.server.tasks.push_notification_sender import (
 )
 from a2a.types import StreamResponse, TaskPushNotificationConfig, TaskState
 from a2a.utils.proto_utils import to_stream_response
-from a2a.utils.push_url_validator import validate_push_notification_url
 from google.protobuf.json_format import MessageToDict, ParseDict
 from sqlalchemy import LargeBinary, String
 from sqlalchemy.ext.asyncio import AsyncEngine
