@@ -276,3 +276,37 @@ def test_background_options_are_checked_as_the_sdk_declares_them(
             )
         assert refused.value.param == param, (options, refused.value.message)
     client.close()
+
+
+def test_a_windowed_run_past_half_its_window_is_claimed_before_newer_soonest_runs(
+    start_server: Callable[..., InProcessServer], gates: Callable[..., Gates]
+) -> None:
+    import asyncio
+
+    import asyncpg
+
+    server = start_server("postgres", "--max-running", "1")
+    g = gates(server)
+    g.create(KEY_A, "A1")
+    g.wait_started(1)
+    g.create(KEY_A, "W2", background_options={"completion_window": "2h"})
+    g.create(KEY_A, "S1")
+
+    async def age(response_id: str, seconds: float) -> None:
+        # As if it had been created that long ago: the claim compares its age with now.
+        conn = await asyncpg.connect(server.database.url)
+        try:
+            await conn.execute(
+                "UPDATE responses SET created_at = created_at - $2 WHERE id = $1",
+                response_id,
+                seconds,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(age(g.ids["W2"], 3601.0))  # half of its 2 h window has passed: promoted
+    order = ["A1"]
+    while len(order) < 3:
+        g.finish(order[-1], KEY_A)
+        order = g.wait_started(len(order) + 1)
+    assert order == ["A1", "W2", "S1"]
