@@ -297,7 +297,7 @@ def test_run_and_tail_against_no_server_fail_at_once_with_exit_2() -> None:
     # The client retries a create for minutes when a server answers badly; none answering at
     # all is said within seconds (the subprocess's timeout is the bound, far below minutes).
     nowhere = f"http://127.0.0.1:{free_port()}"
-    for args in (["run", "hello"], ["tail", "resp_" + "0" * 48]):
+    for args in (["run", "hello"], ["run", "hello", "--detach"], ["tail", "resp_" + "0" * 48]):
         done = outlast(*args, url=nowhere, timeout=30)
         assert done.returncode == 2, args
         assert f"cannot reach {nowhere}" in done.stderr

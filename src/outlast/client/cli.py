@@ -301,6 +301,11 @@ def run_command(client: OutlastClient, args: argparse.Namespace) -> int:
     if args.previous is not None:
         params["previous_response_id"] = resolve(client, args.previous)
     if args.detach:
+        url, _ = connection(args)
+        problem = unreachable(url)  # the create alone is retried for minutes too
+        if problem is not None:
+            _error(f"cannot reach {url}: {problem}")
+            return EXIT_UNREACHABLE
         response, _ = client.start(**params)
         print(response.id, flush=True)
         if sys.stderr.isatty():
