@@ -168,8 +168,11 @@ def adapt(graph: Any) -> Agent:
             journaled, value = await run.marker(None)
             if not journaled:
                 break
-            if "checkpoint" in value:
-                last = value["checkpoint"]
+            checkpoint = value.get("checkpoint") or {}
+            # A subgraph's checkpoints are journaled too (the markers' order is the saves'),
+            # but the graph resumes from its own (the root namespace's).
+            if not checkpoint.get("configurable", {}).get("checkpoint_ns"):
+                last = checkpoint or last
         thread = {"thread_id": request.response_id}
         graph_input: Any
         if last is None:
