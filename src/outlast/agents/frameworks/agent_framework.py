@@ -21,6 +21,7 @@ resume.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -44,16 +45,20 @@ from outlast.protocol.outputs import (
 def adapt(af_agent: Any) -> Agent:
     """An outlast agent that runs ``af_agent`` (an Agent Framework agent) for each request."""
     af = require("agent_framework", "an Agent Framework agent")
+    # An agent whose run takes no middleware (a remote one: A2AAgent) makes no model or function
+    # call here to journal: its runs keep no journal (a crash fails them, as any agent's).
+    journals = "middleware" in inspect.signature(af_agent.run).parameters
 
     async def agent_framework_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
-        await journaling.begin(request)
+        if journals:
+            await journaling.begin(request)
         messages = [_message(af, item) for item in conversation(request)]
         translator = _Translator()
         steps = _Steps(af, request)
-        middleware = [steps.chat_middleware(), steps.function_middleware()]
-        run = af_agent.run(
-            [m for m in messages if m is not None], stream=True, middleware=middleware
-        )
+        options: dict[str, Any] = {}
+        if journals:
+            options["middleware"] = [steps.chat_middleware(), steps.function_middleware()]
+        run = af_agent.run([m for m in messages if m is not None], stream=True, **options)
         async with run as stream:
             async for update in stream:
                 if steps.was_replayed(update):
