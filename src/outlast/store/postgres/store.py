@@ -421,21 +421,28 @@ class PostgresStore(SharedStore):
         order = order or ClaimOrder()
 
         async def claim(conn: asyncpg.Connection) -> list[ResponseRecord]:
+            rows: list[asyncpg.Record] = []
             async with conn.transaction():
                 await conn.execute(queries.CLAIM_LOCK, _CLAIM_LOCK)
-                rows = await conn.fetch(
-                    queries.CLAIM_QUEUED, worker_id, limit, time.time(), order.owners,
-                    order.running, order.weights, order.default_running, order.default_weight,
-                )  # fmt: skip
-                if rows:
-                    # Each served key's tag moves past its last claimed run; the virtual time
-                    # ('*') to the latest start.
-                    tags: dict[str, float] = {}
-                    for row in rows:
-                        tag = row["start"] + 1.0 / row["weight"]
-                        tags[row["owner"]] = max(tags.get(row["owner"], 0.0), tag)
-                    tags["*"] = max(row["start"] for row in rows)
-                    await conn.execute(queries.ADVANCE_TURNS, list(tags), list(tags.values()))
+                now = time.time()
+                # Urgent runs first; deferred ones (a completion window) only in what is left.
+                for sql in (queries.CLAIM_URGENT, queries.CLAIM_DEFERRED):
+                    if len(rows) >= limit:
+                        break
+                    got = await conn.fetch(
+                        sql, worker_id, limit - len(rows), now, order.owners, order.running,
+                        order.weights, order.default_running, order.default_weight,
+                    )  # fmt: skip
+                    if got:
+                        # Each served key's tag moves past its last claimed run; the virtual
+                        # time ('*') to the latest start.
+                        tags: dict[str, float] = {}
+                        for row in got:
+                            tag = row["start"] + 1.0 / row["weight"]
+                            tags[row["owner"]] = max(tags.get(row["owner"], 0.0), tag)
+                        tags["*"] = max(row["start"] for row in got)
+                        await conn.execute(queries.ADVANCE_TURNS, list(tags), list(tags.values()))
+                        rows.extend(got)
             return [_record(row) for row in rows]
 
         return await self._run(claim)

@@ -190,52 +190,102 @@ WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL AND worker_i
     input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
     cancel_requested
 
--- name: claim_queued
--- The queue's order on every replica, as engine/queue.py's FairQueue orders one process's.
--- Urgent runs before deferred ones: a run with a completion window (2h, 8h) is deferred until
--- its promotion time, created_at plus half the window, passes $3 (now), then urgent by its age
--- (the bytea test spares every other row the JSON parse). Between keys, start-time fair
--- queueing over queue_turns: a key's k-th waiting run of a class starts at max(its tag, the
--- virtual time) + (k - 1) / weight, the smallest first; ties go by age, deferred runs by
--- promotion time (the earliest deadline first). A key at its running limit (its runs held by
--- any replica) gets no more. $4, $5, $6: the keys with limits of their own (owner, running
--- limit or NULL, weight); $7, $8: every other key's. Each claimed row comes back with its start
--- tag and weight, for advance_turns. store.py serialises claims with a transaction-level
--- advisory lock, so each claim counts the runs every claim before it took.
-WITH windowed AS (
-    SELECT id, owner, created_at,
-        CASE WHEN position('"completion_window":"'::bytea IN request) = 0 THEN created_at
-            ELSE created_at + CASE convert_from(request, 'UTF8')::jsonb
-                    #>> '{params,background_options,completion_window}'
-                WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END
-        END AS promote_at
-    FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
-), waiting AS (
-    -- due: an urgent run's age, a deferred one's promotion time (the earliest deadline first)
-    SELECT id, owner, created_at, (promote_at > $3)::int AS deferred,
-        CASE WHEN promote_at > $3 THEN promote_at ELSE created_at END AS due
-    FROM windowed
+-- name: claim_urgent
+-- The queue's order on every replica, as engine/queue.py's FairQueue orders one process's; a
+-- claim takes urgent runs with this statement, then, with the slots left, deferred ones
+-- (claim_deferred). Urgent: no completion window (the bytea test spares those the JSON parse),
+-- or one (2h, 8h) whose promotion time, created_at plus half the window, has passed $3 (now).
+-- Between keys, start-time fair queueing over queue_turns: a key's k-th waiting run starts at
+-- max(its tag, the virtual time) + (k - 1) / weight, the smallest first, ties by age. A key at
+-- its running limit (its runs held by any replica) gets no more. $4, $5, $6: the keys with
+-- limits of their own (owner, running limit or NULL, weight); $7, $8: every other key's. Only
+-- each waiting key's first $2 urgent runs are looked at (a skip scan of the keys, then the
+-- responses_queue_owner index), so a claim costs O(keys), not O(queue). Each claimed row comes
+-- back with its start tag and weight, for advance_turns. store.py serialises claims with a
+-- transaction-level advisory lock, so each claim counts the runs every claim before it took.
+WITH RECURSIVE owners AS (
+    (SELECT owner FROM responses
+    WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL ORDER BY owner LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.owner FROM responses AS r
+        WHERE r.status IN ('queued', 'in_progress') AND r.worker_id IS NULL
+            AND r.owner > o.owner
+        ORDER BY r.owner LIMIT 1)
+    FROM owners AS o WHERE o.owner IS NOT NULL
+), candidates AS (
+    SELECT c.id, c.owner, c.created_at AS due FROM owners AS o CROSS JOIN LATERAL (
+        SELECT r.id, r.owner, r.created_at FROM responses AS r
+        WHERE r.owner = o.owner AND r.status IN ('queued', 'in_progress')
+            AND r.worker_id IS NULL
+            AND (position('"completion_window":"'::bytea IN r.request) = 0
+                OR r.created_at + CASE convert_from(r.request, 'UTF8')::jsonb
+                        #>> '{params,background_options,completion_window}'
+                    WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END <= $3)
+        ORDER BY r.created_at LIMIT $2
+    ) AS c WHERE o.owner IS NOT NULL
 ), limits AS (
     SELECT * FROM unnest($4::text[], $5::int[], $6::int[]) AS l(owner, running, weight)
 ), held AS (
     SELECT owner, count(*) AS n FROM responses
     WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL
-        AND owner IN (SELECT owner FROM waiting)
+        AND owner IN (SELECT owner FROM candidates)
     GROUP BY owner
 ), ranked AS (
-    SELECT w.id, w.deferred, w.due,
-        row_number() OVER (PARTITION BY w.owner, w.deferred ORDER BY w.due) AS turn,
-        row_number() OVER (PARTITION BY w.owner ORDER BY w.deferred, w.due) AS nth,
+    SELECT c.id, c.due,
+        row_number() OVER (PARTITION BY c.owner ORDER BY c.due) AS turn,
         CASE WHEN l.owner IS NULL THEN $8::int ELSE l.weight END AS weight,
         (CASE WHEN l.owner IS NULL THEN $7::int ELSE l.running END) - COALESCE(h.n, 0) AS room,
         GREATEST(COALESCE(t.tag, 0),
             COALESCE((SELECT tag FROM queue_turns WHERE owner = '*'), 0)) AS base
-    FROM waiting w LEFT JOIN limits l ON l.owner = w.owner LEFT JOIN held h ON h.owner = w.owner
-        LEFT JOIN queue_turns t ON t.owner = w.owner
+    FROM candidates AS c LEFT JOIN limits AS l ON l.owner = c.owner
+        LEFT JOIN held AS h ON h.owner = c.owner LEFT JOIN queue_turns AS t ON t.owner = c.owner
 ), picked AS (
     SELECT id, base + (turn - 1)::float8 / weight AS start, weight FROM ranked
-    WHERE room IS NULL OR nth <= room
-    ORDER BY deferred, base + (turn - 1)::float8 / weight, due LIMIT $2
+    WHERE room IS NULL OR turn <= room
+    ORDER BY base + (turn - 1)::float8 / weight, due LIMIT $2
+), locked AS (
+    SELECT id FROM responses WHERE id IN (SELECT id FROM picked) AND worker_id IS NULL
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE responses AS r SET worker_id = $1 FROM picked AS p
+WHERE r.id = p.id AND r.id IN (SELECT id FROM locked)
+RETURNING r.id, r.owner, r.status, r.background, r.stream, r.store, r.created_at,
+    r.previous_response_id, r.input, r.snapshot, r.snapshot_seq, r.ended_at, r.expires_at,
+    r.request, r.worker_id, r.attempt, r.cancel_requested, p.start, p.weight
+
+-- name: claim_deferred
+-- The slots claim_urgent left: runs whose completion window's promotion time is after $3, in
+-- the same turns between keys, each key's by promotion time (the earliest deadline first).
+-- Their rows' requests are read, but only when no urgent run could take the slot. The
+-- parameters are claim_urgent's.
+WITH windowed AS (
+    SELECT id, owner, created_at + CASE convert_from(request, 'UTF8')::jsonb
+            #>> '{params,background_options,completion_window}'
+        WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END AS due
+    FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
+        AND position('"completion_window":"'::bytea IN request) > 0
+), candidates AS (
+    SELECT id, owner, due FROM windowed WHERE due > $3
+), limits AS (
+    SELECT * FROM unnest($4::text[], $5::int[], $6::int[]) AS l(owner, running, weight)
+), held AS (
+    SELECT owner, count(*) AS n FROM responses
+    WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL
+        AND owner IN (SELECT owner FROM candidates)
+    GROUP BY owner
+), ranked AS (
+    SELECT c.id, c.due,
+        row_number() OVER (PARTITION BY c.owner ORDER BY c.due) AS turn,
+        CASE WHEN l.owner IS NULL THEN $8::int ELSE l.weight END AS weight,
+        (CASE WHEN l.owner IS NULL THEN $7::int ELSE l.running END) - COALESCE(h.n, 0) AS room,
+        GREATEST(COALESCE(t.tag, 0),
+            COALESCE((SELECT tag FROM queue_turns WHERE owner = '*'), 0)) AS base
+    FROM candidates AS c LEFT JOIN limits AS l ON l.owner = c.owner
+        LEFT JOIN held AS h ON h.owner = c.owner LEFT JOIN queue_turns AS t ON t.owner = c.owner
+), picked AS (
+    SELECT id, base + (turn - 1)::float8 / weight AS start, weight FROM ranked
+    WHERE room IS NULL OR turn <= room
+    ORDER BY base + (turn - 1)::float8 / weight, due LIMIT $2
 ), locked AS (
     SELECT id FROM responses WHERE id IN (SELECT id FROM picked) AND worker_id IS NULL
     FOR UPDATE SKIP LOCKED
