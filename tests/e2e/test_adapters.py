@@ -522,3 +522,24 @@ def test_usage_sums_the_token_counts_of_every_model_call(rig: Rig) -> None:
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (10 * calls, 20 * calls)
     assert response.usage.total_tokens == 30 * calls
+
+
+def test_an_agent_framework_workflow_agent_is_hosted_without_a_journal(tmp_path: Path) -> None:
+    # A WorkflowAgent's run takes no middleware: it runs as before, its usage the run's total.
+    with FakeModel() as fake:
+        fake.script([ToolCall("get_weather", {"city": "Oslo"})], [Text(["Oslo is ", "sunny."])])
+        env = {"FAKE_MODEL_URL": fake.base_url}
+        server = ServerProcess(tmp_path / "outlast.db", agent="adapter_agents:af_workflow",
+                               env=env)  # fmt: skip
+        server.start(60)
+        try:
+            with server.client() as client:
+                rig = Rig(
+                    Adapter("af-workflow", "adapter_agents:af_workflow"), fake, server, client
+                )
+                response, _ = run_to_end(rig, input="Weather in Oslo?")
+        finally:
+            server.stop()
+    assert response.status == "completed", response.error
+    assert ("message", "Oslo is sunny.") in output_of(response)
+    assert response.usage is not None and response.usage.total_tokens == 60

@@ -110,6 +110,15 @@ def agent_framework_agent(base_url: str, api: str = "chat") -> Any:
     return Agent(client=chat, name="weather", instructions=INSTRUCTIONS, tools=[get_weather])
 
 
+def agent_framework_workflow(base_url: str) -> Any:
+    """The Agent Framework agent as a one-step workflow's agent (``WorkflowAgent``, whose run
+    takes no middleware)."""
+    from agent_framework import WorkflowBuilder
+
+    agent = agent_framework_agent(base_url)
+    return WorkflowBuilder(start_executor=agent).build().as_agent(name="weather-workflow")
+
+
 def langgraph_graph(base_url: str, api: str = "chat") -> Any:
     from langchain_core.messages import SystemMessage
     from langchain_core.tools import tool
@@ -148,6 +157,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "openai_triage": openai_agents_triage,
     "af_agent": lambda url: agent_framework_agent(url, "chat"),
     "af_agent_responses": lambda url: agent_framework_agent(url, "responses"),
+    "af_workflow": agent_framework_workflow,
     "graph": lambda url: langgraph_graph(url, "chat"),
     "graph_responses": lambda url: langgraph_graph(url, "responses"),
 }

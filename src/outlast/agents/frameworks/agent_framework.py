@@ -67,6 +67,11 @@ def adapt(af_agent: Any) -> Agent:
                     yield output
                 while steps.usage:
                     yield steps.usage.pop(0)
+            if not journals:
+                # No middleware saw the calls: the run's own total of their counts.
+                final = await stream.get_final_response()
+                for output in _usage(getattr(final, "usage_details", None)):
+                    yield output
 
     agent_framework_agent.__qualname__ = f"agent_framework[{getattr(af_agent, 'name', '?')}]"
     return agent_framework_agent
