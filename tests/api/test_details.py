@@ -8,7 +8,7 @@ import socket
 
 import httpx
 import pytest
-from inprocess import A2A_ROUTER, InProcessServer, ServerPool
+from inprocess import A2A_ROUTER, InProcessServer, ServerPool, fresh_key
 
 from a2a_support import rpc, rpc_message
 from helpers import wait_until
@@ -53,3 +53,25 @@ def test_a_push_url_carrying_a_loopback_or_private_ipv4_address_is_refused(
     params = rpc_message("hi", configuration={"taskPushNotificationConfig": {"url": url}})
     answer = rpc(server, {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params})
     assert answer["error"]["code"] == -32602, answer
+
+
+def test_the_listing_says_when_each_ended_response_did(server: InProcessServer) -> None:
+    key = fresh_key()
+    with server.client(api_key=key) as client:
+        failed = client.responses.create(model="fail", input="boom", background=True)
+        held = client.responses.create(model="block", input="hold", background=True)
+        wait_until(lambda: client.responses.retrieve(failed.id).status == "failed", "it fails")
+        wait_until(lambda: client.responses.retrieve(held.id).status == "in_progress", "it runs")
+        running = httpx.get(
+            f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        client.responses.cancel(held.id)
+        listed = httpx.get(
+            f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+    assert set(running["ended_at"]) == {failed.id}
+    assert set(listed["ended_at"]) == {failed.id, held.id}
+    by_id = {r["id"]: r for r in listed["data"]}
+    for rid in (failed.id, held.id):
+        assert by_id[rid]["completed_at"] is None
+        assert listed["ended_at"][rid] >= by_id[rid]["created_at"]

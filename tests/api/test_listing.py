@@ -1,7 +1,8 @@
 """``GET /v1/responses``: the caller's responses, paged (an outlast extension; OpenAI has none).
 
 The answer is an OpenAI-style list, ``{"object": "list", "data": [Response…], "first_id",
-"last_id", "has_more"}``, ordered by creation (``order=desc``, newest first, by default), paged
+"last_id", "has_more", "ended_at"}`` (``ended_at``: when each ended one did), ordered by creation
+(``order=desc``, newest first, by default), paged
 with ``after`` (the last id of the previous page) and ``limit`` (1 to 100, default 20), filtered
 by ``status``. It lists only the caller's own responses, and never a ``store: false`` one or a
 deleted one. Bad parameters get the OpenAI error envelope. Runs on every backend.
@@ -63,7 +64,7 @@ def page(server: InProcessServer, key: str, **params: Any) -> dict[str, Any]:
     reply = listing(server, key, **params)
     assert reply.status_code == 200, reply.text
     body: dict[str, Any] = reply.json()
-    assert set(body) == {"object", "data", "first_id", "last_id", "has_more"}
+    assert set(body) == {"object", "data", "first_id", "last_id", "has_more", "ended_at"}
     assert body["object"] == "list"
     for item in body["data"]:
         Response.model_validate(item, strict=False)

@@ -202,6 +202,8 @@ def test_ls_lists_recent_runs_newest_first(shared_server: ServerProcess) -> None
     assert [row[0] for row in rows] == ids[::-1]
     assert [row[1] for row in rows] == ["completed", "failed", "completed"]
     assert [row[4] for row in rows] == ["echo", "fail", "echo"]
+    # Each has its duration, the failed one too (its response object has no completed_at).
+    assert all(re.fullmatch(r"\d+s", row[3]) for row in rows), rows
     # What each run wrote, or for a failed one its error.
     assert [row[5] for row in rows] == ["third run", "oops", "first run here"]
     only_failed = outlast("ls", "--status", "failed", "--limit", "1", url=shared_server.url)

@@ -612,6 +612,10 @@ def ls_command(http: httpx2.Client, args: argparse.Namespace) -> int:
         query["status"] = args.status
     page = _get_json(http, "/responses", query)
     responses: list[dict[str, Any]] = list(page.get("data") or []) if isinstance(page, dict) else []
+    # outlast's listing says when each ended response did (a failed or cancelled one has no
+    # completed_at); another server's may not.
+    ended = page.get("ended_at") if isinstance(page, dict) else None
+    ended_at: dict[str, Any] = ended if isinstance(ended, dict) else {}
     # One request for the whole listing: every column comes from the response objects it holds
     # (a response object has no input, so what is shown is how each run ended or stands).
     rows: list[tuple[str, ...]] = [
@@ -619,7 +623,7 @@ def ls_command(http: httpx2.Client, args: argparse.Namespace) -> int:
             r["id"],
             r.get("status") or "",
             _when(r["created_at"]),
-            _took(r.get("status"), r["created_at"], r.get("completed_at")),
+            _took(r.get("status"), r["created_at"], r.get("completed_at") or ended_at.get(r["id"])),
             r.get("model") or "",
             _summary(r),
         )
@@ -672,12 +676,9 @@ def _duration(response: Response) -> str:
 
 
 def _took(status: str | None, created_at: float, completed_at: float | None) -> str:
-    """How long the run took (completed), or has been going (queued or running).
-
-    A failed, cancelled or incomplete response has no ``completed_at`` (OpenAI sets it only on
-    completion), so there is nothing to measure it by: "-".
-    """
-    if status == "completed" and completed_at:
+    """How long the run took (ended: ``completed_at``, or the listing's ``ended_at``), or has
+    been going (queued or running); "-" when nothing says when it ended."""
+    if status in TERMINAL_STATUSES and isinstance(completed_at, int | float) and completed_at:
         return _seconds(completed_at - created_at)
     if status in ("queued", "in_progress"):
         return _seconds(time.time() - created_at) + "…"

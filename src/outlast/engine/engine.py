@@ -530,8 +530,9 @@ class Engine:
 
     async def list_responses(
         self, owner: str, *, after: str | None, limit: int, order: str, status: str | None
-    ) -> tuple[list[tuple[str, bytes]], bool]:
-        """A page of ``owner``'s responses as ``(id, response JSON)``, and whether more follow.
+    ) -> tuple[list[tuple[str, bytes, float | None]], bool]:
+        """A page of ``owner``'s responses as ``(id, response JSON, when it ended or None)``, and
+        whether more follow.
 
         Each body is what GET answers: a run executing here shows its live state, any other
         response its stored snapshot. An unknown ``after`` is an :class:`InvalidRequest` on it.
@@ -544,11 +545,13 @@ class Engine:
             raise InvalidRequest(
                 f"No response with id '{after}' to list after.", field="after"
             ) from None
-        page: list[tuple[str, bytes]] = []
+        page: list[tuple[str, bytes, float | None]] = []
         for record in records:
             run = self.runs.live(record.id, owner)
-            body = orjson.dumps(run.state.to_dict()) if run is not None else record.snapshot
-            page.append((record.id, body))
+            if run is not None:
+                page.append((record.id, orjson.dumps(run.state.to_dict()), None))
+            else:
+                page.append((record.id, record.snapshot, record.ended_at))
         return page, has_more
 
     # -- controlling ---------------------------------------------------------------------------

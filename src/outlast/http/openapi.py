@@ -98,16 +98,17 @@ def openapi_document() -> bytes:
     }
     response = _schema(TypeAdapter(Response), "Response", components)
     event = _schema(TypeAdapter(ResponseStreamEvent), "ResponseStreamEvent", components)
-    # One server-sent event, as OpenAPI 3.2 describes a stream's items: its `event` name, and
-    # its `data`, the JSON of a ResponseStreamEvent.
+    # One server-sent event, as OpenAPI 3.2 describes a stream's items: its `event` name and
+    # its `data`, the JSON of a ResponseStreamEvent; or the stream's last frame, `data: [DONE]`.
     sse_event = {
-        "type": "object",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string"},
-            "data": {"type": "string", "contentMediaType": "application/json",
-                     "contentSchema": event},
-        },
+        "anyOf": [
+            {"type": "object", "required": ["data"],
+             "properties": {"data": {"const": "[DONE]"}}},
+            {"type": "object", "required": ["event", "data"],
+             "properties": {"event": {"type": "string"},
+                            "data": {"type": "string", "contentMediaType": "application/json",
+                                     "contentSchema": event}}},
+        ]
     }  # fmt: skip
     from openai.types.responses.compacted_response import CompactedResponse
 
@@ -156,7 +157,10 @@ def openapi_document() -> bytes:
                         "data": {"type": "array", "items": response},
                         "first_id": {"type": ["string", "null"]},
                         "last_id": {"type": ["string", "null"]},
-                        "has_more": {"type": "boolean"}}}}}},
+                        "has_more": {"type": "boolean"},
+                        "ended_at": {"type": "object", "description": "When each listed "
+                                     "response that has ended did (Unix seconds), by id.",
+                                     "additionalProperties": {"type": "number"}}}}}}},
                     "400": errors["400"], "401": errors["401"]},
             },
         },

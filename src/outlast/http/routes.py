@@ -206,9 +206,12 @@ async def list_responses(request: Request) -> Response:
             "first_id": page[0][0] if page else None,
             "last_id": page[-1][0] if page else None,
             "has_more": has_more,
+            # When each listed response that has ended did (a failed or cancelled one has no
+            # completed_at): outlast's, beside the response objects, which stay OpenAI's.
+            "ended_at": {rid: ended for rid, _, ended in page if ended is not None},
         }
     )
-    body = b'{"object":"list","data":[' + b",".join(b for _, b in page) + b"]," + head[1:]
+    body = b'{"object":"list","data":[' + b",".join(b for _, b, _ in page) + b"]," + head[1:]
     return json_bytes(body)
 
 

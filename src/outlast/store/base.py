@@ -79,6 +79,9 @@ class ListedResponse:
 
     id: str
     snapshot: bytes
+    ended_at: float | None = None
+    """When it ended (any terminal status): the response object says so only for a completed
+    one (``completed_at``), so the listing carries it beside them."""
 
 
 @dataclass(slots=True)

@@ -224,7 +224,9 @@ class MemoryStore(Store):
             page.append(record)
             if len(page) > limit:
                 break
-        return [ListedResponse(r.id, r.snapshot) for r in page[:limit]], len(page) > limit
+        return [ListedResponse(r.id, r.snapshot, r.ended_at) for r in page[:limit]], len(
+            page
+        ) > limit
 
     async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
         await self._round_trip()
