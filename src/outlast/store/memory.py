@@ -224,9 +224,8 @@ class MemoryStore(Store):
             page.append(record)
             if len(page) > limit:
                 break
-        return [ListedResponse(r.id, r.snapshot, r.ended_at) for r in page[:limit]], len(
-            page
-        ) > limit
+        listed = [ListedResponse(r.id, r.snapshot, r.ended_at) for r in page[:limit]]
+        return listed, len(page) > limit
 
     async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:
         await self._round_trip()
