@@ -188,3 +188,13 @@ def test_a_compaction_item_holding_more_than_the_conversation_limit_is_refused(
         assert malformed.value.param == "input"
         seen = agent_input(client.responses.create(model="context", input=[small]))
         assert [i.get("content") for i in seen] == ["hi"]
+
+
+def test_a_compact_request_is_bounded_as_a_create_is(
+    make_server: Callable[..., InProcessServer],
+) -> None:
+    server = make_server("--max-input-items", "3")
+    items = [{"role": "user", "content": f"m{i}"} for i in range(4)]
+    with server.client() as client, pytest.raises(openai.BadRequestError) as refused:
+        client.responses.compact(model="context", input=items)  # type: ignore[arg-type]
+    assert (refused.value.param, refused.value.code) == ("input", "array_above_max_length")

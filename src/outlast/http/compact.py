@@ -14,6 +14,7 @@ from typing import Any
 
 from outlast.http.errors import invalid
 from outlast.http.input_items import input_items, json_type
+from outlast.http.limits import DEFAULT_LIMITS, InputLimits, check_input
 from outlast.protocol.compaction import CompactSpec
 
 COMPACT_PARAMS = (
@@ -48,8 +49,9 @@ def _string(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def parse_compact(body: Any) -> CompactSpec:
-    """Check a compact body; raise :class:`~outlast.http.errors.APIError` if it is bad."""
+def parse_compact(body: Any, limits: InputLimits = DEFAULT_LIMITS) -> CompactSpec:
+    """Check a compact body; raise :class:`~outlast.http.errors.APIError` if it is bad
+    (``limits``: how large its input may be, as for a create)."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.", code="invalid_type", param=None)
     known = compact_params()
@@ -64,6 +66,7 @@ def parse_compact(body: Any) -> CompactSpec:
     if not model:
         raise invalid("Invalid 'model': empty string.", param="model")
     previous = _string(body, "previous_response_id")
+    check_input(body.get("input"), limits)
     items = input_items(body.get("input"))
     if not items and previous is None:
         raise invalid(

@@ -78,7 +78,8 @@ async def create_response(request: Request) -> Response | EventStreamResponse:
 
 async def compact_response(request: Request) -> Response:
     """``client.responses.compact()``: the conversation compacted, a ``CompactedResponse``."""
-    spec = parse_compact(await read_json(request))
+    input_limits = limits.from_settings(request.app.state.settings)
+    spec = await limits.parse_input(parse_compact, await read_json(request), input_limits)
     return json_bytes(await _engine(request).compact(spec, _owner(request)))
 
 
