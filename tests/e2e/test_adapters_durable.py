@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from databases import fresh_database
-from fake_model import FakeModel, Text, ToolCall, Turn
+from fake_model import Delay, FakeModel, Text, ToolCall, Turn
 from helpers import wait_terminal
 from serverproc import ServerProcess
 from test_adapters import ADAPTERS, Adapter, normal
@@ -161,3 +162,45 @@ def killed_mid_answer(
 def _text(message: dict[str, Any]) -> str:
     assert message["type"] == "message"
     return "".join(part.get("text", "") for part in message["content"])
+
+
+@pytest.mark.parametrize("adapter", FRAMEWORKS, ids=[a.name for a in FRAMEWORKS])
+def test_a_deploy_hands_a_framework_run_over_at_its_next_call_on_postgresql(
+    adapter: Adapter, fake: FakeModel, tmp_path: Path
+) -> None:
+    # SIGTERM while the first model call streams (it waits 10 s before its tool call): the call
+    # finishes on the stopping replica, and at the next step (the tool call) the run moves to
+    # the other, which goes on from the journal.
+    call = ToolCall("get_weather", {"city": "Paris"})
+    fake.script([Delay(10.0), call], [Text(["Paris ", "is ", "sunny."])])
+    with fresh_database("postgres", tmp_path) as db:
+        replicas = [
+            server_for(adapter, fake, tmp_path, db.url, "--lease", "2").start(START)
+            for _ in range(2)
+        ]
+        created = (
+            replicas[0]
+            .client()
+            .responses.create(model="fake-model", input="Weather in Paris?", background=True)
+        )
+        assert fake.wait_for_streaming(30), "the model was never called"
+        executing, other = sorted(replicas, key=lambda r: not running(r))
+        executing.stop()  # SIGTERM: a deploy
+        response = wait_terminal(other, created.id)
+        other.stop()
+
+    assert response["status"] == "completed", response.get("error")
+    assert [o for o in normal(response["output"]) if o[0] != "reasoning"] == [
+        ("function_call", "get_weather", {"city": "Paris"}, call.call_id),
+        ("function_call_output", call.call_id, "Paris: 21 °C and sunny"),
+        ("message", "Paris is sunny."),
+    ]
+    assert response["metadata"]["outlast_resumes"] == "1"  # handed over once
+    assert [r.completed for r in fake.requests] == [True, True]  # no call made twice
+    assert tool_runs(tmp_path) == ["Paris"]
+
+
+def running(server: ServerProcess) -> bool:
+    """Whether the replica executes a run now (the test's only one)."""
+    count: int = httpx.get(f"{server.url}/healthz", timeout=10.0).json()["running"]
+    return count > 0

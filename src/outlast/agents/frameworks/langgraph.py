@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -114,17 +114,18 @@ class _Run:
         self.request = request
         self.markers = 0
 
-    async def marker(self, save: Callable[[], Awaitable[Any]] | None) -> tuple[bool, Any]:
-        """The next marker: ``(True, its journaled value)``, or, not journaled, ``save()``'s
-        config journaled as it (``None``: the attempt's own marker) and ``(False, ...)``."""
+    async def marker(self, saved: Any = None) -> tuple[bool, Any]:
+        """The next marker: ``(True, its journaled value)``, or, not journaled, the config of
+        the checkpoint just ``saved`` journaled as it (``None``: the attempt's own marker) and
+        ``(False, ...)``."""
         name = f"langgraph:{self.markers}"
         self.markers += 1
         ran = False
 
-        async def record() -> Any:
+        def record() -> Any:
             nonlocal ran
             ran = True
-            return {"checkpoint": await save()} if save is not None else {"resumed": True}
+            return {"checkpoint": saved} if saved is not None else {"resumed": True}
 
         value = await self.request.step(name, record)
         return not ran, value
@@ -140,15 +141,13 @@ def _journaling(saver_class: type) -> type:
 
     class JournalingSaver(base):  # type: ignore[misc]
         async def aput(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            saved = await base.aput(self, config, checkpoint, metadata, new_versions)
             run = _run.get()
-            if run is None:
-                return await base.aput(self, config, checkpoint, metadata, new_versions)
-
-            async def save() -> Any:
-                return await base.aput(self, config, checkpoint, metadata, new_versions)
-
-            _, value = await run.marker(save)
-            return value["checkpoint"]
+            if run is not None:
+                # Saved first, then marked: a deploy hands the run over at a marker (a step
+                # boundary), and the node just done must not be lost with it.
+                await run.marker(saved)
+            return saved
 
     JournalingSaver.__name__ = f"Journaling{saver_class.__name__}"
     return JournalingSaver
@@ -165,7 +164,7 @@ def adapt(graph: Any) -> Agent:
         # Replay the markers the journal holds; the first that it does not is this attempt's.
         last: Any = None
         while True:
-            journaled, value = await run.marker(None)
+            journaled, value = await run.marker()
             if not journaled:
                 break
             checkpoint = value.get("checkpoint") or {}
@@ -173,24 +172,27 @@ def adapt(graph: Any) -> Agent:
             # but the graph resumes from its own (the root namespace's).
             if not checkpoint.get("configurable", {}).get("checkpoint_ns"):
                 last = checkpoint or last
-        thread = {"thread_id": request.response_id}
-        graph_input: Any
-        if last is None:
-            # From the start: whatever a dead attempt checkpointed before its first marker goes.
-            await saver.adelete_thread(request.response_id)
+        config: dict[str, Any] = {"configurable": {"thread_id": request.response_id}}
+        graph_input: Any = None
+        if await saver.aget_tuple(config) is not None:
+            # On from the latest checkpoint: the node it follows is done (one saved in the
+            # instant before a crash, its marker not journaled yet, too).
+            pass
+        elif last is not None:
+            return  # the graph had ended, its thread deleted, before its response did
+        else:
             messages = [_message(messages_module, item) for item in conversation(request)]
             graph_input = {"messages": [m for m in messages if m is not None]}
-            config: dict[str, Any] = {"configurable": thread}
-        else:
-            graph_input = None  # on from the checkpoint the last marker names
-            config = {"configurable": {**thread, **last.get("configurable", {})}}
-            if await saver.aget_tuple(config) is None:
-                return  # the graph had ended, its thread deleted, before its response did
         translator = _Translator(messages_module)
         # The graph runs (and saves) in this task, and in tasks that copy its context: all see
         # the run. (Not reset: the task is the run's own, and ends with it.)
         _run.set(run)
-        stream = hosted.astream(graph_input, config=config, stream_mode="messages")
+        # durability="sync": each checkpoint (and its marker) is saved before the next node
+        # starts, so a deploy that hands the run over at a marker stops it between two nodes,
+        # not with the next node's model call already made (LangGraph's default saves behind).
+        stream = hosted.astream(
+            graph_input, config=config, stream_mode="messages", durability="sync"
+        )
         try:
             async for chunk, _metadata in stream:
                 for output in translator.feed(chunk):
@@ -234,6 +236,8 @@ class _Translator:
         self.kind = ""
         # Tool call chunks name their call only in the first chunk; later ones give its index.
         self.calls: dict[Any, tuple[str, str]] = {}
+        self.arguments: dict[Any, list[str]] = {}
+        self.open_call: Any = None
 
     def feed(self, message: Any) -> list[AgentOutput]:
         lc = self.lc
@@ -250,7 +254,7 @@ class _Translator:
         outputs: list[AgentOutput] = _usage(chunk)
         if chunk.id != self.message_id:
             # A new model message: close the text of the previous one.
-            self.message_id, self.calls = chunk.id, {}
+            self.message_id, self.calls, self.arguments = chunk.id, {}, {}
             if self.kind == "text":
                 outputs.append(Message())
             self.kind = ""
@@ -271,9 +275,17 @@ class _Translator:
                 continue
             call_id, name = self.calls[key]
             self.kind = "call"
+            self.open_call = key
+            self.arguments.setdefault(key, []).append(call.get("args") or "")
             outputs.append(FunctionCallDelta(call_id, call.get("args") or "", name))
-        if getattr(chunk, "chunk_position", None) == "last" and self.kind == "text":
-            outputs.append(Message())
+        if getattr(chunk, "chunk_position", None) == "last":
+            # The model's message is whole: what it streamed last is complete now (not left open
+            # until the next output, which a resume would find open and close incomplete).
+            if self.kind == "text":
+                outputs.append(Message())
+            elif self.kind == "call" and self.open_call in self.calls:
+                call_id, name = self.calls[self.open_call]
+                outputs.append(FunctionCall(name, "".join(self.arguments[self.open_call]), call_id))
             self.kind = ""
         return outputs
 
