@@ -10,14 +10,13 @@ whole message that a node returns without streaming is sent whole; each model me
 Durable runs: the graph runs with LangGraph's own maintained checkpointer
 (``langgraph-checkpoint-sqlite`` beside the server's SQLite file, ``outlast.db`` →
 ``outlast.langgraph.db``; ``langgraph-checkpoint-postgres`` in the server's PostgreSQL database),
-in place of any it was compiled with, one thread per response (its id). LangGraph saves a
-checkpoint after each super-step; each save is a journaled step of the run, a *marker*
-(:mod:`outlast.agents.journaling`), so the journal names, in order, the checkpoints whose
-outputs the log holds (a marker commits after the events before it). A resumed run replays the
-markers and continues the graph from the last checkpoint one names (``astream(None, ...)`` with
-its ``checkpoint_id``), re-running only the node that was interrupted; a checkpoint saved just
-before the crash without its marker is left behind (its node runs again). Each attempt starts
-with a marker of its own, which makes the run resumable before its first checkpoint.
+in place of any it was compiled with, one thread per response (its id), with
+``durability="sync"``: a checkpoint is saved after each super-step, before the next starts. Each
+save is then journaled as a step, a *marker* (:mod:`outlast.agents.journaling`), which is where a
+deploy hands the run over: between two nodes. A resumed run replays the markers (each attempt
+adds one of its own, which makes the run resumable before its first checkpoint) and
+continues the graph from its latest checkpoint (``astream(None, ...)``), re-running only the
+node that was interrupted. The thread is deleted when the run ends completed or failed.
 """
 
 from __future__ import annotations
