@@ -443,10 +443,17 @@ class Engine:
         return record
 
     async def get(self, response_id: str, owner: str) -> bytes:
-        """The response object now (JSON); a live run's output so far."""
+        """The response object now (JSON); a live run's output so far, as far as it is durable."""
         run = self.runs.live(response_id, owner)
         if run is not None and run.store:
-            return orjson.dumps(run.state.to_dict())
+            # The live state runs ahead of the store by what the writer has not committed yet,
+            # and a client must never see what a crash could take back: the object is taken
+            # now and returned once everything it holds has committed (a commit's wait at most).
+            ticket = self.writer.submitted_ticket
+            body = orjson.dumps(run.state.to_dict())
+            await self.writer.settled(ticket)
+            if not run.lost:
+                return body
         return (await self.record(response_id, owner)).snapshot
 
     async def stream(
@@ -534,8 +541,8 @@ class Engine:
         """A page of ``owner``'s responses as ``(id, response JSON, when it ended or None)``, and
         whether more follow.
 
-        Each body is what GET answers: a run executing here shows its live state, any other
-        response its stored snapshot. An unknown ``after`` is an :class:`InvalidRequest` on it.
+        Each body is what GET answers: a run executing here shows its live state (once what it
+        holds is durable), any other response its stored snapshot. An unknown ``after`` is an :class:`InvalidRequest` on it.
         """
         try:
             records, has_more = await self.store.list_responses(
@@ -546,12 +553,17 @@ class Engine:
                 f"No response with id '{after}' to list after.", field="after"
             ) from None
         page: list[tuple[str, bytes, float | None]] = []
+        ticket = self.writer.submitted_ticket
+        live = False
         for record in records:
             run = self.runs.live(record.id, owner)
-            if run is not None:
+            if run is not None and not run.lost:
                 page.append((record.id, orjson.dumps(run.state.to_dict()), None))
+                live = True
             else:
                 page.append((record.id, record.snapshot, record.ended_at))
+        if live:  # returned once what the live runs' objects hold is durable (see get)
+            await self.writer.settled(ticket)
         return page, has_more
 
     # -- controlling ---------------------------------------------------------------------------

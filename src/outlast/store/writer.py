@@ -159,6 +159,12 @@ class GroupCommitWriter:
         self._submit(op)
         return op.ticket
 
+    @property
+    def submitted_ticket(self) -> int:
+        """The ticket of the newest op submitted: once it has settled, so has everything
+        queued until now."""
+        return self._submitted
+
     async def settled(self, ticket: int) -> None:
         """Return once the op of ``ticket`` is done with: committed, or failed (its error
         callback has run). Free when it already is."""
