@@ -262,7 +262,7 @@ OPTIONS: tuple[Option, ...] = (
                    "code is `context_length_exceeded`."),
     Option("max_streams_per_key", "--max-streams-per-key", "OUTLAST_MAX_STREAMS_PER_KEY",
            "event streams one API key may hold open at once; beyond it, 429", LIMITS,
-           default=500, parse=positive_int,
+           default=5000, parse=positive_int,
            details="Per replica; SSE streams of both transports. The 429 has `Retry-After`."),
     Option("max_streams_per_response", "--max-streams-per-response",
            "OUTLAST_MAX_STREAMS_PER_RESPONSE",
@@ -280,7 +280,7 @@ OPTIONS: tuple[Option, ...] = (
            "seconds an idle keep-alive connection stays open", LIMITS, default=5.0,
            parse=duration, details="uvicorn's `timeout_keep_alive`."),
     Option("max_connections", "--max-connections", "OUTLAST_MAX_CONNECTIONS",
-           "connections and requests served at once; beyond it, 503", LIMITS, default=2000,
+           "connections and requests served at once; beyond it, 503", LIMITS, default=10000,
            parse=positive_int,
            details="uvicorn's `limit_concurrency`: open event streams count too, so keep it "
                    "above the streams you expect."),

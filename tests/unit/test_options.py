@@ -296,3 +296,12 @@ def test_a_stale_configuration_page_fails_the_check(tmp_path: Path) -> None:
     assert generator.main(["--check"], page=page) == 0
     page.write_text(page.read_text().replace("`1000`", "`999`"))
     assert generator.main(["--check"], page=page) == 1
+
+
+def test_the_default_limits_leave_room_for_one_keys_thousands_of_concurrent_long_runs() -> None:
+    # A server without keys serves everyone as one key: its defaults must not refuse the 2,000
+    # concurrent streamed runs of the peer benchmarks (500 streams per key once did), and the
+    # connection limit must stay above what one key may hold, so other keys still get in.
+    settings = Settings()
+    assert settings.max_streams_per_key >= 2000
+    assert settings.max_connections >= 2 * settings.max_streams_per_key
