@@ -286,8 +286,7 @@ OPTIONS: tuple[Option, ...] = (
                    "above the streams you expect."),
     Option("max_header_bytes", "--max-header-size", "OUTLAST_MAX_HEADER_SIZE",
            "bytes of a request line and headers; beyond it, 400 and the connection closed",
-           LIMITS, default=16 * 1024, parse=positive_int, default_text="16 KiB",
-           details="uvicorn's `h11_max_incomplete_event_size`."),
+           LIMITS, default=16 * 1024, parse=positive_int, default_text="16 KiB"),
     # -- runs --------------------------------------------------------------------------------
     Option("max_running", "--max-running", "OUTLAST_MAX_RUNNING",
            "runs executing at once; more wait as queued", RUNS, default=1000,

@@ -173,6 +173,19 @@ def test_a_request_that_completes_its_headers_in_time_is_served(
     assert reply.startswith(b"HTTP/1.1 200"), reply
 
 
+def test_headers_past_the_size_bound_get_a_400_and_the_connection_closed(
+    strict_server: ServerProcess, sockets: list[socket.socket]
+) -> None:
+    sock = connect(strict_server, sockets)
+    sock.sendall(
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    )
+    assert closed_by_server(sock).startswith(b"HTTP/1.1 400")
+    # Within the bound (16 KiB by default), the same request is served.
+    reply = httpx.get(f"{strict_server.url}/healthz", headers={"X-Big": "a" * 8_000}, timeout=60)
+    assert reply.status_code == 200
+
+
 def test_a_websocket_is_not_closed_by_the_header_timeout(strict_server: ServerProcess) -> None:
     with websocket(f"ws://127.0.0.1:{strict_server.port}/v1/responses", open_timeout=60) as ws:
         # Past the header deadline (1 s): the upgraded connection is the WebSocket's now.
