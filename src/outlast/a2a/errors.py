@@ -1,13 +1,19 @@
 """Engine errors as A2A errors: one table.
 
-A2A has codes for a missing task and for bad parameters; a full queue and a draining server
-have none of their own, so they are internal errors whose message says to retry.
+A2A has codes for a missing task and for bad parameters; a full queue, a key at one of its
+limits and a draining server have none of their own. They are :class:`Busy` and
+:class:`Draining`, kinds of A2A's internal error: over JSON-RPC ``-32603`` with a message that
+says to retry, over HTTP+JSON (and gRPC) a 429 ``RESOURCE_EXHAUSTED`` or a 503 ``UNAVAILABLE``,
+as the Responses API answers them, never a 500; ``data.retryAfterSeconds`` says when to retry
+(and HTTP+JSON sends it as ``Retry-After``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+from a2a.utils import errors as sdk_errors
 from a2a.utils.errors import A2AError, InternalError, InvalidParamsError, TaskNotFoundError
 
 from outlast.engine.errors import (
@@ -20,14 +26,37 @@ from outlast.engine.errors import (
     TooManyStreams,
 )
 
+
+class Busy(InternalError):
+    """No room now: the queue is full, or the caller's key is at one of its limits."""
+
+
+class Draining(InternalError):
+    """The server is shutting down and takes nothing new; retry shortly (elsewhere)."""
+
+
+# The SDK's HTTP statuses and gRPC codes per error class: these two are ours to add.
+for _error, _mapping in (
+    (Busy, sdk_errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED")),
+    (Draining, sdk_errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE")),
+):
+    sdk_errors.A2A_ERROR_MAPPING[_error] = _mapping
+    sdk_errors.A2A_ERROR_REASONS[_error] = _mapping.reason
+
+
+def retry_after(exc: EngineError) -> dict[str, int]:
+    """The ``data`` of a busy error: whole seconds before a retry may succeed."""
+    return {"retryAfterSeconds": max(1, math.ceil(getattr(exc, "retry_after", 1.0)))}
+
+
 # A missing task keeps A2A's own wording: the engine's speaks of responses.
 ENGINE_ERRORS: dict[type[EngineError], Callable[[EngineError], A2AError]] = {
     NotFound: lambda exc: TaskNotFoundError(),
     InvalidRequest: lambda exc: InvalidParamsError(message=exc.message),
     NotCancellable: lambda exc: InvalidParamsError(message=exc.message),
-    QueueFull: lambda exc: InternalError(message=exc.message),
-    ShuttingDown: lambda exc: InternalError(message=exc.message),
-    TooManyStreams: lambda exc: InternalError(message=exc.message),
+    QueueFull: lambda exc: Busy(message=exc.message, data=retry_after(exc)),
+    ShuttingDown: lambda exc: Draining(message=exc.message, data=retry_after(exc)),
+    TooManyStreams: lambda exc: Busy(message=exc.message, data=retry_after(exc)),
 }
 
 

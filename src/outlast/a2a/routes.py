@@ -226,6 +226,18 @@ class JsonRpcEndpoint(JsonRpcDispatcher):
         return Response(orjson.dumps(handler_result), media_type="application/json")
 
 
+def _retry_after(response: Response) -> str:
+    """``Retry-After`` of a busy or draining answer: the seconds its error's details give."""
+    try:
+        for detail in orjson.loads(response.body)["error"]["details"]:
+            seconds = detail.get("metadata", {}).get("retryAfterSeconds")
+            if seconds is not None:
+                return str(int(seconds))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return "1"
+
+
 class RestEndpoints(RestDispatcher):
     """The SDK's HTTP+JSON dispatcher, with SSE ids and a body limit."""
 
@@ -247,7 +259,11 @@ class RestEndpoints(RestDispatcher):
                 except jsonbody.BadJson as exc:
                     payload = build_rest_error_payload(InvalidRequestError(message=str(exc)))
                     return JSONResponse(payload, status_code=400)
-            return await endpoint(_replayed(request, body))
+            response = await endpoint(_replayed(request, body))
+            # (A stream, once started, is not refused: only a plain answer can be.)
+            if isinstance(response, Response) and response.status_code in (429, 503):
+                response.headers["retry-after"] = _retry_after(response)
+            return response
 
         return bounded_endpoint
 
