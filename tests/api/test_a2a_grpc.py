@@ -161,3 +161,28 @@ async def test_tasks_belong_to_their_key_and_a_call_without_one_is_unauthenticat
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.GetTask(a2a_pb2.GetTaskRequest(id=task.id))
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_send_over_the_keys_rate_is_resource_exhausted_over_grpc(
+    tmp_path: Path,
+) -> None:
+    with fresh_database("sqlite", tmp_path) as database:
+        server = InProcessServer(
+            database,
+            ["--a2a-grpc-port", str(free_port()), "--api-key", TEST_KEY,
+             "--key-limit", "* rate=1/h"],
+            agent=A2A_ROUTER,
+        ).start()  # fmt: skip
+        try:
+            async with a2a_client(server, GRPC, api_key=TEST_KEY, streaming=False) as client:
+                await send(client, request("the one send this hour"))
+            from a2a.types import a2a_pb2_grpc
+
+            async with grpc_channel(grpc_url(server), TEST_KEY) as channel:
+                stub = a2a_pb2_grpc.A2AServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.SendMessage(request("one more"))
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "rate" in (refused.value.details() or "").lower()
+        finally:
+            server.stop()

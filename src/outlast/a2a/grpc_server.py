@@ -16,6 +16,7 @@ import logging
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import grpc_handler as sdk_grpc
 from a2a.server.request_handlers.grpc_handler import (
     DefaultGrpcServerCallContextBuilder,
     GrpcHandler,
@@ -23,10 +24,16 @@ from a2a.server.request_handlers.grpc_handler import (
 from a2a.types import a2a_pb2_grpc
 from a2a.utils.errors import A2AError
 
+from outlast.a2a.errors import Busy, Draining
 from outlast.a2a.handler import OWNER_STATE, EngineRequestHandler
 from outlast.asgi.owner import owner_of
 
 log = logging.getLogger("outlast.a2a")
+
+# The SDK's gRPC handler answers an error class it does not know as UNKNOWN: ours get the codes
+# Google's API guidelines give them (the same table the SDK keeps for its own errors).
+sdk_grpc._ERROR_CODE_MAP.setdefault(Busy, grpc.StatusCode.RESOURCE_EXHAUSTED)
+sdk_grpc._ERROR_CODE_MAP.setdefault(Draining, grpc.StatusCode.UNAVAILABLE)
 
 GRPC_HOST = "127.0.0.1"
 """The gRPC server listens on loopback only: a TLS proxy in front exposes it, if wanted."""
