@@ -204,3 +204,23 @@ def wait_for_end(client: openai.OpenAI, response_id: str) -> Any:
         assert time.monotonic() < deadline, f"{response_id} did not end"
         time.sleep(0.05)
     return response
+
+
+def test_a_run_killed_during_its_very_first_step_is_resumed_not_failed(tmp_path: Path) -> None:
+    # No step has completed yet, but the run has begun to journal: it is a durable run.
+    server = server_for(tmp_path, "journaled").start()
+    created = server.client().responses.create(
+        model="durable", input="steps=3 delay=1.0", background=True
+    )
+    deadline = time.monotonic() + 20
+    while executions(tmp_path).total() < 1:
+        assert time.monotonic() < deadline, "the first step did not start"
+        time.sleep(0.02)
+    server.kill()  # within step 0's second of work
+    server.start()
+    response = wait_terminal(server, created.id, timeout=30)
+    assert response["status"] == "completed", response
+    assert response["output"][0]["content"][0]["text"] == expected_text(3)
+    assert response["metadata"]["outlast_resumes"] == "1"
+    assert executions(tmp_path) == {0: 2, 1: 1, 2: 1}  # the interrupted step, again
+    server.stop()

@@ -22,6 +22,7 @@ from test_durable_resume import RecordingStore, log_of, resumed, run_to_the_end
 
 from outlast import AgentOutput, AgentRequest, FunctionCallOutput, Message
 from outlast.agents import journaling
+from outlast.engine.journal import BEGUN
 
 CALLS = 3
 PIECES = 4
@@ -109,7 +110,7 @@ async def test_a_hosted_run_killed_after_any_commit_resumes_making_no_completed_
         name for i in range(CALLS) for name in (f"model:{i}", f"nested:{i}", f"tool:{i}")
     ]
     names = [step.name for step in original._steps[rid].values()]
-    assert names == [journaling.BEGIN] + [
+    assert names == [BEGUN, journaling.BEGIN] + [
         n for i in range(CALLS) for n in (f"model:{i}", f"tool:{i}")
     ]
     crash_points = [s for s in original.commits if s._responses[rid].status == "in_progress"]

@@ -53,6 +53,11 @@ ASK_KEY = "outlast_ask"
 ANSWER_KEY = "outlast_answer"
 # The step a continuing response adds to the paused run's journal: its question is answered.
 ANSWERED = "outlast:answered"
+# Journaled (at position -1, before every step of the agent) when a fresh run calls its first
+# step: from then on the run is a durable one, so a crash during that first step resumes it
+# instead of failing it, though it has no completed step yet.
+BEGUN = "outlast:begun"
+BEGUN_POSITION = -1
 
 
 class StepFailed(Exception):
@@ -191,8 +196,8 @@ class RunJournal:
     """One attempt's journal (implements :class:`~outlast.agents.base.StepJournal`)."""
 
     __slots__ = (
-        "_ask", "_async", "_consumed", "_emit", "_on_error", "_suspend", "_unsettled", "failure",
-        "hand_over", "next_seq", "position", "replay", "response_id", "steps", "writer",
+        "_ask", "_async", "_begun", "_consumed", "_emit", "_on_error", "_suspend", "_unsettled",
+        "failure", "hand_over", "next_seq", "position", "replay", "response_id", "steps", "writer",
     )  # fmt: skip
 
     def __init__(
@@ -210,7 +215,9 @@ class RunJournal:
     ) -> None:
         self.response_id = response_id
         self.writer = writer
-        self.steps = {step.position: step for step in steps}
+        # The agent's steps (the begun marker is no step of the agent's).
+        self.steps = {step.position: step for step in steps if step.position >= 0}
+        self._begun = bool(steps)
         self.replay = replay
         self.next_seq = next_seq
         self._emit = emit
@@ -234,7 +241,7 @@ class RunJournal:
     @property
     def used(self) -> bool:
         """The run has journaled steps (it can be resumed instead of failed)."""
-        return bool(self.steps) or self.position > 0
+        return self._begun or self.position > 0
 
     @property
     def pending_replay(self) -> StepRecord | None:
@@ -287,6 +294,13 @@ class RunJournal:
             self._go_live()
         if self.hand_over is not None and self.used:
             await self._handed_over()
+        if not self._begun:
+            self._begun = True
+            self._unsettled = self.writer.journal(
+                self.response_id,
+                StepRecord(BEGUN_POSITION, BEGUN, b"null", self.next_seq()),
+                self._on_error,
+            )
         if self._unsettled > self.writer.settled_ticket:
             # The previous step's result must be durable before this one's side effects begin:
             # otherwise a crash here would run both again (invariant 1 allows the running one
