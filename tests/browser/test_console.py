@@ -247,6 +247,8 @@ def test_blocking_the_network_mid_run_and_restoring_it_resumes_without_duplicate
             page.wait_for_function(
                 "() => document.querySelector('#connection').textContent.startsWith('reconnecting')"
             )
+            # Events the page had received before the cut may still be rendering; then nothing.
+            page.wait_for_timeout(500)
             seen_offline = int(page.inner_text("#event-count"))
             page.wait_for_timeout(1000)
             assert int(page.inner_text("#event-count")) == seen_offline

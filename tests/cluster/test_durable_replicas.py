@@ -181,7 +181,7 @@ def test_a_journaled_run_survives_20_random_kills_of_the_replica_executing_it(
     # Each completed step ran once; a step ran again only once for each kill that interrupted it.
     ran = executions(log)
     assert sorted(ran) == list(range(STEPS)), seen
-    assert all(count <= 1 + interrupted[step] for step, count in ran.items()), (ran, seen)
+    assert all(count <= 1 + interrupted[step] for step, count in ran.items()), (seen, ran)
 
 
 def test_a_deploy_hands_a_journaled_run_and_a_sleeping_one_to_the_other_replica(

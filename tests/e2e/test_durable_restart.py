@@ -5,8 +5,8 @@ in a side file. The server is killed with SIGKILL 20 times at random points whil
 on (after a random step, a random part of a step later) and started again on the same database
 each time; a client following the run with the ``openai`` SDK
 reconnects with ``starting_after`` after every kill. The run must end ``completed`` with the
-uninterrupted run's output, each completed step must have run once (a step running when the
-server died at most twice), and the client must have received every event exactly once, in
+uninterrupted run's output, each completed step must have run once (a step runs again only
+once per kill that interrupted it), and the client must have received every event exactly once, in
 order, with no gap, and so must ``OutlastClient`` following it all the while. Then a replay
 that takes another path after a restart fails naming both steps, a durable sleep survives a
 kill, and a question (``request.ask``) is answered by a continuing response after a restart,
@@ -86,7 +86,7 @@ def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
     follower = threading.Thread(target=lambda: followed.extend(outlast_client.resume(created.id)))
     follower.start()
     received: list[Any] = []
-    interrupted: set[int] = set()  # the step started last before each kill
+    interrupted: collections.Counter[int] = collections.Counter()  # started last before a kill
     text = ""
     while True:
         # After a kill, from the event after the last one received (never twice, none missed).
@@ -101,7 +101,7 @@ def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
                 if kills and f"step {kills[0][0]}:" in text:
                     time.sleep(kills.pop(0)[1])
                     server.kill()  # mid-run: within a step, or between two
-                    interrupted.add(last_started(tmp_path))
+                    interrupted[last_started(tmp_path)] += 1
                     killed = True
                     break
         except (openai.APIConnectionError, openai.APIError):
@@ -121,11 +121,11 @@ def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
     final = received[-1].response
     assert final.output_text == text == expected_text(STEPS), seen
     assert final.metadata["outlast_resumes"] == str(KILLS), seen
-    # Each completed step ran once; each kill interrupted at most one step, which ran again.
+    # Each completed step ran once; a step ran again only once for each kill that interrupted it
+    # (kills right after restarts, while the client catches up, can interrupt one step twice).
     ran = executions(tmp_path)
     assert sorted(ran) == list(range(STEPS)), seen
-    assert max(ran.values()) <= 2, (ran, seen)
-    assert {step for step, count in ran.items() if count == 2} <= interrupted, (ran, seen)
+    assert all(count <= 1 + interrupted[step] for step, count in ran.items()), (seen, ran)
     # What a poll says is what the stream said.
     assert wait_terminal(server, created.id)["output"][0]["content"][0]["text"] == text
     server.stop()
