@@ -6,38 +6,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from inprocess import InProcessServer, cli_settings
-from openai.types.responses import ResponsesServerEvent
-from pydantic import TypeAdapter
 from starlette.testclient import TestClient
 
 from outlast.server import create_app
-
-AGENT = "steering_agents:router"
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
-
-
-def until(connection: Any, *types: str) -> Iterator[Any]:
-    while True:
-        event = EVENTS.validate_json(connection.recv_bytes())
-        yield event
-        if event.type in types:
-            return
-
-
-def last(connection: Any, *types: str) -> Any:
-    return list(until(connection, *types))[-1]
-
-
-def text_of(response: Any) -> str:
-    return "".join(
-        part.text for item in response.output if item.type == "message" for part in item.content
-    )
+from websocket_support import AGENT, EVENTS, last, text_of, until
 
 
 @pytest.fixture

@@ -9,43 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from openai.types.responses import ResponsesServerEvent
-from pydantic import TypeAdapter
 from websockets.exceptions import InvalidStatus
 
 from serverproc import ServerProcess
-
-AGENT = "steering_agents:router"
-EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
-
-
-def strict(raw: bytes) -> Any:
-    """A server event, validated against the SDK's union (raises if it does not fit)."""
-    return EVENTS.validate_json(raw)
-
-
-def until(connection: Any, *types: str) -> Iterator[Any]:
-    """The connection's events, validated, up to and including the first of ``types``."""
-    while True:
-        event = strict(connection.recv_bytes())
-        yield event
-        if event.type in types:
-            return
-
-
-def last(connection: Any, *types: str) -> Any:
-    return list(until(connection, *types))[-1]
-
-
-def text_of(response: Any) -> str:
-    return "".join(
-        part.text for item in response.output if item.type == "message" for part in item.content
-    )
+from websocket_support import AGENT, EVENTS, last, text_of, until
 
 
 @pytest.fixture

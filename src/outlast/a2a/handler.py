@@ -490,10 +490,8 @@ class EngineRequestHandler(RequestHandler):
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> AsyncGenerator[Any]:
-        async with contextlib.aclosing(self.message_frames(params, context)) as batches:
-            async for frames in batches:
-                for _, body in frames:
-                    yield stream_event(body)
+        async for event in _stream_events(self.message_frames(params, context)):
+            yield event
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -614,10 +612,8 @@ class EngineRequestHandler(RequestHandler):
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
     ) -> AsyncGenerator[Any]:
-        async with contextlib.aclosing(self.subscribe_frames(params, context)) as batches:
-            async for frames in batches:
-                for _, body in frames:
-                    yield stream_event(body)
+        async for event in _stream_events(self.subscribe_frames(params, context)):
+            yield event
 
     # -- controlling -------------------------------------------------------------------------
 
@@ -714,3 +710,11 @@ class EngineRequestHandler(RequestHandler):
         self, params: GetExtendedAgentCardRequest, context: ServerCallContext
     ) -> AgentCard:
         raise UnsupportedOperationError(message="This agent has no extended agent card.")
+
+
+async def _stream_events(frames_of: AsyncGenerator[list[Frame]]) -> AsyncGenerator[Any]:
+    """The SDK's stream events of a stream of frames (the transports that take objects)."""
+    async with contextlib.aclosing(frames_of) as batches:
+        async for frames in batches:
+            for _, body in frames:
+                yield stream_event(body)
