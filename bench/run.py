@@ -7,6 +7,7 @@ Run it from the repository root::
     .venv/bin/python bench/run.py --only throughput    # one figure (comma-separate several)
     .venv/bin/python bench/run.py --servers baseline   # only one side
     .venv/bin/python bench/run.py --wait-quiet 120     # on a shared machine: wait for idle CPU
+    .venv/bin/python bench/run.py --db postgres        # outlast on PostgreSQL (fresh database)
 
 For every figure, each server is started fresh as its own subprocess on a random free loopback
 port, warmed up, measured, and stopped; the baseline first, then outlast:
@@ -35,6 +36,9 @@ The figures, and the targets they are judged against (PASS/FAIL is printed for e
    deltas each, delay 0.2 s; all must complete; the server's peak RSS (VmRSS from /proc, sampled
    every 50 ms) minus its idle RSS (after a warm-up, before the load), per in-flight run.
    Target: outlast <= 100 KB per run (the baseline is reported too).
+   idle (many mostly idle runs): 2,000 runs at once, 30 deltas each, 1 s apart; all must
+   complete exactly once. With the concurrency figure, this is what issue 16's CPU targets are
+   measured on: one event per run per tick, so small batches and many snapshots.
 3. resume: a long run (100,000 deltas, delay 0.001 s) is started and followed by one live
    reader; 200 times, a new connection sends ``GET /v1/responses/{id}?stream=true&starting_after=N``
    with N drawn from the middle half of what exists, and the time from sending the request to
@@ -47,6 +51,14 @@ The figures, and the targets they are judged against (PASS/FAIL is printed for e
    per second. Uses ``wrk`` if it is installed (one thread, 20 connections), else an asyncio
    raw-HTTP client (which may itself be the bottleneck); the tool used is reported.
    Target: outlast >= 5,000 req/s.
+
+For every figure, the server's CPU seconds from after its warm-up to the end of the figure
+(utime+stime of the server process, from /proc/PID/stat) and that per event delivered to the
+client (per request, for polling). With ``--db postgres``, outlast runs on a fresh PostgreSQL
+database per figure and the CPU of the backends serving that database is added (see
+``DatabaseCPU``). Targets (issue 16): the server's CPU at most 1.5x the baseline's for
+concurrency and idle on SQLite; the server's and the database's together at most 2x on
+PostgreSQL.
 
 Ratios are outlast / baseline. Results (every raw figure, the command, the machine) are written
 to ``bench/results/latest.json`` and the servers' logs to ``bench/results/logs/`` (both
@@ -90,12 +102,13 @@ sys.path.insert(0, str(BENCH_DIR))
 from rawhttp import Connection, HTTPError  # noqa: E402
 
 HOST = "127.0.0.1"
-FIGURES = ["throughput", "concurrency", "memory", "resume", "ttfd", "polling"]
+FIGURES = ["throughput", "concurrency", "memory", "idle", "resume", "ttfd", "polling"]
 SERVERS = ["baseline", "outlast"]
 # Events of one background text run besides its deltas: created, queued, in_progress,
 # output_item.added, content_part.added, output_text.done, content_part.done, output_item.done,
 # completed.
 FIXED_EVENTS = 9
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 loads = orjson.loads
 
 
@@ -110,6 +123,9 @@ class Sizes:
     memory_runs: int = 1000
     memory_deltas: int = 100
     memory_delay: float = 0.2
+    idle_runs: int = 2000
+    idle_deltas: int = 30
+    idle_delay: float = 1.0
     resume_deltas: int = 100_000
     resume_delay: float = 0.001
     resume_reconnects: int = 200
@@ -129,6 +145,8 @@ class Sizes:
             memory_runs=200,
             memory_deltas=50,
             memory_delay=0.05,
+            idle_runs=300,
+            idle_deltas=10,
             resume_reconnects=30,
             resume_head_start=1.0,
             ttfd_requests=30,
@@ -150,13 +168,14 @@ def free_port() -> int:
         return port
 
 
-def server_command(kind: str, port: int, tmpdir: Path) -> list[str]:
+def server_command(kind: str, port: int, tmpdir: Path, db_url: str | None = None) -> list[str]:
+    """The command of one server; outlast on ``db_url`` (default: SQLite in ``tmpdir``)."""
     if kind == "baseline":
         return [sys.executable, str(BENCH_DIR / "baseline.py"), "--port", str(port)]
     return [
         sys.executable, "-m", "outlast", "serve",
         "--port", str(port),
-        "--db", f"sqlite:///{tmpdir}/bench.db",
+        "--db", db_url or f"sqlite:///{tmpdir}/bench.db",
         "--agent", "outlast.agents.synthetic:agent",
         "--max-running", "2000",
         "--max-queued", "10000",
@@ -209,13 +228,97 @@ def read_cpu_s(pid: int) -> float | None:
         return None
 
 
+def read_proc_cpu_s(pid: int) -> tuple[float, bytes] | None:
+    """utime+stime of a process and its command line (None once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return None
+    cpu = read_cpu_s(pid)
+    return None if cpu is None else (cpu, cmdline)
+
+
+class DatabaseCPU(threading.Thread):
+    """CPU seconds spent by the PostgreSQL backends serving one database.
+
+    A backend's process title is ``postgres: USER DBNAME HOST(PORT) STATE``: every 0.2 s, /proc is
+    scanned for the titles naming ``dbname`` and each one's utime+stime kept, so a backend that
+    exits mid-measurement still counts (up to its last sample). What is counted is the work
+    done for the server's queries, WAL flushes at commit included (a backend flushes its own
+    commit record with ``synchronous_commit`` on); the cluster's shared background processes
+    (walwriter, checkpointer), which other clients of the same cluster also keep busy, are not.
+    """
+
+    def __init__(self, dbname: str, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.needle = f" {dbname} ".encode()
+        self.interval = interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._halt = threading.Event()
+
+    def sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            got = read_proc_cpu_s(pid)
+            if got is None or not got[1].startswith(b"postgres: ") or self.needle not in got[1]:
+                continue
+            self.first.setdefault(pid, got[0])
+            self.last[pid] = got[0]
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def since_start(self) -> float:
+        """CPU seconds since the first sample (a backend first seen later counts whole)."""
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+    def stop(self) -> float:
+        self._halt.set()
+        self.join()
+        self.sample()
+        return self.since_start()
+
+
+class Database:
+    """A fresh PostgreSQL database for one figure (``--db postgres``), dropped afterwards."""
+
+    def __init__(self, admin_url: str) -> None:
+        import secrets
+
+        self.admin_url = admin_url
+        self.name = f"outlast_bench_{secrets.token_hex(4)}"
+        self.url = f"{admin_url.rpartition('/')[0]}/{self.name}"
+
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def create(self) -> None:
+        await self._admin(f'CREATE DATABASE "{self.name}"')
+
+    async def drop(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
 class Server:
-    def __init__(self, kind: str, figure: str, logs_dir: Path) -> None:
+    def __init__(self, kind: str, figure: str, logs_dir: Path, db_url: str | None = None) -> None:
         self.kind = kind
         self.figure = figure
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"outlast-bench-{kind}-"))
         self.port = free_port()
-        self.cmd = server_command(kind, self.port, self.tmpdir)
+        self.db_url = db_url
+        self.cmd = server_command(kind, self.port, self.tmpdir, db_url)
         self.log_path = logs_dir / f"{figure}-{kind}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_note = ""
@@ -466,6 +569,7 @@ async def many_runs(
     await asyncio.gather(*pending, return_exceptions=True)
     wall = (max(done_at) if done_at else time.perf_counter()) - t0
     result: dict[str, Any] = {
+        "events": sum(check.n for check in checks),
         "runs": runs,
         "completed_exactly_once": len(done_at),
         "wall_s": wall,
@@ -485,6 +589,14 @@ async def fig_concurrency(srv: Server, sizes: Sizes) -> dict[str, Any]:
         srv, sizes.concurrency_runs, sizes.concurrency_deltas, sizes.concurrency_delay,
         timeout=ideal * 6 + 60,
     )  # fmt: skip
+
+
+async def fig_idle(srv: Server, sizes: Sizes) -> dict[str, Any]:
+    """Many mostly idle runs: one event per run per tick, so every commit and every write is small."""
+    ideal = sizes.idle_deltas * sizes.idle_delay
+    return await many_runs(
+        srv, sizes.idle_runs, sizes.idle_deltas, sizes.idle_delay, timeout=ideal * 4 + 60
+    )
 
 
 async def fig_memory(srv: Server, sizes: Sizes) -> dict[str, Any]:
@@ -616,6 +728,7 @@ async def fig_resume(srv: Server, sizes: Sizes) -> dict[str, Any]:
         "cancel_status": status,
         "follower": follower_end,
         "follower_events": follow_check.n,
+        "events": follow_check.n,
         "problems": problems[:10],
     }
 
@@ -625,6 +738,7 @@ async def fig_ttfd(srv: Server, sizes: Sizes) -> dict[str, Any]:
     samples: list[float] = []
     conn = await Connection(HOST, srv.port).connect()
     reconnects = 0
+    events = 0
     try:
         for _ in range(sizes.ttfd_requests):
             if not conn.reusable:
@@ -639,9 +753,11 @@ async def fig_ttfd(srv: Server, sizes: Sizes) -> dict[str, Any]:
             if problems or not got:
                 raise FigureError("ttfd run: " + "; ".join(problems or ["no delta"]))
             samples.append(got[0] * 1000)
+            events += check.n
     finally:
         conn.close()
     return {
+        "events": events,
         "requests": len(samples),
         "p50_ms": pct(samples, 0.5),
         "p95_ms": pct(samples, 0.95),
@@ -732,6 +848,7 @@ async def fig_polling(srv: Server, sizes: Sizes) -> dict[str, Any]:
             srv.port, path, sizes.polling_clients, sizes.polling_seconds
         )
     result["body_bytes"] = len(raw)
+    result["requests"] = round(result["requests_per_s"] * sizes.polling_seconds)
     if result.get("non_2xx"):
         raise FigureError(f"{result['non_2xx']} non-2xx answers while polling")
     return result
@@ -741,6 +858,7 @@ FIGURE_FUNCS: dict[str, Callable[[Server, Sizes], Awaitable[dict[str, Any]]]] = 
     "throughput": fig_throughput,
     "concurrency": fig_concurrency,
     "memory": fig_memory,
+    "idle": fig_idle,
     "resume": fig_resume,
     "ttfd": fig_ttfd,
     "polling": fig_polling,
@@ -757,7 +875,7 @@ def _get(results: dict[str, Any], fig: str, kind: str, key: str) -> Any:
     return value.get(key)
 
 
-def checks(results: dict[str, Any], sizes: Sizes) -> list[dict[str, Any]]:
+def checks(results: dict[str, Any], sizes: Sizes, db: str = "sqlite") -> list[dict[str, Any]]:
     """One row per printed figure: values, ratio outlast/baseline, target, verdict."""
     rows: list[dict[str, Any]] = []
 
@@ -796,6 +914,26 @@ def checks(results: dict[str, Any], sizes: Sizes) -> list[dict[str, Any]]:
         lambda o, b: o <= 100)  # fmt: skip
     row("memory", "  idle RSS", "idle_rss_kb", "KB", "", None)
     row("memory", "  peak RSS", "peak_rss_kb", "KB", "", None)
+    i_runs = sizes.idle_runs
+    row("idle", f"{i_runs} runs x {sizes.idle_deltas} deltas, {sizes.idle_delay:g} s apart, "
+        "all complete exactly once", "completed_exactly_once", "runs", f"= {i_runs}",
+        lambda o, b: o == i_runs)  # fmt: skip
+    # Issue 16's CPU targets: on SQLite the server's CPU, on PostgreSQL the server's and the
+    # database backends' together, against the baseline's (which has no database).
+    cpu_key, cpu_label, cpu_limit = (
+        ("total_cpu_s", "server + database CPU", 2.0) if db == "postgres"
+        else ("server_cpu_s", "server CPU", 1.5)
+    )  # fmt: skip
+    for fig, label in (("concurrency", f"{c_runs} runs"), ("idle", f"{i_runs} runs")):
+        row(fig, f"{label}: {cpu_label}", cpu_key, "s", f"<= {cpu_limit:g}x baseline",
+            lambda o, b: b is not None and o <= cpu_limit * b)  # fmt: skip
+    if db == "postgres":
+        for fig in ("concurrency", "idle"):
+            row(fig, "  of which the database", "database_cpu_s", "s", "", None)
+    for fig in FIGURES:
+        per = "request" if fig == "polling" else "event"
+        row(fig, f"{fig}: {cpu_label} per {per}", cpu_key.replace("_s", "_us_per_event"),
+            "us", "", None)  # fmt: skip
     row("resume", "resume: first event p50", "p50_ms", "ms", "< 10 ms", lambda o, b: o < 10)
     row("resume", "resume: first event p95", "p95_ms", "ms", "", None)
     row("ttfd", "time to first delta p50", "p50_ms", "ms", "<= baseline + 5 ms",
@@ -911,14 +1049,45 @@ async def wait_quiet(limit_s: float, cores: float = 0.2, window: float = 2.0) ->
             return busy
 
 
-async def run_figure(fig: str, kind: str, sizes: Sizes, logs_dir: Path) -> dict[str, Any]:
-    srv = Server(kind, fig, logs_dir)
+def add_cpu(result: dict[str, Any], server_s: float, database_s: float | None) -> None:
+    """The server's (and its database's) CPU seconds over the figure, and per event delivered
+    (per request, for polling)."""
+    result["server_cpu_s"] = server_s
+    total = server_s
+    if database_s is not None:
+        result["database_cpu_s"] = database_s
+        total += database_s
+    result["total_cpu_s"] = total
+    count = result.get("events") or result.get("requests")
+    if count:
+        result["server_cpu_us_per_event"] = server_s / count * 1e6
+        result["total_cpu_us_per_event"] = total / count * 1e6
+
+
+async def run_figure(
+    fig: str, kind: str, sizes: Sizes, logs_dir: Path, admin_url: str | None = None
+) -> dict[str, Any]:
+    """One figure on one fresh server; outlast on a fresh PostgreSQL database with ``admin_url``."""
+    database = Database(admin_url) if admin_url and kind == "outlast" else None
+    if database is not None:
+        await database.create()
+    srv = Server(kind, fig, logs_dir, database.url if database else None)
     started = time.perf_counter()
     busy0, own0 = system_busy_s(), own_cpu_s()
     try:
         await asyncio.to_thread(srv.start)
         await wait_for(warm_up(srv), 60, "warm-up")
-        result = await FIGURE_FUNCS[fig](srv, sizes)
+        db_cpu = DatabaseCPU(database.name) if database is not None else None
+        if db_cpu is not None:
+            db_cpu.sample()
+            db_cpu.start()
+        cpu0 = read_cpu_s(srv.pid) or 0.0
+        try:
+            result = await FIGURE_FUNCS[fig](srv, sizes)
+        finally:
+            cpu1 = read_cpu_s(srv.pid) or cpu0
+            db_s = db_cpu.stop() if db_cpu is not None else None
+        add_cpu(result, cpu1 - cpu0, db_s)
         if not srv.alive():
             raise FigureError(f"the server died (exit {srv.proc.returncode if srv.proc else '?'})")
     except FigureError as exc:
@@ -928,6 +1097,8 @@ async def run_figure(fig: str, kind: str, sizes: Sizes, logs_dir: Path) -> dict[
     finally:
         result_alive = srv.alive()
         await asyncio.to_thread(srv.stop)
+        if database is not None:
+            await database.drop()
     if not result_alive and "error" not in result:
         result = {"error": "the server was not running at the end of the figure"}
     if "error" in result:
@@ -951,12 +1122,13 @@ def summary_line(fig: str, kind: str, r: dict[str, Any]) -> str:
         "throughput": ["events_per_s"],
         "concurrency": ["completed_exactly_once", "wall_s", "failure_count"],
         "memory": ["completed_exactly_once", "wall_s", "idle_rss_kb", "peak_rss_kb", "kb_per_run"],
+        "idle": ["completed_exactly_once", "wall_s", "failure_count"],
         "resume": ["reconnects", "p50_ms", "p95_ms", "max_ms", "follower"],
         "ttfd": ["p50_ms", "p95_ms"],
         "polling": ["requests_per_s", "tool"],
     }[fig]
     parts = []
-    for k in keys:
+    for k in [*keys, "server_cpu_s", "database_cpu_s", "total_cpu_us_per_event"]:
         v = r.get(k)
         parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
     return " ".join(parts)
@@ -975,6 +1147,9 @@ async def main_async(args: argparse.Namespace) -> int:
     command = shlex.join([os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable,
                           os.path.relpath(__file__, ROOT), *sys.argv[1:]])  # fmt: skip
     nofile = raise_nofile()
+    admin_url = None
+    if args.db == "postgres":
+        admin_url = os.environ.get("OUTLAST_BENCH_DATABASE_URL", DEFAULT_PG_ADMIN)
     print(f"command: {command}")
     print(f"figures: {', '.join(figures)}; servers: {', '.join(servers)}; "
           f"{'quick' if args.quick else 'full'} sizes; open files limit {nofile}", flush=True)  # fmt: skip
@@ -984,7 +1159,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for kind in servers:
             print(f"  {fig:<12} {kind:<9} ...", end=" ", flush=True)
             busy_before = await wait_quiet(args.wait_quiet) if args.wait_quiet else None
-            r = await run_figure(fig, kind, sizes, logs_dir)
+            r = await run_figure(fig, kind, sizes, logs_dir, admin_url)
             if busy_before is not None:
                 r["busy_cores_before"] = round(busy_before, 2)
             results[fig][kind] = r
@@ -993,7 +1168,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 noise = f"  [noisy: other processes used {r['other_cpu_cores']:.2f} cores]"
             print(f"{summary_line(fig, kind, r)}  ({r['seconds']:.1f} s){noise}", flush=True)
             await asyncio.sleep(0.5)
-    rows = checks(results, sizes)
+    rows = checks(results, sizes, args.db)
     print()
     print_table(rows)
     for fig, sides in results.items():
@@ -1017,7 +1192,18 @@ async def main_async(args: argparse.Namespace) -> int:
         },
         "sizes": asdict(sizes),
         "quick": args.quick,
-        "servers": {kind: shlex.join(server_command(kind, 0, Path("TMPDIR"))) for kind in servers},
+        "db": args.db,
+        "servers": {
+            kind: shlex.join(
+                server_command(
+                    kind,
+                    0,
+                    Path("TMPDIR"),
+                    "postgresql://…/FRESH" if args.db == "postgres" else None,
+                )
+            )
+            for kind in servers
+        },
         "results": results,
         "checks": rows,
     }
@@ -1070,6 +1256,10 @@ def main() -> None:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each measurement, wait up to SECONDS for the machine to be "
                         "idle (other processes under 0.2 cores); default 0 (don't wait)")  # fmt: skip
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite",
+                        help="outlast's store: SQLite in a temporary directory (default), or a "
+                        "fresh PostgreSQL database per figure, created with "
+                        "OUTLAST_BENCH_DATABASE_URL (default " + DEFAULT_PG_ADMIN + ")")  # fmt: skip
     parser.add_argument(
         "--json", help="where to write the results (default bench/results/latest.json)"
     )
