@@ -5,6 +5,8 @@ Transports call :class:`Engine` in domain terms (a :class:`~outlast.protocol.spe
 the errors of :mod:`outlast.engine.errors`). Behind it, each concern has one owner:
 
 - :class:`~outlast.engine.run.RunTable`: the runs of this process;
+- :class:`~outlast.engine.creating.Creator`: admission, the stored record, continuations and
+  steered successors: everything before a run exists;
 - :class:`~outlast.engine.executor.Executor`: queue, concurrency limit, one task per run, stop,
   timeout, finish, drain;
 - :class:`~outlast.engine.closing.Closer`: the close of an attempt, live or from the stored log
@@ -20,43 +22,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from outlast.agents.base import Agent, AgentRequest
+from outlast.agents.base import Agent
 from outlast.agents.options import max_attempts
 from outlast.config import Settings
 from outlast.engine.cache import FinishedCache
-from outlast.engine.chain import OFF_LOOP_ITEMS, Chains, conversation_too_large, visible
+from outlast.engine.chain import Chains, visible
 from outlast.engine.closing import Closer
 from outlast.engine.cluster import ClusterPlacement
-from outlast.engine.compaction import Compactor, conversation, stored_conversation
+from outlast.engine.compaction import Compactor
+from outlast.engine.creating import Creator
 from outlast.engine.errors import InvalidRequest, NotCancellable, NotFound, ShuttingDown
 from outlast.engine.executor import Executor
 from outlast.engine.hub import Hub
-from outlast.engine.journal import ANSWER_KEY, ANSWERED, Replay, pending_ask
 from outlast.engine.placement import LocalPlacement, Placement
 from outlast.engine.queue import FairQueue
 from outlast.engine.reader import read_stream
 from outlast.engine.retention import Retention
-from outlast.engine.run import Run, RunHandle, RunTable, StopReason, request_json
+from outlast.engine.run import Run, RunHandle, RunTable, StopReason
 from outlast.engine.shares import Shares
 from outlast.engine.steering import Steer, Steering
 from outlast.engine.streams import StreamCounts
 from outlast.observe.base import Observer
 from outlast.protocol.compaction import CompactSpec
 from outlast.protocol.events import TERMINAL_STATUSES, Event
-from outlast.protocol.ids import new_id
-from outlast.protocol.jsonbytes import dumps
-from outlast.protocol.normalizer import Normalizer
-from outlast.protocol.spec import RunSpec, new_response_fields
-from outlast.protocol.state import ResponseState
-from outlast.store.base import ResponseRecord, StepRecord, Store, WriteBatch, encode_input
+from outlast.protocol.spec import RunSpec
+from outlast.store.base import ResponseRecord, Store
 from outlast.store.shared import SharedStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -152,10 +148,24 @@ class Engine:
             release=self.release,
             spawn=self.executor.spawn,
         )
-        self.steering.create = self._create_successor
         self.executor.steering = self.steering
         # Open event streams per key and per response, each bounded (--max-streams-per-*).
         self.streams = StreamCounts(settings.max_streams_per_key, settings.max_streams_per_response)
+        self.creator = Creator(
+            settings=settings,
+            store=store,
+            writer=self.writer,
+            hub=self.hub,
+            observe=self.observe,
+            chains=self.chains,
+            closer=self.closer,
+            executor=self.executor,
+            placement=self.placement,
+            shares=self.shares,
+            streams=self.streams,
+            steering=self.steering,
+        )
+        self.steering.create = self.creator.successor
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -164,7 +174,7 @@ class Engine:
         await self.store.open()
         self.writer.start()
         await self.placement.start(self.executor)
-        await self.steering.recover(self._steered)
+        await self.steering.recover(self.creator.steered)
         await self.observe.start()
         self.retention.start()
 
@@ -221,186 +231,10 @@ class Engine:
         holds it itself (a WebSocket keeps its ``store: false`` responses), instead of the store.
 
         Steering input left pending on ``spec.previous_response_id`` (it waited for tool output
-        or an answer) goes first in the input; this response's creation commits it.
+        or an answer) goes first in the input; this response's creation commits it
+        (:mod:`outlast.engine.creating`).
         """
-        previous = spec.previous_response_id
-        steers = self.steering.take(previous) if previous is not None else []
-        if not steers:
-            return await self._create(spec, owner, subscribe, history)
-        queued = [item for steer in steers for item in steer.input]
-        try:
-            spec = dataclasses.replace(spec, input_items=[*queued, *spec.input_items])
-            handle = await self._create(spec, owner, subscribe, history)
-        except BaseException:
-            assert previous is not None
-            self.steering.put_back(previous, steers)
-            raise
-        await self.steering.committed(steers)
-        return handle
-
-    async def _create(
-        self,
-        spec: RunSpec,
-        owner: str,
-        subscribe: bool,
-        history: list[dict[str, Any]] | None,
-    ) -> RunHandle:
-        if not self.accepting:
-            raise ShuttingDown
-        if subscribe:
-            self.streams.check(owner)
-        executor = self.executor
-        local = self.placement.runs_here(executor.running, owner)
-        self.shares.take_rate(owner)
-        counts = await self.placement.waiting(owner, local, executor.queue_counts(owner))
-        self.shares.admit(owner, counts)
-        # Refused (a corrupt compaction item) before anything is written for it.
-        new_input = conversation(spec.input_items, self.settings.max_conversation_bytes)
-        response_id = new_id("resp")
-        continued: list[StepRecord] = []
-        # Each item serialised once, for the input column and its rows; off the loop when long.
-        if len(spec.input_items) > OFF_LOOP_ITEMS:
-            stored_input, input_rows = await asyncio.to_thread(encode_input, spec.input_items)
-        else:
-            stored_input, input_rows = encode_input(spec.input_items)
-        limit = self.settings.max_conversation_bytes
-        if len(stored_input) > limit:
-            raise conversation_too_large(limit, "input")
-        if spec.previous_response_id is not None and history is None:
-            history = await self.chains.history(
-                spec.previous_response_id, owner, limit, len(stored_input)
-            )
-            continued = await self._continuation(spec, spec.previous_response_id, response_id)
-        history = history or []
-        status = "queued" if spec.background else "in_progress"
-        state = ResponseState(new_response_fields(response_id, spec, status))
-        normalizer = Normalizer(state)
-        events = normalizer.created()
-        agent_request = AgentRequest(
-            response_id=response_id,
-            model=spec.model,
-            input=stored_conversation(history) + new_input,
-            instructions=spec.instructions,
-            metadata=spec.metadata,
-            tools=spec.tools,
-            previous_response_id=spec.previous_response_id,
-            background=spec.background,
-            params={**spec.options, **spec.extra},
-        )
-        run = executor.new_run(normalizer, owner, agent_request, spec.store)
-        run.max_attempts = self.closer.max_attempts
-        run.remote = not local
-        steps: list[StepRecord] = []
-        if continued:
-            # It goes on from the paused run's journal, in this response's log (which holds none
-            # of the replayed outputs: they are the previous response's).
-            seq = events[-1].seq + 1
-            steps = [StepRecord(s.position, s.name, s.result, seq) for s in continued]
-            run.steps, run.replay = steps, Replay(normalizer, normalizer)
-        record = ResponseRecord(
-            id=response_id,
-            owner=owner,
-            status=status,
-            background=spec.background,
-            stream=spec.stream,
-            store=spec.store,
-            created_at=time.time(),
-            previous_response_id=spec.previous_response_id,
-            input=stored_input,
-            input_rows=input_rows,
-            snapshot=dumps(state.to_dict()),
-            snapshot_seq=events[-1].seq,
-            request=request_json(agent_request, self.closer.max_attempts),
-            worker_id=self.placement.worker_id if local else None,
-        )
-        # Queue the run before waiting for the insert to commit: its first events then share the
-        # insert's transaction (one fsync before the first delta instead of two). Nothing is
-        # delivered before it commits, and the caller answers only after it has.
-        run.created = record.snapshot
-        subscription = self.hub.subscribe(response_id) if subscribe else None
-        # In the creating request's task: the run's span links to this request's trace.
-        self.observe.run_created(run.info, local)
-        insert = self.writer.insert(
-            record, events, on_commit=lambda: self.hub.publish(response_id, events), steps=steps
-        )
-        # Logged before the run can start, so that "created" comes before its "in_progress"
-        # (a store that then fails to commit it says so in a line of its own).
-        where = "" if local else ", for another replica"
-        log.info("%s created, %s (model=%s)%s", response_id, status, spec.model, where)
-        if local:
-            executor.submit(run)
-        try:
-            await insert
-        except Exception:
-            if local:
-                executor.stop(run, StopReason.STORE_FAILED)
-            if subscription is not None:
-                self.hub.unsubscribe(subscription)
-            raise
-        return RunHandle(response_id, run.created, run.background, run, subscription)
-
-    async def _continuation(
-        self, spec: RunSpec, previous_id: str, response_id: str
-    ) -> list[StepRecord]:
-        """The journal a response continuing a run paused by ``request.ask`` starts with: the
-        paused run's, its question answered by the ``function_call_output`` in ``spec``'s input
-        ([] when ``spec`` answers no pending question). A question is answered once."""
-        steps = await self.store.read_steps(previous_id)
-        if not steps:
-            return []
-        last = steps[-1]
-        if last.name == ANSWERED and len(steps) >= 2:
-            asked = pending_ask(steps[-2])
-            if asked is not None and _answer(spec, asked[0]) is not None:
-                by = orjson.loads(last.result).get("by")
-                raise InvalidRequest(
-                    f"The question '{steps[-2].name}' (call_id '{asked[0]}') of response "
-                    f"'{previous_id}' was already answered, by response '{by}'.",
-                    field="input",
-                )
-            return []
-        asked = pending_ask(last)
-        if asked is None:
-            return []
-        call_id = asked[0]
-        answer = _answer(spec, call_id)
-        if answer is None:
-            return []
-        if not isinstance(answer, str):
-            raise InvalidRequest(
-                f"The answer to '{last.name}' (the function_call_output for call_id "
-                f"'{call_id}') must be a string, not {type(answer).__name__}.",
-                field="input",
-            )
-        # Claim the answer in the paused run's journal (an idempotent insert at the next
-        # position: of two continuations at once, the one whose claim is stored wins).
-        claim = StepRecord(last.position + 1, ANSWERED, dumps({"by": response_id}), last.seq)
-        await self.store.write(WriteBatch(steps=[(previous_id, [claim])]))
-        stored = await self.store.read_steps(previous_id)
-        if stored[-1].name != ANSWERED or orjson.loads(stored[-1].result).get("by") != response_id:
-            raise InvalidRequest(
-                f"The question '{last.name}' of response '{previous_id}' was already answered.",
-                field="input",
-            )
-        answered = StepRecord(last.position, last.name, dumps({ANSWER_KEY: answer}), 0)
-        return [*steps[:-1], answered]
-
-    async def _create_successor(
-        self, spec: RunSpec, owner: str, history: list[dict[str, Any]], subscribe: bool
-    ) -> RunHandle:
-        return await self.create(spec, owner, subscribe=subscribe, history=history)
-
-    async def _steered(
-        self, response_id: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """A steered response's object and conversation, for its successor after a restart
-        (``None`` while it is still unfinished)."""
-        record = await self.store.get_response(response_id, None)
-        if record is None:
-            return {"id": response_id, "status": "deleted"}, []
-        if record.status not in TERMINAL_STATUSES:
-            return None
-        return orjson.loads(record.snapshot), await self.chains.chain(record, record.owner)
+        return await self.creator.create(spec, owner, subscribe=subscribe, history=history)
 
     # -- steering ------------------------------------------------------------------------------
 
@@ -645,11 +479,3 @@ class Engine:
     def worker_id(self) -> str | None:
         """This replica's worker id on a shared store (``None`` on a store of its own)."""
         return self.placement.worker_id
-
-
-def _answer(spec: RunSpec, call_id: str) -> Any:
-    """The ``output`` of the ``function_call_output`` for ``call_id`` in the input, if any."""
-    for item in spec.input_items:
-        if item.get("type") == "function_call_output" and item.get("call_id") == call_id:
-            return item.get("output")
-    return None

@@ -12,7 +12,8 @@ swallows the cancellation, is finished anyway after :data:`STOP_GRACE`.
 
 Durable runs (:mod:`outlast.engine.journal`): each attempt gets a journal on its agent request; a
 claimed run with a journal replays it; an agent's durable sleep ends the attempt
-(:attr:`StopReason.SLEEP`) and a timer here starts the run again when it is due.
+(:attr:`StopReason.SLEEP`) and :class:`~outlast.engine.sleepers.Sleepers` starts the run again
+when it is due.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ from outlast.engine.run import (
     stored_max_attempts,
 )
 from outlast.engine.shares import QueueCounts
+from outlast.engine.sleepers import Sleepers
 from outlast.engine.steering import Steering
 from outlast.observe.base import Observer
-from outlast.protocol.events import TERMINAL_STATUSES, Event
+from outlast.protocol.events import Event
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.outputs import FunctionCall
 from outlast.store.base import Fenced, ResponseRecord
@@ -101,8 +103,10 @@ class Executor:
         self._queue = queue if queue is not None else FairQueue()
         self._running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Durably sleeping runs held here: the timer that wakes each.
-        self._sleepers: dict[str, asyncio.TimerHandle] = {}
+        # Durably sleeping runs held here (engine/sleepers.py): woken through start_claimed.
+        self.sleepers = Sleepers(
+            closer=closer, runs=runs, start=self.start_claimed, spawn=self.spawn
+        )
         # Set by the engine: runs with queued steering input end at a safe boundary.
         self.steering: Steering | None = None
 
@@ -354,8 +358,8 @@ class Executor:
             self.stop(
                 run, StopReason.CANCELLED if run.background else StopReason.CLIENT_DISCONNECTED
             )
-        elif response_id in self._sleepers:
-            self.spawn(self.cancel_sleeping(response_id))
+        elif response_id in self.sleepers:
+            self.spawn(self.sleepers.cancel(response_id))
 
     def _write_failed(self, run: Run, exc: BaseException) -> None:
         """A write of the run's events failed for good: it must not write any more of them."""
@@ -372,10 +376,7 @@ class Executor:
     def lose_all_runs(self, reason: str) -> None:
         """Stop every run here without writing to them: another replica may hold them now."""
         # Sleeping runs too: whoever takes them over wakes them.
-        for timer in self._sleepers.values():
-            timer.cancel()
-        self.runs.sleeping.difference_update(self._sleepers)
-        self._sleepers.clear()
+        self.sleepers.take_all()
         for run in self.runs.runs():
             if not run.lost and not run.finishing:
                 log.error("%s: stopping it here: %s", run.id, reason)
@@ -413,7 +414,7 @@ class Executor:
             self.placement.recover_later(response_id)
         else:
             if outcome.ending is Ending.SLEEP and run.wake_at is not None:
-                self.sleep_until(response_id, run.wake_at)
+                self.sleepers.sleep_until(response_id, run.wake_at)
             if self.steering is not None:
                 self.steering.ended(run)
         finally:
@@ -431,51 +432,11 @@ class Executor:
 
     def is_sleeping(self, response_id: str) -> bool:
         """The run sleeps durably here (a timer, no task, no slot)."""
-        return response_id in self._sleepers
-
-    def sleep_until(self, response_id: str, until: float) -> None:
-        """Start the run again (from its journal) at ``until`` (Unix time)."""
-        old = self._sleepers.pop(response_id, None)
-        if old is not None:
-            old.cancel()
-        delay = max(0.0, until - time.time())
-        self.runs.sleeping.add(response_id)
-        # A timer with its argument, no closure: a sleeping run costs a few hundred bytes.
-        self._sleepers[response_id] = asyncio.get_running_loop().call_later(
-            delay, self._wake_now, response_id
-        )
-        log.info("%s sleeping for %.1f s", response_id, delay)
-
-    def _wake_now(self, response_id: str) -> None:
-        self.spawn(self._wake(response_id))
-
-    async def _wake(self, response_id: str) -> None:
-        self._sleepers.pop(response_id, None)
-        try:
-            record = await self.closer.store.get_response(response_id, None)
-        except Exception as exc:
-            log.warning("%s could not be woken yet (%s); retrying", response_id, exc)
-            self.sleep_until(response_id, time.time() + 1.0)
-            return
-        if record is None or record.status in TERMINAL_STATUSES:
-            self.runs.sleeping.discard(response_id)
-            return
-        await self.start_claimed(record)
-        self.runs.sleeping.discard(response_id)
+        return response_id in self.sleepers
 
     async def cancel_sleeping(self, response_id: str) -> None:
         """Cancel a run sleeping here: its log ends ``cancelled``."""
-        timer = self._sleepers.pop(response_id, None)
-        if timer is None:
-            return
-        timer.cancel()
-        try:
-            record = await self.closer.store.get_response(response_id, None)
-            if record is not None:
-                with self.runs.handling([response_id]):
-                    await self.closer.end_from_log(record, CANCELLED)
-        finally:
-            self.runs.sleeping.discard(response_id)
+        await self.sleepers.cancel(response_id)
 
     # -- draining ------------------------------------------------------------------------------
 
@@ -521,11 +482,7 @@ class Executor:
     async def _hand_over_sleepers(self) -> None:
         """Sleeping runs go to the other replicas (one claims each and sleeps it there), or, on a
         store of one process, to the next start."""
-        sleeping = list(self._sleepers)
-        for timer in self._sleepers.values():
-            timer.cancel()
-        self._sleepers.clear()
-        self.runs.sleeping.difference_update(sleeping)
+        sleeping = self.sleepers.take_all()
         if sleeping and self.placement.handoff:
             await self.placement.release(sleeping)
 
