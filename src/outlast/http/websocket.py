@@ -26,6 +26,10 @@ SDK's ``ResponseWsError``), and the connection stays open after one.
   SDK reconnects after (with ``on_reconnecting``), sending what it queued meanwhile. A create
   that arrives once the limit is reached gets that error rather than being dropped.
 - **Keys** are checked at the upgrade (:mod:`outlast.http.auth`): a bad one gets the HTTP 401.
+
+This module is the endpoint and its connections (lanes, the limit, creates, steers); what the
+messages look like is :mod:`outlast.http.ws_messages`, and the frames written straight to
+uvicorn's transport :mod:`outlast.http.ws_frames`.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 from typing import Any
 
@@ -43,10 +46,18 @@ from starlette.websockets import WebSocket
 
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine, RunHandle
-from outlast.engine.errors import EngineError
 from outlast.engine.steering import Settlement, SteerRefused
-from outlast.http.errors import APIError, from_engine, invalid
+from outlast.http.errors import APIError, invalid
 from outlast.http.request import parse_create
+from outlast.http.ws_frames import DirectFrames
+from outlast.http.ws_messages import (
+    STEER_KEYS,
+    SteerInvalid,
+    api_error,
+    error_event,
+    steer_items,
+    ws_error,
+)
 from outlast.protocol.events import Event
 from outlast.store.base import StoreUnavailable
 
@@ -57,179 +68,6 @@ GOING_AWAY = 1001
 SERVICE_RESTART = 1012
 # How often a connection past its limit, or on a draining server, looks whether it is idle.
 IDLE_POLL = 0.1
-
-_STEER_KEYS = frozenset({"type", "previous_response_id", "input"})
-_STEER_PARTS = frozenset({"input_text", "input_image", "input_file"})
-
-
-class SteerInvalid(Exception):
-    """A ``response.steer`` whose event or input is malformed (``invalid_input``)."""
-
-
-def steer_items(value: Any) -> list[dict[str, Any]]:
-    """A steer's input as input items: a string, or a non-empty list of user messages whose
-    content is a string or ``input_text`` / ``input_image`` / ``input_file`` parts (the SDK's
-    ``ResponseSteerInput`` as its docs restrict it)."""
-    if isinstance(value, str):
-        if not value:
-            raise SteerInvalid("'input' must not be empty.")
-        return [{"type": "message", "role": "user",
-                 "content": [{"type": "input_text", "text": value}]}]  # fmt: skip
-    if not isinstance(value, list) or not value:
-        raise SteerInvalid("'input' must be a string or a non-empty array of user messages.")
-    items: list[dict[str, Any]] = []
-    for position, item in enumerate(value):
-        where = f"input[{position}]"
-        if not isinstance(item, dict):
-            raise SteerInvalid(f"'{where}' must be a message object.")
-        extra = set(item) - {"type", "role", "content"}
-        if extra:
-            raise SteerInvalid(
-                f"'{where}' may hold only type, role and content, not {sorted(extra)}."
-            )
-        if item.get("type", "message") != "message":
-            raise SteerInvalid(f"'{where}.type' must be 'message': steering takes only messages.")
-        if item.get("role") != "user":
-            raise SteerInvalid(f"'{where}.role' must be 'user': steering takes only user input.")
-        content = item.get("content")
-        if isinstance(content, str):
-            content = [{"type": "input_text", "text": content}]
-        elif (
-            not isinstance(content, list)
-            or not content
-            or not all(
-                isinstance(part, dict) and part.get("type") in _STEER_PARTS for part in content
-            )
-        ):
-            raise SteerInvalid(
-                f"'{where}.content' must be a string or input_text, input_image and input_file "
-                "parts."
-            )
-        items.append({"type": "message", "role": "user", "content": content})
-    return items
-
-
-def error_event(error: APIError, stream_id: str | None = None) -> bytes:
-    """An error in the WebSocket shape (the SDK's ``ResponseWsError``)."""
-    event: dict[str, Any] = {
-        "type": "error",
-        "status": error.status,
-        "error": {
-            "type": error.type,
-            "code": error.code,
-            "message": error.message,
-            "param": error.param,
-        },
-    }
-    if stream_id is not None:
-        event["stream_id"] = stream_id
-    return orjson.dumps(event)
-
-
-def ws_error(stored: bytes) -> bytes:
-    """A response stream's ``error`` event (stored flat, as SSE sends it: the SDK's
-    ``ResponseErrorEvent``) in the WebSocket shape, whose details nest under ``error`` (the
-    SDK's ``ResponseWsError``, the only error in its WebSocket union)."""
-    flat = orjson.loads(stored)
-    return orjson.dumps(
-        {
-            "type": "error",
-            "sequence_number": flat.get("sequence_number"),
-            "error": {
-                "type": "server_error",
-                "code": flat.get("code"),
-                "message": flat.get("message") or "",
-                "param": flat.get("param"),
-            },
-        }
-    )
-
-
-def _api_error(exc: Exception) -> APIError:
-    if isinstance(exc, APIError):
-        return exc
-    if isinstance(exc, EngineError):
-        return from_engine(exc)
-    if isinstance(exc, StoreUnavailable):
-        return APIError(
-            503,
-            "The server cannot reach its database right now; retry shortly.",
-            type="server_error",
-            code="database_unavailable",
-        )
-    return APIError(
-        500,
-        "The server had an error while processing your request. Sorry about that!",
-        type="server_error",
-        code="server_error",
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _frame_head(n: int) -> bytes:
-    """The header of an unmasked, unfragmented text frame of ``n`` bytes (RFC 6455 5.2: a
-    server's frames are unmasked). Cached: a stream's events come in a few sizes."""
-    if n < 126:
-        return bytes((0x81, n))
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big")
-    return b"\x81\x7f" + n.to_bytes(8, "big")
-
-
-class DirectFrames:
-    """A batch of events written as one write of ready-made frames, under uvicorn's
-    websockets-sansio protocol (its default).
-
-    Through ASGI every event is a ``websocket.send`` of its own: a message dict, the protocol's
-    framing in Python and a socket write each, which made a 20,000-delta stream over a socket
-    half as fast as over SSE, where a batch is one write. The frames of a batch are built here
-    and written at once, on the same transport, after the same flow-control wait the protocol's
-    own send makes. Only when it is safe: the connection is open, no compression was negotiated
-    (frames would have to be compressed) and no fragmented message is in progress; otherwise (or
-    under another server) :meth:`write` says no and events go through ASGI one by one.
-    """
-
-    def __init__(self, protocol: Any) -> None:
-        self.protocol = protocol
-
-    @classmethod
-    def of(cls, send: Send) -> DirectFrames | None:
-        """For the ``send`` an endpoint got: the protocol's own, or that wrapped by Starlette
-        (its exception handling wraps ``send`` in a closure over the server's)."""
-        for _ in range(4):
-            protocol = getattr(send, "__self__", None)
-            if type(protocol).__name__ == "WebSocketsSansIOProtocol":
-                attributes = ("conn", "transport", "writable", "close_sent")
-                return cls(protocol) if all(hasattr(protocol, a) for a in attributes) else None
-            code, cells = getattr(send, "__code__", None), getattr(send, "__closure__", None)
-            if code is None or not cells or "send" not in code.co_freevars:
-                return None
-            send = cells[code.co_freevars.index("send")].cell_contents
-        return None
-
-    async def write(self, batch: list[Event], stream_id: str | None) -> bool:
-        protocol = self.protocol
-        await protocol.writable.wait()
-        conn = protocol.conn
-        if (
-            protocol.close_sent
-            or getattr(conn.state, "name", None) != "OPEN"
-            or conn.extensions
-            or conn.expect_continuation_frame
-            or protocol.transport.is_closing()
-        ):
-            return False
-        tail = None if stream_id is None else b',"stream_id":' + orjson.dumps(stream_id) + b"}"
-        parts: list[bytes] = []
-        head = _frame_head
-        for event in batch:
-            data = event.data if event.type != "error" else ws_error(event.data)
-            if tail is not None:
-                data = data[:-1] + tail
-            parts.append(head(len(data)))
-            parts.append(data)
-        protocol.transport.write(b"".join(parts))
-        return True
 
 
 class _Closing(Exception):
@@ -272,7 +110,7 @@ class Lane:
             except _Closing as exc:
                 await self.connection.send_one(error_event(exc.error, self.stream_id))
             except Exception as exc:
-                error = _api_error(exc)
+                error = api_error(exc)
                 if error.status >= 500:
                     log.exception("WebSocket response.create failed", exc_info=exc)
                 await self.connection.send_one(error_event(error, self.stream_id))
@@ -532,7 +370,7 @@ class Connection:
             # No steer id: none was allocated.
             await self.send_one(self._failed(raw_input, target, code, message, None, {}))
 
-        extra = set(event) - _STEER_KEYS
+        extra = set(event) - STEER_KEYS
         if extra:
             await failed("invalid_input", f"response.steer takes only type, "
                          f"previous_response_id and input, not {sorted(extra)}.")  # fmt: skip
