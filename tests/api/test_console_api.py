@@ -12,7 +12,7 @@ backend where a store read is involved; each test uses keys of its own.
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -201,4 +201,82 @@ def test_an_a2a_task_is_a_run_the_console_lists_and_counts(servers: ServerPool) 
             call(keyed, key, "GET", "/v1/console/overview").json()["counts"] == {"completed": 1}
         ),
         "the overview counted the task",
+    )
+
+
+def test_a_running_response_is_steered_and_continued_by_a_successor_with_the_input(
+    servers: ServerPool, tmp_path: Path
+) -> None:
+    steering, key = servers.keyed(agent="steering_agents:router"), fresh_key()
+    gate = tmp_path / "gate"
+    response_id = create(steering, key, "gated", f"gate={gate}")
+    wait_until(
+        lambda: call(steering, key, "GET", f"/v1/responses/{response_id}").json()["output"] != [],
+        "the first message",
+    )
+
+    reply = call(steering, key, "POST", f"/v1/console/runs/{response_id}/steer",
+                 json={"input": "also cover the costs"})  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    accepted = reply.json()
+    assert accepted["object"] == "console.steer" and accepted["id"].startswith("steer_")
+    assert accepted["previous_response_id"] == response_id
+    gate.touch()
+
+    steered = wait_ended(steering, key, response_id)
+    assert steered["status"] == "incomplete"
+    assert steered["incomplete_details"] == {"reason": "steered"}
+    successors: list[dict[str, Any]] = []
+
+    def continued() -> bool:
+        listing = call(steering, key, "GET", "/v1/responses?limit=100").json()["data"]
+        successors[:] = [r for r in listing if r["previous_response_id"] == response_id]
+        return bool(successors)
+
+    wait_until(continued, "the successor started")
+    successor = wait_ended(steering, key, successors[0]["id"])
+    assert successor["status"] == "completed" and successor["background"] is True
+    assert "also cover the costs" in output_text(successor)  # the agent echoes its input
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"input": ""}, 400, "invalid_value"),
+        ({"input": ["not", "text"]}, 400, "invalid_value"),
+        ({"text": "no input"}, 400, "invalid_value"),
+    ],
+)
+def test_a_steer_without_text_is_refused(
+    servers: ServerPool, body: dict[str, Any], status: int, code: str
+) -> None:
+    keyed, key = servers.keyed(), fresh_key()
+    response_id = create(keyed, key, "count", "n=1")
+    reply = call(keyed, key, "POST", f"/v1/console/runs/{response_id}/steer", json=body)
+    assert reply.status_code == status
+    assert reply.json()["error"]["code"] == code and reply.json()["error"]["param"] == "input"
+
+
+def test_an_ended_or_unknown_response_cannot_be_steered(servers: ServerPool) -> None:
+    keyed, key, other = servers.keyed(), fresh_key(), fresh_key()
+    response_id = create(keyed, key, "count", "n=1")
+    wait_ended(keyed, key, response_id)
+    body = {"input": "too late"}
+
+    ended = call(keyed, key, "POST", f"/v1/console/runs/{response_id}/steer", json=body)
+    assert ended.status_code == 409
+    assert ended.json()["error"]["code"] == "response_already_completed"
+    for owner, target in ((other, response_id), (key, "resp_nothing")):
+        missing = call(keyed, owner, "POST", f"/v1/console/runs/{target}/steer", json=body)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "response_not_found"
+
+
+def output_text(response: dict[str, Any]) -> str:
+    return "".join(
+        part["text"]
+        for item in response["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
     )

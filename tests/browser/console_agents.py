@@ -3,8 +3,10 @@
 ``demo``: the built-in demo agent; ``hostile``: output written to run script in the page if the
 console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they can be stored;
 ``rate``: ``n=N per_second=R`` deltas at about R per second; ``asker``: pauses with
-``request.ask`` and says what it was answered; anything else: the scripted test
-agents (``scripted_agents:router``: ``count``, ``block``, ``echo``, …).
+``request.ask`` and says what it was answered; ``gated``: a message, then waits for the file
+``gate=PATH`` before the next one (a safe boundary to steer it at), and a steered one's successor
+echoes its input (the steering text); anything else: the scripted test agents
+(``scripted_agents:router``: ``count``, ``block``, ``echo``, ``fail``, …).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import AsyncIterator
 
 from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Reasoning
 from outlast.agents.demo import agent as demo
-from scripted_agents import params
+from scripted_agents import echo, params
 from scripted_agents import router as scripted
+from steering_agents import gated as gated_messages
 
 # Each payload would set window.__pwned if it ever ran.
 HOSTILE_TEXT = "\n\n".join(
@@ -66,7 +69,20 @@ async def asker(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     yield f"you said {answer}."
 
 
-AGENTS = {"demo": demo, "hostile": hostile, "many": many, "rate": rate, "asker": asker}
+async def gated(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    agent = gated_messages if request.previous_response_id is None else echo
+    async for output in agent(request):
+        yield output
+
+
+AGENTS = {
+    "demo": demo,
+    "hostile": hostile,
+    "many": many,
+    "rate": rate,
+    "asker": asker,
+    "gated": gated,
+}
 
 
 async def router(request: AgentRequest) -> AsyncIterator[AgentOutput]:

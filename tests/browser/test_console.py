@@ -476,3 +476,38 @@ def test_a_run_waiting_for_input_is_answered_from_its_page_and_goes_on(
     assert response["previous_response_id"] == response_id
     assert output_text(response).endswith("you said yes.")
     assert page.query_selector("#answer") is None  # nothing is pending any more
+
+
+def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
+    page: Any, console_server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    response_id = create(api, "gated", f"gate={gate}")
+    open_run(page, console_server.url, response_id)
+    page.wait_for_selector(".output .item.message")  # "first"; the agent waits for the gate
+    wait_run_status(page, "in progress")
+
+    page.fill("#steer-input", "also cover the costs")
+    page.click("#steer-submit")
+    page.wait_for_selector("#steer-note >> text=Accepted")
+    gate.touch()  # the agent goes on: its next message is a boundary, where the steer lands
+    page.wait_for_function(
+        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
+        arg=response_id,
+    )
+    successor_id = page.url.rsplit("/", 1)[1]
+    wait_run_status(page, "completed")
+
+    steered = api.get(f"/v1/responses/{response_id}").json()
+    assert steered["status"] == "incomplete"
+    assert steered["incomplete_details"] == {"reason": "steered"}
+    successor = wait_ended(api, successor_id)
+    assert successor["previous_response_id"] == response_id
+    assert plain_text(page) == output_text(successor) == "also cover the costs"
+    assert page.inner_text("dd[data-field=previous]") == response_id
+    assert not page.is_visible("#steer")  # an ended run takes no more steering
+
+    # The steered run's own page links to the response that continued it.
+    open_run(page, console_server.url, response_id)
+    page.wait_for_selector("#successor")
+    assert page.inner_text("#successor") == successor_id

@@ -1,8 +1,11 @@
-"""The console's own reads, under ``/v1/console/`` (keyed, scoped to the caller's key).
+"""The console's own endpoints, under ``/v1/console/`` (keyed, scoped to the caller's key).
 
-Everything else the page shows comes from the public Responses API. These two add what that API
+Everything else the page shows comes from the public Responses API. Two reads add what that API
 has no field for: counts per status and recent throughput (the overview), and per-run facts
 kept beside the response object (the replica executing it, its attempt, its number of events).
+One write adds what only a WebSocket can otherwise do: steering a running response
+(``response.steer``, which a socket may send only for responses it created or streams, and which
+a browser cannot send with an ``Authorization`` header).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from starlette.responses import Response
 from outlast.asgi.owner import OWNER_SCOPE_KEY
 from outlast.engine import Engine
 from outlast.engine.errors import NotFound
-from outlast.http.errors import invalid
+from outlast.engine.steering import SteerRefused
+from outlast.http.errors import APIError, invalid
 from outlast.http.replies import json_response
+from outlast.http.routes import read_json
 
 # The overview's throughput: responses ended per minute over the last 15 minutes.
 THROUGHPUT_BUCKET = 60.0
@@ -27,6 +32,9 @@ THROUGHPUT_BUCKETS = 15
 MAX_IDS = 100
 # The runs list shows the beginning of each run's input.
 PREVIEW_CHARS = 120
+# A refused steer: 429 when the response has too many queued already (it may take more once it
+# reaches a boundary), 409 otherwise (the response's state does not allow it).
+STEER_REFUSED_STATUS = {"too_many_pending_steers": 429}
 
 
 def input_preview(input_json: bytes) -> str:
@@ -123,3 +131,30 @@ async def runs(request: Request) -> Response:
             }
         )
     return json_response({"object": "list", "data": data})
+
+
+async def steer(request: Request) -> Response:
+    """``POST /v1/console/runs/{id}/steer`` with ``{"input": "text"}``: more user input for the
+    caller's running response, as a WebSocket's ``response.steer`` gives it (see WebSocket mode's
+    docs). Answered once the input is stored: at the response's next safe output boundary it
+    ends ``incomplete`` (reason ``steered``) and a successor response carrying the input starts
+    by itself, continuing it (``previous_response_id``); a response that ends waiting for input
+    keeps it for its continuation. Refusals carry the SDK's steering error codes."""
+    response_id: str = request.path_params["response_id"]
+    body = await read_json(request)
+    text = body.get("input") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise invalid("'input' must be a non-empty string.", param="input")
+    engine, owner = _engine(request), _owner(request)
+    # Another key's response and one that never existed are both not found, as everywhere.
+    await engine.record(response_id, owner)
+    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]
+    try:
+        accepted = await engine.steer(response_id, owner, items)
+    except SteerRefused as exc:
+        raise APIError(
+            STEER_REFUSED_STATUS.get(exc.code, 409), exc.message, code=exc.code
+        ) from None
+    return json_response(
+        {"object": "console.steer", "id": accepted.id, "previous_response_id": response_id}
+    )

@@ -16,4 +16,5 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/static/{name}", pages.asset, methods=["GET"]),
         Route("/v1/console/overview", api.overview, methods=["GET"]),
         Route("/v1/console/runs", api.runs, methods=["GET"]),
+        Route("/v1/console/runs/{response_id}/steer", api.steer, methods=["POST"]),
     ]

@@ -258,6 +258,37 @@ function runView(id) {
   const errorSlot = h("div");
   const inputSlot = h("div.input-items");
   const questionSlot = h("div");
+  const successorSlot = h("div");
+  let steersSent = 0;
+  const steerInput = h("textarea#steer-input", { rows: 2, required: true, placeholder: "more input for the run, e.g. “also cover the costs”" });
+  const steerNote = h("div.muted#steer-note");
+  const steerSubmit = h("button#steer-submit", { type: "submit" }, "Steer");
+  const steerForm = h(
+    "form.card.steer#steer",
+    {
+      hidden: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const text = steerInput.value;
+        if (!text.trim()) return;
+        steerSubmit.disabled = true;
+        try {
+          const accepted = await api(`/v1/console/runs/${encodeURIComponent(id)}/steer`, { method: "POST", body: { input: text } });
+          steersSent += 1;
+          steerInput.value = "";
+          replace(steerNote, `Accepted (${accepted.id}): at its next output boundary this run ends and a new response continues it with your input; this page then opens it.`);
+        } catch (error) {
+          replace(steerNote, errorBox(error));
+        } finally {
+          steerSubmit.disabled = false;
+        }
+      },
+    },
+    h("h3", {}, "Steer this run"),
+    h("label", {}, "More input while it runs", steerInput),
+    h("div", {}, steerSubmit),
+    steerNote,
+  );
   const plain = h("pre.plain#output-text", { hidden: true });
   const connection = h("span.connection#connection", {}, "");
   const eventCount = h("span#event-count", {}, "0");
@@ -271,7 +302,9 @@ function runView(id) {
     main,
     header,
     errorSlot,
+    successorSlot,
     questionSlot,
+    steerForm,
     h("section.card", {}, h("h3", {}, "Details"), info),
     h("section.card", {}, h("h3", {}, "Input"), inputSlot),
     h(
@@ -392,9 +425,54 @@ function runView(id) {
     );
   }
 
+  // A steered run (here or over a WebSocket) ends and a successor response carries the input
+  // on: once it exists, link to it, and open it when the input was sent from this page.
+  let successorSearch = false;
+  function renderSteering() {
+    const live = !TERMINAL.has(response.status);
+    steerForm.hidden = !live;
+    if (live || successorSearch) return;
+    const steered = response.incomplete_details?.reason === "steered";
+    if (!steered && !steersSent) return;
+    successorSearch = true;
+    if (response.status === "failed" || response.status === "cancelled") {
+      replace(successorSlot, h("div.error", { role: "alert" }, `This run ended ${response.status}: its steering input was not applied.`));
+      return;
+    }
+    if (!steered && pendingCalls(response.output || []).length) {
+      // Ended waiting for input: the steering input goes first in the answer's response.
+      replace(successorSlot, h("p.card.muted", {}, "Your steering input waits for the answer below: it goes first in the response that continues this one."));
+      return;
+    }
+    findSuccessor();
+  }
+
+  async function findSuccessor() {
+    replace(successorSlot, h("p.card.muted", {}, "Steered: waiting for the response that continues it…"));
+    for (let tries = 0; tries < 60 && !stop.signal.aborted; tries++) {
+      try {
+        const page = await api("/v1/responses?limit=100&order=desc", { signal: stop.signal });
+        const next = page.data.find((r) => r.previous_response_id === id && r.created_at >= response.created_at);
+        if (next) {
+          if (steersSent) {
+            location.hash = `#/runs/${next.id}`;
+            return;
+          }
+          replace(successorSlot, h("p.card.successor", {}, "Steered: continued in ", h("a#successor", { href: `#/runs/${next.id}` }, next.id)));
+          return;
+        }
+      } catch (error) {
+        if (stop.signal.aborted) return;
+      }
+      await sleep(500, stop.signal);
+    }
+    if (!stop.signal.aborted) replace(successorSlot, h("p.card.muted", {}, "Steered: the response that continues it is not among your 100 newest."));
+  }
+
   function renderInfo() {
     if (!response) return;
     renderQuestions();
+    renderSteering();
     const endAt = meta?.ended_at ?? response.completed_at ?? null;
     const rows = [
       ["model", response.model],
