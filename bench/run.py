@@ -109,6 +109,8 @@ SERVERS = ["baseline", "outlast"]
 # completed.
 FIXED_EVENTS = 9
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+# --profile: where outlast's cProfile output goes (one file per figure), else None.
+PROFILE_DIR: Path | None = None
 loads = orjson.loads
 
 
@@ -319,6 +321,10 @@ class Server:
         self.port = free_port()
         self.db_url = db_url
         self.cmd = server_command(kind, self.port, self.tmpdir, db_url)
+        if PROFILE_DIR is not None and kind == "outlast":
+            # cProfile of the server's main thread (the event loop), written when it exits.
+            profile = PROFILE_DIR / f"{figure}-{kind}.prof"
+            self.cmd[1:1] = ["-m", "cProfile", "-o", str(profile)]
         self.log_path = logs_dir / f"{figure}-{kind}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.exit_note = ""
@@ -1260,10 +1266,18 @@ def main() -> None:
                         help="outlast's store: SQLite in a temporary directory (default), or a "
                         "fresh PostgreSQL database per figure, created with "
                         "OUTLAST_BENCH_DATABASE_URL (default " + DEFAULT_PG_ADMIN + ")")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="run outlast under cProfile (slower: its CPU figures are not "
+                        "comparable); bench/results/profiles/FIGURE-outlast.prof, read with "
+                        "python -m pstats")  # fmt: skip
     parser.add_argument(
         "--json", help="where to write the results (default bench/results/latest.json)"
     )
     args = parser.parse_args()
+    if args.profile:
+        global PROFILE_DIR
+        PROFILE_DIR = BENCH_DIR / "results" / "profiles"
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     run_main(main_async(args))
 
 
