@@ -153,6 +153,15 @@ def test_starting_after_at_or_beyond_the_last_event_of_a_finished_response_is_an
     )
     assert events == []
     assert raw_replay(server, done.id, last + beyond) == []
+    # No event, but the response has ended, and the stream says so: [DONE] is all it holds.
+    reply = httpx.get(
+        f"{server.base_url}/responses/{done.id}",
+        params={"stream": "true", "starting_after": last + beyond},
+        headers=AUTH,
+        timeout=WAIT,
+    )
+    assert reply.status_code == 200
+    assert reply.content == b"data: [DONE]\n\n"
 
 
 @pytest.mark.parametrize("starting_after", [None, 0, 3, 7])

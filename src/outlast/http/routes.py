@@ -14,15 +14,18 @@ from starlette.routing import Route, WebSocketRoute
 
 from outlast.asgi.body import BodyTimeout, BodyTooLarge, read_body
 from outlast.asgi.owner import OWNER_SCOPE_KEY
+from outlast.asgi.stream import SSEStream
 from outlast.engine import Engine, RunHandle
 from outlast.http import limits
 from outlast.http.compact import parse_compact
 from outlast.http.errors import APIError, invalid
 from outlast.http.openapi import openapi_document
+from outlast.http.replay import replay_response
 from outlast.http.replies import json_bytes, json_response
 from outlast.http.request import parse_create
 from outlast.http.sse import EventStreamResponse
 from outlast.http.websocket import ResponsesSocket
+from outlast.protocol.events import Event
 
 
 def _engine(request: Request) -> Engine:
@@ -140,12 +143,12 @@ def _starting_after(request: Request) -> int:
     return number
 
 
-async def get_response(request: Request) -> Response | EventStreamResponse:
+async def get_response(request: Request) -> Response | SSEStream[list[Event] | None]:
     response_id = request.path_params["response_id"]
     engine = _engine(request)
     if _flag(request, "stream"):
         after = _starting_after(request)
-        return EventStreamResponse(await engine.stream(response_id, _owner(request), after))
+        return await replay_response(engine, response_id, _owner(request), after)
     return json_bytes(await engine.get(response_id, _owner(request)))
 
 
