@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from a2a_support import rpc, rpc_message
+from databases import fresh_database
 from faultproxy import FaultProxy
 from serverproc import ServerProcess
 
@@ -45,20 +50,51 @@ TERMINAL = {"completed", "failed", "cancelled", "incomplete"}
 @pytest.fixture(scope="module")
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     directory = tmp_path_factory.mktemp("console")
-    support = HERE.parent / "support"
     server = ServerProcess(
         directory / "console.db",
         agent="console_agents:router",
         args=["--api-key", KEY],
-        env={
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(HERE), str(support), os.environ.get("PYTHONPATH")])
-            )
-        },
+        env=agents_env(),
         log_dir=directory,
     ).start()
     yield server
     server.stop()
+
+
+def agents_env() -> dict[str, str]:
+    """The test agents' modules (console_agents and tests/support) on the server's path."""
+    support = HERE.parent / "support"
+    return {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(HERE), str(support), os.environ.get("PYTHONPATH")])
+        )
+    }
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two replicas on one PostgreSQL database, without API keys: one serves the API and the
+    console (``--role api``), the other executes every run (``--role worker``)."""
+    directory = tmp_path_factory.mktemp("replicas")
+    # The database is made and dropped with asyncio.run, which cannot run in this thread while
+    # Playwright's sync API keeps its event loop here: in a thread of its own.
+    databases = fresh_database("postgres", directory)
+    with ThreadPoolExecutor(1) as thread:
+        database = thread.submit(databases.__enter__).result()
+        started: list[ServerProcess] = []
+        try:
+            for role in ("api", "worker"):
+                replica = ServerProcess(database.url, agent="console_agents:router",
+                                        args=["--role", role, "--drain-timeout", "1"],
+                                        env=agents_env(), log_dir=directory)  # fmt: skip
+                started.append(replica.start())
+            yield started[0], started[1]
+        finally:
+            for replica in reversed(started):
+                replica.stop()
+            thread.submit(databases.__exit__, None, None, None).result()
 
 
 @pytest.fixture
@@ -511,3 +547,163 @@ def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
     open_run(page, console_server.url, response_id)
     page.wait_for_selector("#successor")
     assert page.inner_text("#successor") == successor_id
+
+
+def test_without_keys_there_is_no_prompt_and_on_postgresql_each_run_shows_its_replica(
+    browser: Any, replicas: tuple[ServerProcess, ServerProcess]
+) -> None:
+    serving, worker = replicas
+    executor = httpx.get(f"{worker.url}/healthz").json()["worker"]
+    assert executor and executor != httpx.get(f"{serving.url}/healthz").json()["worker"]
+    errors: list[str] = []
+    context, page = new_page(browser, errors, with_key=False)
+    try:
+        page.goto(serving.url + "/")
+        page.wait_for_selector("section.overview")
+        assert page.query_selector("#api-key") is None
+        assert page.inner_text("#key-state") == ""  # no key, so none to forget either
+
+        with httpx.Client(base_url=serving.url, timeout=30) as api:
+            response_id = create(api, "count", "n=3")
+        row = f"tr[data-id='{response_id}']"
+        page.wait_for_selector(f"{row}[data-status='completed']", timeout=30_000)
+        # The replica that executed it, not the one that serves the page.
+        assert page.inner_text(f"{row} td.replica") == executor
+        page.click(f"{row} a.run-link")
+        wait_run_status(page, "completed")
+        page.wait_for_function(
+            "w => document.querySelector('dd[data-field=replica]').textContent === w", arg=executor
+        )
+    finally:
+        context.close()
+    assert errors == []
+
+
+def test_a_failed_runs_page_shows_its_error_timings_and_attempt(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    response_id = create(api, "fail", "the tool broke")
+    failed = wait_ended(api, response_id)
+    assert failed["status"] == "failed"
+    open_run(page, console_server.url, response_id)
+    wait_run_status(page, "failed")
+
+    error = failed["error"]
+    page.wait_for_selector(".run-error")
+    assert page.inner_text(".run-error") == f"{error['code']}: {error['message']}"
+    assert "the tool broke" in error["message"]
+    page.wait_for_function("() => document.querySelector('#connection').textContent === 'ended'")
+    assert page.inner_text("dd[data-field=attempt]") == "1"
+    assert page.inner_text("dd[data-field=ended]") not in ("", "—")
+    assert page.inner_text("dd[data-field=duration]") != ""
+    assert plain_text(page) == output_text(failed) == "partial "
+
+
+def test_the_time_filter_shows_only_runs_started_in_its_window(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    response_id = create(api, "count", "n=1")
+    wait_ended(api, response_id)
+    row = f"tr[data-id='{response_id}']"
+    page.goto(console_server.url + "/console")
+    page.select_option("#time-filter", "900")
+    page.wait_for_selector(row)
+
+    # Two hours later by the page's clock, the run started before the last hour but within the
+    # last day.
+    page.clock.set_fixed_time(time.time() + 2 * 3600)
+    page.select_option("#time-filter", "3600")
+    page.wait_for_selector(row, state="detached")
+    page.select_option("#time-filter", "86400")
+    page.wait_for_selector(row)
+
+
+def listed_ids(page: Any) -> list[str]:
+    ids: list[str] = page.eval_on_selector_all(
+        "table.runs tbody tr", "rows => rows.map(r => r.dataset.id)"
+    )
+    return ids
+
+
+def test_the_list_pages_through_older_and_newer_runs_as_the_listing_does(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    ids = [create(api, "count", "n=1") for _ in range(21)]  # more than one page of 20
+    for response_id in ids:
+        wait_ended(api, response_id)
+    first = [r["id"] for r in api.get("/v1/responses?limit=20").json()["data"]]
+    second = [r["id"] for r in api.get(f"/v1/responses?limit=20&after={first[-1]}").json()["data"]]
+    assert ids[-1] == first[0] and ids[0] in second
+    page.goto(console_server.url + "/console")
+    page.wait_for_function("id => document.querySelector('table.runs tbody tr')?.dataset.id === id",
+                           arg=first[0])  # fmt: skip
+    assert listed_ids(page) == first
+    assert page.is_disabled("text=← Newer")
+
+    page.click("text=Older →")
+    page.wait_for_function("id => document.querySelector('table.runs tbody tr')?.dataset.id === id",
+                           arg=second[0])  # fmt: skip
+    assert listed_ids(page) == second
+    page.click("text=← Newer")
+    page.wait_for_function("id => document.querySelector('table.runs tbody tr')?.dataset.id === id",
+                           arg=first[0])  # fmt: skip
+    assert listed_ids(page) == first
+
+
+def test_an_a2a_task_appears_in_the_list_as_a_run_and_opens_as_one(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage",
+               "params": rpc_message("hello from an A2A client")}  # fmt: skip
+    answer = rpc(console_server, message, {"Authorization": f"Bearer {KEY}"})
+    task_id = answer["result"]["task"]["id"]
+    task = wait_ended(api, task_id)
+
+    page.goto(console_server.url + "/console")
+    row = f"tr[data-id='{task_id}']"
+    page.wait_for_selector(f"{row}[data-status='{task['status']}']")
+    assert page.inner_text(f"{row} td.input") == "hello from an A2A client"
+    page.click(f"{row} a.run-link")
+    wait_run_status(page, task["status"])
+    assert plain_text(page) == output_text(task)
+    assert "hello from an A2A client" in page.inner_text(".input-items")
+
+
+def test_the_tail_and_sdk_snippets_of_a_run_page_continue_where_the_page_is(
+    page: Any, console_server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    response_id = create(api, "gated", f"gate={gate}")
+    open_run(page, console_server.url, response_id)
+    page.wait_for_selector(".output .item.message")
+    # The agent waits at its gate: the page has every event so far once it shows the server's
+    # count of them.
+    deadline = time.monotonic() + 10
+    while (
+        int(page.inner_text("#event-count"))
+        != (api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]["events"])
+    ):
+        assert time.monotonic() < deadline, "the page never caught up with the run"
+        time.sleep(0.05)
+    shown = int(page.inner_text("#event-count"))
+    tail, sdk = page.eval_on_selector_all(".snippet", "els => els.map(e => e.textContent)")
+    assert tail == f"outlast tail {response_id} --from {shown} --url {console_server.url}"
+    assert f'client.resume("{response_id}:{shown - 1}")' in sdk
+    assert KEY not in page.content()  # the snippets leave the key out
+    gate.touch()
+    wait_ended(api, response_id)
+
+    env = {**os.environ, "OUTLAST_API_KEY": KEY}
+    command = [sys.executable, "-m", "outlast", *tail.split()[1:], "--json"]
+    tailed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert tailed.returncode == 0, tailed.stderr
+    sequence = [json.loads(line)["sequence_number"] for line in tailed.stdout.splitlines()]
+    total = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]["events"]
+    assert sequence == list(range(shown, total))
+
+    script = sdk.replace('api_key="…"', f"api_key={KEY!r}")
+    resumed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    types = resumed.stdout.split()
+    assert len(types) == total - shown and types[-1] == "response.completed"

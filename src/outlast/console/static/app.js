@@ -231,7 +231,7 @@ function runsTable(rows, meta) {
           h("td", {}, formatTime(r.created_at)),
           h("td", {}, formatDuration(end - r.created_at)),
           h("td.num", {}, m.events ?? ""),
-          replicas ? h("td", {}, m.worker || "") : null,
+          replicas ? h("td.replica", {}, m.worker || "") : null,
           h("td.input", {}, inputPreview(m)),
         );
       }),
