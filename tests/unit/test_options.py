@@ -305,3 +305,93 @@ def test_the_default_limits_leave_room_for_one_keys_thousands_of_concurrent_long
     settings = Settings()
     assert settings.max_streams_per_key >= 2000
     assert settings.max_connections >= 2 * settings.max_streams_per_key
+
+
+# -- every flag has a variable; only the configuration layer reads the environment -----------
+
+
+def _option_actions(parser: argparse.ArgumentParser, path: str = "outlast") -> dict[str, Any]:
+    """Every flag of ``parser`` and of its subcommands, by ``"outlast serve --port"``."""
+    found: dict[str, Any] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_option_actions(sub, f"{path} {name}"))
+        elif not isinstance(action, argparse._HelpAction):
+            for flag in action.option_strings:
+                if flag.startswith("--"):
+                    found[f"{path} {flag}"] = action
+    return found
+
+
+def test_every_flag_of_the_server_and_of_the_clients_connection_names_its_variable() -> None:
+    actions = _option_actions(build_parser())
+    server = {k: a for k, a in actions.items() if k.startswith(("outlast serve ", "outlast db "))}
+    connection_flags = {k: a for k, a in actions.items() if k.endswith(("--url", "--api-key"))}
+    assert len(server) > len(OPTIONS) and "outlast serve --config" in server
+    assert "outlast ls --url" in connection_flags and "outlast --api-key" in connection_flags
+    # A mode's second flag (--no-a2a) shares the first one's variable, named in its help.
+    second_flags = {option.negative_flag for option in OPTIONS if option.kind == "mode"}
+    unnamed = [
+        key
+        for key, action in {**server, **connection_flags}.items()
+        if "env OUTLAST_" not in (action.help or "") and key.split()[-1] not in second_flags
+    ]
+    assert unnamed == []
+
+
+# The modules that may read the process's environment, and why; any other is a finding.
+ENVIRONMENT_READERS = {
+    "outlast/config.py": "the server's options: settings_from, the one place that reads them",
+    "outlast/cli.py": "hands the environment to the configuration file's lookup (OUTLAST_CONFIG)",
+    "outlast/client/_common.py": "the client commands' own two options, OUTLAST_URL and "
+    "OUTLAST_API_KEY (the client is a program of its own)",
+    "outlast/observe/tracing.py": "OpenTelemetry's standard OTEL_* variables, which its SDK "
+    "defines and reads itself; outlast reads them to build the exporter the same way",
+    "outlast/observe/setup.py": "whether any OTEL_* variable is set, to import OpenTelemetry "
+    "only when tracing may be asked for",
+}
+
+
+def environment_reads(source: str) -> list[int]:
+    """The lines of ``source`` that touch ``os.environ`` or ``os.getenv`` (or import them)."""
+    import ast
+
+    names = {"environ", "environb", "getenv", "getenvb"}
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ) or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in names for alias in node.names)
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_configuration_layer_reads_the_environment() -> None:
+    package = Path(config.__file__).parent
+    readers = {
+        path.relative_to(package.parent).as_posix(): found
+        for path in sorted(package.rglob("*.py"))
+        if (found := environment_reads(path.read_text()))
+    }
+    assert set(readers) <= set(ENVIRONMENT_READERS), {
+        name: lines for name, lines in readers.items() if name not in ENVIRONMENT_READERS
+    }
+
+
+def test_the_environment_finder_finds_every_way_of_reading_it() -> None:
+    source = (
+        "import os\n"
+        "from os import getenv\n"
+        "a = os.environ['X']\n"
+        "b = os.getenv('Y')\n"
+        "c = os.path.join('environ', 'getenv')\n"
+    )
+    assert environment_reads(source) == [2, 3, 4]
