@@ -1,23 +1,30 @@
 """The web console in a real browser, as a user sees it, against a real ``outlast serve``.
 
 One server (SQLite, one API key, ``console_agents:router``) serves the module; each test has a
-fresh browser context (its own sessionStorage) with the key already entered, except the test of
+fresh browser context (its own sessionStorage) with the key already entered, except the tests of
 entering it. A test fails on any uncaught error in the page. What is checked:
 
-- a wrong key is refused and the right one opens the runs, which never shows the key;
-- the list shows a new run and its status change without a reload; its status filter and counts;
+- a wrong key is refused and the right one opens the runs, which never shows the key; without
+  keys configured there is no prompt at all;
+- the list shows a new run and its status change without a reload; its status filter, counts
+  and throughput; its time filter; paging as the listing does; an A2A task as a run; on
+  PostgreSQL (an api and a worker replica), the replica that executes each run;
 - a run page streams a demo run to the end and its text equals the API's ``output_text``; it
-  shows reasoning, tool calls with their arguments and outputs, and each message;
+  shows reasoning, tool calls with their arguments and outputs, and each message; a failed
+  run's error, timings and attempt;
 - blocking the page's network mid-run and restoring it resumes without duplicated text;
 - cancel from the page stops the run (the API says ``cancelled``);
 - hostile agent output (script tags, ``javascript:`` links, event handler attributes) does not
-  execute;
+  execute, and the page's Content-Security-Policy blocks any that reached the page as markup;
 - a finished 20,000-event run's page is usable at once and keeps a bounded number of rows in the
   page; a run at about 1,000 events/s is followed to the end (both measured: artefacts' timings);
-- the continuation token copied from a run page names its last event; delete removes the run;
+- the continuation token copied from a run page names its last event; the page's ``outlast
+  tail`` and SDK snippets, run as they are, continue right after it; delete removes the run;
 - a run started from the page opens its page (a foreground one once it has ended);
 - a run waiting for input (``request.ask``) is answered from its page, and the answer continues
-  it in a new response chained to it.
+  it in a new response chained to it;
+- a running run is steered from its page: it ends ``steered`` and the page opens the successor
+  that carries the input.
 
 Screenshots of the list and of a run page are saved in the artefacts folder (see conftest.py).
 """
@@ -232,6 +239,11 @@ def test_the_status_filter_and_its_count_show_only_runs_of_that_status(
         arg=str(count),
     )
 
+    # The throughput: the runs ended in each of the last 15 minutes, this one among the last.
+    bars = page.eval_on_selector_all(".bars .bar", "els => els.map(e => e.title)")
+    assert len(bars) == 15 and bars[-1].endswith("ended in minute 0")
+    assert int(bars[-1].split()[0]) >= 1
+
     page.select_option("#status-filter", "failed")
     page.wait_for_function(
         "() => [...document.querySelectorAll('table.runs tbody tr')]"
@@ -351,6 +363,30 @@ def test_hostile_agent_output_does_not_execute(
         ".filter(a => a.name.startsWith('on')).length"
     )
     assert handlers == 0
+    # And were a payload ever to reach the page as markup, the page's Content-Security-Policy
+    # would still not run it: no inline script, no handler attribute, no javascript: URL, no
+    # string compiled as code (a string timer: eval's check; Playwright's own evaluate is exempt).
+    page.evaluate(
+        """() => {
+        window.__violations = [];
+        document.addEventListener('securitypolicyviolation',
+          (e) => window.__violations.push(e.violatedDirective));
+        const script = document.createElement('script');
+        script.textContent = "window.__pwned = 'inline script'";
+        document.body.append(script);
+        const img = document.createElement('img');
+        img.setAttribute('src', 'x');
+        img.setAttribute('onerror', "window.__pwned = 'handler attribute'");
+        document.body.append(img);
+        const link = document.createElement('a');
+        link.href = "javascript:window.__pwned = 'javascript: url'";
+        document.body.append(link);
+        link.click();
+        setTimeout("window.__pwned = 'string timer'", 0);
+    }"""
+    )
+    page.wait_for_function("() => window.__violations.length >= 4")
+    assert page.evaluate("window.__pwned") is None
 
 
 def test_a_20000_event_run_page_is_usable_at_once_with_a_bounded_page(
