@@ -28,6 +28,8 @@ from a2a.types import (
 from a2a.utils.errors import InvalidParamsError
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from outlast.engine.steering import STEERED
+
 SEQUENCE_KEY = "sequence_number"
 """The metadata key of every streamed event that holds its sequence number (also the SSE id)."""
 
@@ -41,6 +43,8 @@ STATE_OF_STATUS: Mapping[str, TaskState] = {
     "cancelled": TaskState.TASK_STATE_CANCELED,
     "incomplete": TaskState.TASK_STATE_FAILED,
 }
+STEERED_TEXT = "Steered: the task goes on with the new input."
+"""The text of the ``WORKING`` status a run steered at a safe boundary ends with."""
 TERMINAL_STATES = frozenset(
     {
         TaskState.TASK_STATE_COMPLETED,
@@ -69,10 +73,22 @@ def pending_call(response: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def steered(response: Mapping[str, Any]) -> bool:
+    """The response ended at a safe boundary for steering input (``incomplete``, reason
+    ``steered``): its task goes on, in the successor that carries the input."""
+    if response.get("status") != "incomplete":
+        return False
+    details = response.get("incomplete_details")
+    return isinstance(details, Mapping) and details.get("reason") == STEERED
+
+
 def response_state(response: Mapping[str, Any]) -> TaskState:
-    """The A2A task state of a response object: its status's, or ``INPUT_REQUIRED``."""
+    """The A2A task state of a response object: its status's, ``INPUT_REQUIRED``, or
+    ``WORKING`` for a steered one (the task goes on)."""
     if pending_call(response) is not None:
         return TaskState.TASK_STATE_INPUT_REQUIRED
+    if steered(response):
+        return TaskState.TASK_STATE_WORKING
     return task_state(str(response.get("status")))
 
 
@@ -216,6 +232,15 @@ def status_message(task_id: str, context_id: str, response: Mapping[str, Any]) -
     if status == "failed":
         error = response.get("error") or {}
         text = str(error.get("message") or "The task failed.")
+    elif steered(response):
+        return Message(
+            message_id=f"{task_id}-steered",
+            role=Role.ROLE_AGENT,
+            task_id=task_id,
+            context_id=context_id,
+            parts=[Part(text=STEERED_TEXT)],
+            metadata=struct({"reason": STEERED}),
+        )
     elif status == "incomplete":
         details = response.get("incomplete_details") or {}
         reason = details.get("reason") or "unknown"
@@ -291,5 +316,18 @@ def stored_message(message: Message) -> bytes:
     return json_format.MessageToJson(message, indent=None).encode()
 
 
+def stored_messages(messages: Iterable[Message]) -> bytes:
+    """Several messages as one JSON array, for a turn of the task index that steering input
+    began (see :func:`load_messages`)."""
+    return orjson.dumps([json_format.MessageToDict(message) for message in messages])
+
+
 def load_message(data: bytes | str) -> Message:
     return json_format.Parse(data, Message())
+
+
+def load_messages(data: bytes) -> list[Message]:
+    """The messages a turn of the task index holds: one message's JSON, or an array of them."""
+    if data.lstrip()[:1] == b"[":
+        return [json_format.ParseDict(value, Message()) for value in orjson.loads(data)]
+    return [load_message(data)]

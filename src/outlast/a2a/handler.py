@@ -71,13 +71,17 @@ from a2a.utils.proto_utils import validate_proto_required_fields
 from a2a.utils.task import apply_history_length, validate_history_length, validate_page_size
 
 from outlast.a2a.convert import (
+    SEQUENCE_KEY,
     TERMINAL_STATES,
     answer_text,
     load_message,
+    load_messages,
     message_text,
     pending_call,
     response_state,
+    steered,
     stored_message,
+    stored_messages,
     task_from_response,
     task_state,
 )
@@ -91,11 +95,11 @@ from outlast.a2a.requests import (
     last_event_id,
     run_spec,
 )
+from outlast.a2a.steering import EndWatch, RunEnded, TaskSteering
 from outlast.a2a.times import RunTimes
 from outlast.a2a.wire import (
     Frame,
     WireTranslator,
-    closable,
     cut_history,
     proto_dict,
     stream_event,
@@ -104,6 +108,7 @@ from outlast.agents.options import replies_with_message
 from outlast.engine import Engine, RunHandle
 from outlast.engine.errors import EngineError, NotFound
 from outlast.protocol.events import TERMINAL_STATUSES, Event
+from outlast.protocol.jsonbytes import dumps as exact_dumps
 from outlast.protocol.spec import RunSpec
 from outlast.store.base import ResponseRecord
 
@@ -131,12 +136,15 @@ def owner_of(context: ServerCallContext) -> str:
 class _Send:
     """A checked ``SendMessage``: nothing is stored until all of it is valid."""
 
-    spec: RunSpec
+    spec: RunSpec | None
+    """``None`` for a message that steers a working task (no run is created for it)."""
     context_id: str
     message: Message
     push: TaskPushNotificationConfig | None
     continues: TaskRow | None = None
     """The task waiting for input that this message answers (``None``: a new task)."""
+    steers: TaskRow | None = None
+    """The task whose working run this message steers (``spec`` is then not used)."""
 
 
 class EngineRequestHandler(RequestHandler):
@@ -160,6 +168,7 @@ class EngineRequestHandler(RequestHandler):
         # task id -> (the stored snapshot it was made of, the task's JSON without metadata).
         self._finished: OrderedDict[str, tuple[bytes, dict[str, Any]]] = OrderedDict()
         self._sending: set[asyncio.Task[None]] = set()  # notifications no run event carries
+        self.steering = TaskSteering(engine, index)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -244,7 +253,7 @@ class EngineRequestHandler(RequestHandler):
                 )
                 history.extend(earlier.history)
                 artifacts.extend(earlier.artifacts)
-            history.append(load_message(turn.message))
+            history.extend(load_messages(turn.message))
             previous = turn.run_id
         return history, artifacts
 
@@ -252,7 +261,9 @@ class EngineRequestHandler(RequestHandler):
         """The translator of the events of the task's current run."""
         history, artifacts = await self._earlier(row)
         times = RunTimes(self.index, self.engine, row.run, row.owner)
-        return WireTranslator(row.task_id, row.context_id, history, row.run, artifacts, times)
+        wire = WireTranslator(row.task_id, row.context_id, history, row.run, artifacts, times)
+        wire.queued = await self.steering.queued_messages(row.run)
+        return wire
 
     async def _task(self, row: TaskRow, response: dict[str, Any], at: float | None) -> Task:
         history, artifacts = await self._earlier(row)
@@ -262,7 +273,41 @@ class EngineRequestHandler(RequestHandler):
             task.status.Clear()
             task.status.state = TaskState.TASK_STATE_CANCELED
             task.status.timestamp.FromNanoseconds(int(row.updated_at * 1e9))
+        elif row.final and steered(response):
+            # Steered, but its successor could not be created (a2a/steering.py): it ended here.
+            task.status.Clear()
+            task.status.state = TaskState.TASK_STATE_FAILED
+            task.status.timestamp.FromNanoseconds(int(row.updated_at * 1e9))
+            task.status.message.CopyFrom(
+                Message(
+                    message_id=f"{row.task_id}-status",
+                    role=Role.ROLE_AGENT,
+                    task_id=row.task_id,
+                    context_id=row.context_id,
+                    parts=[Part(text="The steering input could not be applied: the task's "
+                                "next turn could not be created.")],
+                )
+            )  # fmt: skip
+        if task.status.state not in TERMINAL_STATES:
+            # Steering messages accepted for the current run: a message received is in the
+            # history (the input of a run that failed or was cancelled was not applied).
+            task.history.extend(await self.steering.queued_messages(row.run))
         return task
+
+    async def _current(self, row: TaskRow) -> tuple[TaskRow, ResponseRecord, dict[str, Any]]:
+        """The task's current turn, its record and response object: past a steered run (ended
+        at a boundary for steering input), the successor's turn, once it is recorded."""
+        record = await self._record(row)
+        response: dict[str, Any] = orjson.loads(record.snapshot)
+        while steered(response) and not row.final:
+            following = await self.steering.next_turn(row)
+            if following is None:
+                row = await self._row(row.task_id, row.owner)
+                break
+            row = following
+            record = await self._record(row)
+            response = orjson.loads(record.snapshot)
+        return row, record, response
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -305,30 +350,30 @@ class EngineRequestHandler(RequestHandler):
         """A message to an existing task: accepted only while the task waits for input
         (``INPUT_REQUIRED``); it answers the task's pending call and continues the task."""
         message = params.message
-        row = await self._row(message.task_id, owner)
-        record = await self._record(row)
-        call = pending_call(orjson.loads(record.snapshot))
+        row, record, response = await self._current(await self._row(message.task_id, owner))
+        call = pending_call(response)
         if call is not None and row.state == _CANCELED:
             raise UnsupportedOperationError(
                 message=f"Task {row.task_id} was canceled while it waited for input and accepts "
                 "no more messages."
             )
-        if call is None:
-            if record.status in TERMINAL_STATUSES:
-                raise UnsupportedOperationError(
-                    message=f"Task {row.task_id} is in a terminal state "
-                    f"({TaskState.Name(task_state(record.status))}) and accepts no more "
-                    "messages; send the next message with its contextId (and no taskId) to "
-                    "continue."
-                )
+        if call is None and record.status in TERMINAL_STATUSES:
             raise UnsupportedOperationError(
-                message=f"Task {row.task_id} is still running and does not accept input."
+                message=f"Task {row.task_id} is in a terminal state "
+                f"({TaskState.Name(task_state(record.status))}) and accepts no more "
+                "messages; send the next message with its contextId (and no taskId) to "
+                "continue."
             )
         if message.context_id and message.context_id != row.context_id:
             raise InvalidParamsError(
                 message=f"Task {row.task_id} is in context {row.context_id}, not "
                 f"{message.context_id}."
             )
+        if call is None:
+            # The task is working: the message steers its run (a2a/steering.py).
+            if push is not None:
+                await self._check_push_url(push.url)
+            return _Send(None, row.context_id, message, push, steers=row)
         spec = answer_spec(params, row.run, str(call.get("call_id", "")), answer_text(message))
         if push is not None:
             await self._check_push_url(push.url)
@@ -343,7 +388,7 @@ class EngineRequestHandler(RequestHandler):
             record = await self.engine.record(latest.run, owner)
         except NotFound:
             return None  # deleted or expired: the conversation starts afresh after it
-        if record.status not in TERMINAL_STATUSES:
+        if record.status not in TERMINAL_STATUSES or steered(orjson.loads(record.snapshot)):
             raise UnsupportedOperationError(
                 message=f"Task {latest.task_id} of context {context_id} is still running; wait "
                 "for it (or cancel it) before sending the next message in this context."
@@ -359,10 +404,27 @@ class EngineRequestHandler(RequestHandler):
 
     async def _start(
         self, params: SendMessageRequest, context: ServerCallContext, stream: bool
-    ) -> tuple[RunHandle, TaskRow, Message]:
-        """Create the run and index it as a task (with its push config, if any)."""
+    ) -> tuple[RunHandle | None, TaskRow, Message]:
+        """Create the run and index it as a task (with its push config, if any); or, for a
+        message to a working task, steer its run (no run is created: ``None``)."""
         owner = owner_of(context)
         send = await self._check_send(params, owner)
+        for _ in range(3):
+            if send.steers is None:
+                break
+            try:
+                return None, await self._steer(send, context), send.message
+            except RunEnded:
+                # It ended meanwhile: it may now wait for input (the message answers it), or
+                # have ended (the message is refused), once its end is stored.
+                live = self.engine.live(send.steers.run, owner)
+                if live is not None:
+                    await live.done.wait()
+                send = await self._check_send(params, owner)
+        if send.steers is not None or send.spec is None:
+            raise UnsupportedOperationError(
+                message="The task is ending and accepts no more messages."
+            )
         try:
             run = await self.engine.create(send.spec, owner, subscribe=stream)
         except EngineError as exc:
@@ -406,7 +468,16 @@ class EngineRequestHandler(RequestHandler):
         message.task_id, message.context_id = row.task_id, row.context_id
         try:
             submitted = TaskState.Name(TaskState.TASK_STATE_SUBMITTED)
-            await self.index.add_turn(row, run.id, stored_message(message), submitted)
+            # Steering input left pending by the question goes first in this turn (the engine
+            # put it first in the run's input), before the answer.
+            pending = await self.steering.pending(row.run)
+            turn = stored_message(message)
+            if pending:
+                messages = [*(load_message(p.message) for p in pending), message]
+                turn = stored_messages(messages)
+            previous = row.run
+            await self.index.add_turn(row, run.id, turn, submitted, [p.steer_id for p in pending])
+            self.steering.carried(previous)
             if send.push is not None:
                 await self.push_store.set_info(row.task_id, send.push, context)
             if send.push is not None or await self.push_store.get_info(row.task_id, context):
@@ -423,10 +494,53 @@ class EngineRequestHandler(RequestHandler):
         log.info("%s: A2A task continued by %s (its answer)", row.task_id, run.id)
         return row
 
+    async def _steer(self, send: _Send, context: ServerCallContext) -> TaskRow:
+        """Steer the working run of the task ``send.steers`` with the message."""
+        row = send.steers
+        assert row is not None
+        message = Message()
+        message.CopyFrom(send.message)
+        message.task_id, message.context_id = row.task_id, row.context_id
+        await self.steering.steer(row, message)
+        if send.push is not None:
+            await self.push_store.set_info(row.task_id, send.push, context)
+            if row.push_after is None:
+                row.push_after = -1
+                await self.index.set_push_after(row.task_id, -1)
+            await self.watcher.watch(row)
+        return row
+
+    async def _until_interrupted(self, row: TaskRow) -> TaskRow:
+        """Wait until the task is in a terminal or interrupted state, across the turns its
+        steering starts; its row then."""
+        while True:
+            row, record, _ = await self._current(row)
+            if record.status in TERMINAL_STATUSES or row.final:
+                return row
+            try:
+                stream = await self.engine.stream(row.run, row.owner, record.snapshot_seq)
+            except EngineError as exc:
+                raise from_engine(exc) from None
+            end = EndWatch()
+            async with contextlib.aclosing(end.watch(stream)) as batches:
+                async for _ in batches:
+                    pass
+            if not end.steered:
+                return row
+            following = await self.steering.next_turn(row)
+            if following is None:
+                return await self._row(row.task_id, row.owner)
+            row = following
+
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
         run, row, _ = await self._start(params, context, stream=False)
+        if run is None:  # it steered the task's working run
+            if not params.configuration.return_immediately:
+                row = await self._until_interrupted(row)
+            task = await self._task(row, *await self._response(row))
+            return apply_history_length(task, params.configuration)
         if params.configuration.return_immediately:
             created = orjson.loads(run.created)
             task = await self._task(row, created, await self._live_time(row, created))
@@ -464,8 +578,13 @@ class EngineRequestHandler(RequestHandler):
         """``SendStreamingMessage``: the task's A2A events, a list per batch of stored events (an
         empty list for a quiet spell)."""
         run, row, _ = await self._start(params, context, stream=True)
-        wire = await self._translator(row)
         config = params.configuration
+        if run is None:  # it steered the task's working run: the task from now on
+            row, record, snapshot = await self._current(row)
+            async for frames in self._turn_frames(row, record, snapshot, None):
+                yield frames
+            return
+        wire = await self._translator(row)
         cut = config.HasField("history_length")
 
         def cut_task(event: Event) -> bytes | None:
@@ -476,7 +595,8 @@ class EngineRequestHandler(RequestHandler):
             task = apply_history_length(wire.task_object(response), config)
             return wire.task(response, event.seq, task)
 
-        async with contextlib.aclosing(closable(self.engine.stream_run(run))) as batches:
+        end = EndWatch()
+        async with contextlib.aclosing(end.watch(self.engine.stream_run(run))) as batches:
             async for batch in batches:
                 await wire.ready(batch)
                 if cut and any(event.type == "response.created" for event in batch):
@@ -486,6 +606,9 @@ class EngineRequestHandler(RequestHandler):
                     frames = [(event.seq, body) for event in batch if (body := feed(event))]
                 if frames or not batch:
                     yield frames
+        if end.steered:
+            async for frames in self._steered_on(row):
+                yield frames
 
     async def on_message_send_stream(
         self, params: SendMessageRequest, context: ServerCallContext
@@ -584,8 +707,11 @@ class EngineRequestHandler(RequestHandler):
         owner = owner_of(context)
         row = await self._row(params.id, owner)
         cursor = last_event_id(context)
-        record = await self._record(row)
-        snapshot = orjson.loads(record.snapshot)
+        if cursor is None:
+            row, record, snapshot = await self._current(row)
+        else:  # the events after the cursor are the current turn's, even a steered one's
+            record = await self._record(row)
+            snapshot = orjson.loads(record.snapshot)
         waiting = pending_call(snapshot) is not None and row.state != _CANCELED
         if cursor is None and record.status in TERMINAL_STATUSES and not waiting:
             state = (
@@ -596,18 +722,58 @@ class EngineRequestHandler(RequestHandler):
             )
         # A task waiting for input is interrupted, not ended: its subscribers get the task
         # (INPUT_REQUIRED), and the stream ends there, as at any interrupted state.
-        wire = await self._translator(row)
+        async for frames in self._turn_frames(row, record, snapshot, cursor):
+            yield frames
 
-        async def events_after(after: int) -> AsyncIterator[list[Event]]:
-            try:
-                return await self.engine.stream(row.run, owner, after)
-            except EngineError as exc:
-                raise from_engine(exc) from None
+    async def _turn_frames(
+        self, row: TaskRow, record: ResponseRecord, snapshot: dict[str, Any], cursor: int | None
+    ) -> AsyncGenerator[list[Frame]]:
+        """The task's events from its current turn's ``snapshot`` (after ``cursor``, if any), and
+        on across the turns steering input starts: each such turn from the task as it is then."""
+        while True:
+            wire = await self._translator(row)
+            run_id, owner = row.run, row.owner
 
-        subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
-        async with contextlib.aclosing(subscription) as batches:
-            async for frames in batches:
+            end = EndWatch()
+
+            async def events_after(
+                after: int, run_id: str = run_id, owner: str = owner, end: EndWatch = end
+            ) -> AsyncIterator[list[Event]]:
+                try:
+                    return end.watch(await self.engine.stream(run_id, owner, after))
+                except EngineError as exc:
+                    raise from_engine(exc) from None
+
+            subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
+            async with contextlib.aclosing(subscription) as batches:
+                async for frames in batches:
+                    yield frames
+            if not end.steered:
+                return
+            async for frames in self._steered_on(row):
                 yield frames
+            return
+
+    async def _steered_on(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
+        """A stream's events after its run ended steered: the task from its next turn on (the
+        task as it is then, then that turn's events, and so on); or, when no turn follows (its
+        successor could not be created), the task's final status, which no event carries."""
+        following = await self.steering.next_turn(row)
+        if following is not None:
+            record = await self._record(following)
+            snapshot = orjson.loads(record.snapshot)
+            async for frames in self._turn_frames(following, record, snapshot, None):
+                yield frames
+            return
+        row = await self._row(row.task_id, row.owner)
+        record = await self._record(row)
+        task = await self._task(row, orjson.loads(record.snapshot), row.updated_at)
+        update = TaskStatusUpdateEvent(
+            task_id=row.task_id, context_id=row.context_id, status=task.status
+        )
+        body = proto_dict(update)
+        body["metadata"] = {SEQUENCE_KEY: record.snapshot_seq}
+        yield [(record.snapshot_seq, exact_dumps({"statusUpdate": body}))]
 
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -79,6 +80,23 @@ turns = Table(
 )
 
 
+# Messages that steer a task's running run (a2a/steering.py), from their acceptance until the
+# turn that carries them is recorded: ``queued`` while the run runs, ``pending`` once it ended
+# waiting for input (the answer's turn carries them then).
+steers = Table(
+    "outlast_a2a_steers",
+    metadata,
+    Column("steer_id", String(128), primary_key=True),
+    Column("task_id", String(128), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("outlast_a2a_steers_run", "run_id", "created_at"),
+)
+
+
 # When each run was first seen working: the timestamp of its WORKING statuses (a2a/times.py).
 working = Table(
     "outlast_a2a_working",
@@ -86,6 +104,18 @@ working = Table(
     Column("run_id", String(128), primary_key=True),
     Column("at", Float, nullable=False),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SteerRow:
+    """A steering message of a task: its steer id, the run it steers, the message (JSON)."""
+
+    steer_id: str
+    task_id: str
+    run_id: str
+    owner: str
+    message: bytes
+    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +192,16 @@ class TaskIndex:
             if "run_id" not in columns:
                 await conn.execute(text(f"ALTER TABLE {tasks.name} ADD COLUMN run_id VARCHAR(128)"))
 
-    async def add_turn(self, row: TaskRow, run_id: str, message: bytes, state: str) -> None:
-        """Continue ``row``'s task with the run ``run_id``, started by ``message``: the task's
-        current turn from now on, its state ``state``."""
+    async def add_turn(
+        self, row: TaskRow, run_id: str, message: bytes, state: str, steer_ids: Sequence[str] = ()
+    ) -> None:
+        """Continue ``row``'s task with the run ``run_id``, started by ``message`` (one message's
+        JSON, or a JSON array of them): the task's current turn from now on, its state ``state``;
+        the steers ``steer_ids`` it carries are forgotten in the same transaction."""
         now = time.time()
         async with self.engine.begin() as conn:
+            if steer_ids:
+                await conn.execute(delete(steers).where(steers.c.steer_id.in_(list(steer_ids))))
             position = (
                 await conn.execute(
                     select(func.count()).select_from(turns).where(turns.c.task_id == row.task_id)
@@ -186,6 +221,49 @@ class TaskIndex:
         row.run_id, row.state, row.updated_at, row.final, row.expires_at = (
             run_id, state, now, False, None
         )  # fmt: skip
+
+    async def add_steer(self, steer: SteerRow) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                steers.insert().values(
+                    steer_id=steer.steer_id,
+                    task_id=steer.task_id,
+                    run_id=steer.run_id,
+                    owner=steer.owner,
+                    message=steer.message,
+                    state=steer.state,
+                    created_at=time.time(),
+                )
+            )
+
+    async def steers(self, run_id: str | None = None) -> list[SteerRow]:
+        """The steering messages of the run ``run_id`` (of every run with ``None``), in the
+        order they were accepted."""
+        query = select(steers).order_by(steers.c.created_at, steers.c.steer_id)
+        if run_id is not None:
+            query = query.where(steers.c.run_id == run_id)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(query)
+            return [
+                SteerRow(
+                    m["steer_id"],
+                    m["task_id"],
+                    m["run_id"],
+                    m["owner"],
+                    bytes(m["message"]),
+                    m["state"],
+                )
+                for m in (row._mapping for row in result)
+            ]
+
+    async def set_steers_state(self, run_id: str, state: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(steers).where(steers.c.run_id == run_id).values(state=state))
+
+    async def drop_steers(self, steer_ids: Sequence[str]) -> None:
+        if steer_ids:
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(steers).where(steers.c.steer_id.in_(list(steer_ids))))
 
     async def working_since(self, run_id: str) -> float:
         """When the run was first seen working: stored now by the first caller, read after."""
@@ -344,6 +422,7 @@ class TaskIndex:
                 delete(working).where(or_(working.c.run_id == task_id, working.c.run_id.in_(runs)))
             )
             await conn.execute(delete(turns).where(turns.c.task_id == task_id))
+            await conn.execute(delete(steers).where(steers.c.task_id == task_id))
 
     async def purge_expired(self, now: float | None = None) -> None:
         self._cached.clear()
@@ -356,6 +435,11 @@ class TaskIndex:
             await conn.execute(
                 delete(turns).where(
                     ~select(tasks.c.task_id).where(tasks.c.task_id == turns.c.task_id).exists()
+                )
+            )
+            await conn.execute(
+                delete(steers).where(
+                    ~select(tasks.c.task_id).where(tasks.c.task_id == steers.c.task_id).exists()
                 )
             )
             # Times of runs ended before the cutoff's retention: their tasks are gone with them.

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -45,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outlast import outbound
+from outlast.a2a.convert import steered
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.times import RunTimes
 from outlast.a2a.wire import WireTranslator, closable
@@ -201,6 +203,9 @@ class PushWatcher:
         # On SQLite one server owns the database: leases left by its previous process are void.
         self.exclusive = exclusive
         self._watching: dict[str, asyncio.Task[None]] = {}
+        self.next_turn: Callable[[TaskRow], Awaitable[TaskRow | None]] | None = None
+        """The task's row once its steered run's successor is its current turn (set by the
+        service: :meth:`outlast.a2a.steering.TaskSteering.next_turn`)."""
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -266,6 +271,19 @@ class PushWatcher:
                 # A message answering the task's question may have started its next turn while
                 # this one's last notification went out: follow that turn too.
                 current = await self.index.get(row.task_id, row.owner)
+                if (
+                    current is not None
+                    and current.push_after is not None
+                    and current.run == row.run
+                    and self.next_turn is not None
+                ):
+                    # Notifications go on after a run's end only when it was steered: the
+                    # task goes on in the turn its steering input starts, from its first
+                    # state.
+                    current = await self.next_turn(row)
+                    if current is not None:
+                        await self.index.set_push_after(row.task_id, -1)
+                        current.push_after = -1
                 if current is None or current.push_after is None or current.run == row.run:
                     return
                 row, after = current, current.push_after
@@ -297,6 +315,12 @@ class PushWatcher:
                 for event in batch:
                     if event.type not in _LIFECYCLE:
                         continue
+                    if event.type == "response.incomplete" and steered(
+                        orjson.loads(event.data)["response"]
+                    ):
+                        # Steered: the task is still WORKING; the successor's turn follows.
+                        await self.index.set_push_after(row.task_id, event.seq)
+                        return event.seq
                     body = wire.feed(event)
                     if body is not None:
                         after = await self._notify(row, event, body)

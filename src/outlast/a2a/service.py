@@ -76,6 +76,8 @@ class A2AService:
         self.handler = EngineRequestHandler(
             engine, self.index, self.push_store, self.watcher, self.card, allow_private
         )
+        # Push notifications follow a steered task into the turn its steering input starts.
+        self.watcher.next_turn = self.handler.steering.next_turn
         self.routes: list[BaseRoute] = a2a_routes(
             self.handler,
             self.card,
@@ -102,6 +104,7 @@ class A2AService:
                 if attempt == 2:
                     raise
                 await asyncio.sleep(0.5)
+        await self.handler.steering.start()
         await self.watcher.start()
         if self.grpc is not None:
             await self.grpc.start()
@@ -111,5 +114,6 @@ class A2AService:
         if self.grpc is not None:
             await self.grpc.close()
         await self.watcher.close()
+        await self.handler.steering.close()
         await self.http.aclose()
         await self.db.dispose()

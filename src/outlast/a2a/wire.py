@@ -165,6 +165,7 @@ class WireTranslator:
         "artifacts",
         "context_id",
         "ended_at",
+        "queued",
         "task_id",
         "user_messages",
         "working_at",
@@ -190,6 +191,9 @@ class WireTranslator:
         self.context_id = context_id
         self.user_messages = list(user_messages)
         self.artifacts = list(artifacts)
+        self.queued: list[Message] = []
+        """Messages steering the run, not yet carried by a turn: its tasks' history ends with
+        them (:mod:`outlast.a2a.steering`)."""
         self._ids = b'"taskId":' + _dumps(task_id) + b',"contextId":' + _dumps(context_id)
         # The bytes before a chunk's text, per artifact (a run has one or a few).
         self._chunk_heads: dict[str, bytes] = {}
@@ -244,9 +248,11 @@ class WireTranslator:
         """The task of a response object, as the SDK's type."""
         if at is None:
             at = self.status_time(response)
-        return task_from_response(
+        task = task_from_response(
             response, self.context_id, self.user_messages, at, self.task_id, self.artifacts
         )
+        task.history.extend(self.queued)
+        return task
 
     def task(self, response: dict[str, Any], seq: int, task: Task | None = None) -> bytes:
         """The task as of the stored event ``seq`` (``response`` is its response object, ``task``
