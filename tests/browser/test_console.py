@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sleepproxy import SleepProxy
 
 from a2a_support import rpc, rpc_message
 from databases import fresh_database
@@ -308,6 +309,42 @@ def test_blocking_the_network_mid_run_and_restoring_it_resumes_without_duplicate
             meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
             assert int(page.inner_text("#event-count")) == meta["events"]
             assert int(page.inner_text("dd[data-field=resumes]")) >= 1
+        finally:
+            context.close()
+    assert errors == []
+
+
+def test_a_stream_gone_silent_while_the_laptop_slept_resumes_on_waking_without_duplicates(
+    browser: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    errors: list[str] = []
+    context, page = new_page(browser, errors)
+    with SleepProxy(console_server.port) as proxy:
+        try:
+            response_id = create(api, "demo", "steps=4 delay=0.5 sleeping laptops")
+            open_run(page, proxy.url, response_id)
+            page.wait_for_function(
+                "() => Number(document.querySelector('#event-count').textContent) > 0"
+            )
+            # The laptop sleeps: its connections stay open, and nothing more comes on them.
+            proxy.sleep()
+            wait_ended(api, response_id)  # the run goes on to its end meanwhile
+            seen = int(page.inner_text("#event-count"))
+            assert page.inner_text("#connection") == "live"
+            # The lid opens a minute later: the page is visible again, its stream long silent.
+            page.clock.set_fixed_time(time.time() + 60)
+            page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+            # At once, not when the stream's 40 s watchdog would give up on it.
+            wait_run_status(page, "completed", timeout=20_000)
+
+            response = api.get(f"/v1/responses/{response_id}").json()
+            assert plain_text(page) == output_text(response)
+            meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
+            page.wait_for_function(
+                "() => document.querySelector('#connection').textContent === 'ended'"
+            )
+            assert int(page.inner_text("#event-count")) == meta["events"] > seen
+            assert page.inner_text("dd[data-field=resumes]") == "1"
         finally:
             context.close()
     assert errors == []
