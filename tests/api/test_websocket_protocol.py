@@ -10,12 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from inprocess import InProcessServer, cli_settings
 from starlette.testclient import TestClient
 
 from outlast.server import create_app
 from websocket_support import AGENT, EVENTS, last, text_of, until
+
+WAIT = 30.0  # a generous deadline for what takes well under a second
 
 
 @pytest.fixture
@@ -105,20 +108,95 @@ def test_a_message_that_is_not_json_gets_an_error_event(ws: InProcessServer) -> 
     assert error.error.code == "invalid_json"
 
 
-def test_a_dropped_socket_does_not_cancel_its_response(ws: InProcessServer, tmp_path: Path) -> None:
+def dumps(events: list[Any]) -> list[dict[str, Any]]:
+    return [event.model_dump(exclude={"stream_id"}) for event in events]
+
+
+def test_a_socket_response_is_a_background_one_replayed_over_http_while_the_socket_streams_it(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"go gate={gate}")
+        before = list(until(connection, "response.output_text.delta"))
+        response_id = before[0].response.id
+        # Over HTTP, while it runs: the events so far from the store, then live ones.
+        replay = client.responses.retrieve(response_id, stream=True, timeout=WAIT)
+        replayed = [next(replay) for _ in before]
+        gate.touch()
+        on_socket = before + list(until(connection, "response.completed"))
+        replayed += list(replay)
+        resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=5))
+
+    assert [e.type for e in on_socket][:3] == [
+        "response.created", "response.queued", "response.in_progress",
+    ]  # fmt: skip
+    assert on_socket[0].response.background is True
+    assert [e.sequence_number for e in on_socket] == list(range(len(on_socket)))
+    # The same events, in the same order, with the same numbers, on both (the socket's are
+    # the SDK's WebSocket types, which add the lane's stream_id).
+    assert dumps(replayed) == dumps(on_socket)
+    assert dumps(resumed) == dumps(on_socket[6:])
+    assert text_of(replayed[-1].response) == "firstsecondthird"
+
+
+def test_a_socket_response_is_cancelled_over_http_and_the_socket_goes_on(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"never gate={tmp_path / 'gate'}")
+        created = last(connection, "response.created")
+        cancelled = client.responses.cancel(created.response.id)
+        ended = last(connection, "response.completed", "response.failed", "response.incomplete")
+        connection.response.create(model="echo", input="still here")
+        after = last(connection, "response.completed", "error")
+
+    assert cancelled.status == "cancelled"
+    # The cancel event (docs/api.md): response.incomplete, its response cancelled.
+    assert ended.type == "response.incomplete"
+    assert ended.response.status == "cancelled"
+    assert text_of(after.response) == "still here"
+
+
+def test_a_dropped_socket_leaves_its_response_running_and_readable_over_http(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
     gate = tmp_path / "gate"
     with ws.client() as client:
         with client.responses.connect() as connection:
             connection.response.create(model="gated", input=f"go gate={gate}")
-            created = last(connection, "response.created")
+            seen = list(until(connection, "response.output_text.delta"))
         gate.touch()
-        response = client.responses.retrieve(created.response.id)
-        while response.status == "in_progress":
-            time.sleep(0.02)
-            response = client.responses.retrieve(created.response.id)
+        # What the socket missed, read over HTTP from the last event it got.
+        rest = list(
+            client.responses.retrieve(
+                seen[0].response.id, stream=True, starting_after=seen[-1].sequence_number,
+                timeout=WAIT,
+            )
+        )  # fmt: skip
 
-    assert response.status == "completed"
-    assert text_of(response) == "firstsecondthird"
+    combined = seen + rest
+    assert [e.sequence_number for e in combined] == list(range(len(combined)))
+    assert rest[-1].type == "response.completed"
+    assert text_of(rest[-1].response) == "firstsecondthird"
+
+
+def test_a_dropped_socket_cancels_its_store_false_response(
+    ws: InProcessServer, tmp_path: Path
+) -> None:
+    # Nothing could read a store:false response once its socket is gone: it is foreground
+    # (background: false), and cancelled with its socket as a foreground HTTP stream is.
+    with ws.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"never gate={tmp_path / 'gate'}",
+                                   store=False)  # fmt: skip
+        created = last(connection, "response.created")
+    assert created.response.background is False
+
+    # The agent waits for a gate that never opens: the run ends only because it was cancelled.
+    deadline = time.monotonic() + WAIT
+    while httpx.get(f"{ws.url}/healthz", timeout=WAIT).json()["running"] != 0:
+        assert time.monotonic() < deadline, "the store:false run outlived its socket"
+        time.sleep(0.02)
 
 
 def test_steering_refuses_input_beyond_the_pending_limit(

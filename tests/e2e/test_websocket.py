@@ -32,13 +32,16 @@ def test_one_socket_carries_several_responses_one_after_another(ws_server: Serve
         connection.response.create(model="echo", input="four five")
         second = list(until(connection, "response.completed", "error"))
 
-    assert [e.type for e in first][:2] == ["response.created", "response.in_progress"]
+    # A stored response created over a socket is a background one (docs/websocket.md).
+    assert [e.type for e in first][:3] == [
+        "response.created", "response.queued", "response.in_progress",
+    ]  # fmt: skip
     deltas = [e.delta for e in first if e.type == "response.output_text.delta"]
     assert "".join(deltas) == "one two three"
     assert [e.sequence_number for e in first] == list(range(len(first)))
     assert first[-1].type == second[-1].type == "response.completed"
     assert text_of(second[-1].response) == "four five"
-    assert first[-1].response.background is False
+    assert first[-1].response.background is True
     assert first[-1].response.id != second[-1].response.id
 
 
@@ -48,14 +51,33 @@ def test_a_socket_response_is_stored_and_read_over_http_like_any_other(
     with ws_server.client() as client:
         with client.responses.connect() as connection:
             connection.response.create(model="echo", input="kept for later", metadata={"k": "v"})
-            done = last(connection, "response.completed", "error")
+            events = list(until(connection, "response.completed", "error"))
+        done = events[-1]
         got = client.responses.retrieve(done.response.id)
         items = client.responses.input_items.list(done.response.id)
+        replayed = list(client.responses.retrieve(done.response.id, stream=True))
+        resumed = list(client.responses.retrieve(done.response.id, stream=True, starting_after=2))
 
+    # Its events replay over HTTP as they were sent on the socket.
+    on_socket = [e.model_dump(exclude={"stream_id"}) for e in events]
+    assert [e.model_dump() for e in replayed] == on_socket
+    assert [e.model_dump() for e in resumed] == on_socket[3:]
     assert got.status == "completed"
     assert text_of(got) == "kept for later"
     assert got.metadata == {"k": "v"}
     assert [i.content[0].text for i in items.data] == ["kept for later"]  # type: ignore[union-attr,index]
+
+
+def test_a_socket_response_is_cancelled_over_http(ws_server: ServerProcess, tmp_path: Path) -> None:
+    with ws_server.client() as client, client.responses.connect() as connection:
+        connection.response.create(model="gated", input=f"never gate={tmp_path / 'gate'}")
+        created = last(connection, "response.created")
+        cancelled = client.responses.cancel(created.response.id)
+        ended = last(connection, "response.completed", "response.failed", "response.incomplete")
+        got = client.responses.retrieve(created.response.id)
+
+    assert cancelled.status == got.status == "cancelled"
+    assert (ended.type, ended.response.status) == ("response.incomplete", "cancelled")
 
 
 def test_previous_response_id_continues_stored_and_store_false_responses(

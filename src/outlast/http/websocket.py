@@ -12,14 +12,18 @@ SDK's ``ResponseWsError``), and the connection stays open after one.
 - **Lanes.** Creates with the same ``stream_id`` (or none) run one after another, in order;
   different lanes run side by side. Each event of a response created with a ``stream_id``
   carries it.
-- **The engine is the same.** A response created here is stored, pollable over HTTP and, with
-  steps, resumed after a crash like any other. A dropped connection does not cancel it: it runs
-  to its end, so a client that reconnects continues from it (``previous_response_id``; a
-  continuation of a response still running waits for it).
+- **The engine is the same.** A response created here (``store: true``) is a background
+  response (``background: true``; OpenAI's are foreground, and the client may not ask for
+  background mode): stored, pollable, replayable with ``GET …?stream=true`` and cancellable
+  over HTTP, and, with steps, resumed after a crash like any other. A dropped connection does
+  not cancel it: it runs to its end, so a client that reconnects reads what it missed over HTTP
+  or continues from it (``previous_response_id``; a continuation of a response still running
+  waits for it).
 - **``store: false``.** Such a response is not readable later, not even here, except as the
   ``previous_response_id`` of the connection's next create: the connection keeps the most recent
   one's conversation in memory (OpenAI's rule), and loses it when it closes. Any other unknown
-  or unreadable one is ``previous_response_not_found``.
+  or unreadable one is ``previous_response_not_found``. It is a foreground response, so a
+  dropped connection cancels it, as it would a foreground HTTP stream: nothing could read it.
 - **The connection limit.** After ``--websocket-connection-limit`` (60 min, OpenAI's), once no
   response is streaming, the server sends ``websocket_connection_limit_reached`` and closes with
   1001; a server that begins to shut down closes idle connections with 1012. Both are codes the
@@ -259,14 +263,21 @@ class Connection:
             raise _Closing(self.closing)
         body = {k: v for k, v in event.items() if k not in ("type", "stream_id", "stream")}
         if body.get("background"):
-            raise invalid("Background mode is not supported over WebSocket; use HTTP.",
+            # OpenAI's rule. A stored response created here is a background one all the same.
+            raise invalid("Background mode is not supported over WebSocket: a stored response "
+                          "created here runs in the background already.",
                           param="background", code="unsupported_parameter")  # fmt: skip
         body.pop("background", None)
         generate = body.pop("generate", None)
         if generate is not None and generate is not True:
             raise invalid("Only 'generate: true' is supported: outlast has no warm-up request.",
                           param="generate", code="unsupported_value")  # fmt: skip
-        spec = dataclasses.replace(parse_create(body), stream=True)
+        spec = parse_create(body)
+        # A stored response is created as a background one: it outlives its socket, and can be
+        # replayed (GET ?stream=true) and cancelled over HTTP like any other. A store:false one
+        # cannot be (nothing can read it once the socket is gone): it stays in the foreground,
+        # cancelled when its socket goes away, as a foreground HTTP stream is.
+        spec = dataclasses.replace(spec, stream=True, background=spec.store)
         previous = spec.previous_response_id
         history = self.local.get(previous) if previous is not None else None
         if previous is not None:
@@ -290,7 +301,9 @@ class Connection:
 
     def _give_back(self, creating: asyncio.Future[RunHandle]) -> None:
         if not creating.cancelled() and creating.exception() is None:
-            self.engine.release(creating.result())
+            handle = creating.result()
+            self.engine.abandon(handle)  # a foreground (store:false) one only
+            self.engine.release(handle)
 
     async def _stream(self, handle: RunHandle | None, stream_id: str | None) -> None:
         """Stream a response created here, then whatever successor its steering started."""
@@ -306,6 +319,11 @@ class Connection:
                         await self._send_events(batch, stream_id)
                 await self._remember(handle)
                 settlement = await steering.settlement(response_id)
+            except asyncio.CancelledError:
+                # The socket went away: a store:false response is cancelled with it (a stored
+                # one, a background response, runs on: Engine.abandon leaves it).
+                self.engine.abandon(handle)
+                raise
             finally:
                 steering.unwatch(response_id)
                 # The stream counts against the key's open streams until it is closed; and a
