@@ -12,7 +12,8 @@ entering it. A test fails on any uncaught error in the page. What is checked:
 - a run page streams a demo run to the end and its text equals the API's ``output_text``; it
   shows reasoning, tool calls with their arguments and outputs, and each message; a failed
   run's error, timings and attempt;
-- blocking the page's network mid-run and restoring it resumes without duplicated text;
+- blocking the page's network mid-run and restoring it resumes without duplicated text; so does
+  a stream gone silent while the laptop slept, as soon as the page is visible again;
 - cancel from the page stops the run (the API says ``cancelled``);
 - hostile agent output (script tags, ``javascript:`` links, event handler attributes) does not
   execute, and the page's Content-Security-Policy blocks any that reached the page as markup;
@@ -79,13 +80,13 @@ def agents_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def replicas(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two replicas on one PostgreSQL database, without API keys: one serves the API and the
     console (``--role api``), the other executes every run (``--role worker``)."""
-    directory = tmp_path_factory.mktemp("replicas")
+    directory = tmp_path
     # The database is made and dropped with asyncio.run, which cannot run in this thread while
     # Playwright's sync API keeps its event loop here: in a thread of its own.
     databases = fresh_database("postgres", directory)
@@ -588,7 +589,7 @@ def test_a_run_waiting_for_input_is_answered_from_its_page_and_goes_on(
 
 
 def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
-    page: Any, console_server: ServerProcess, api: httpx.Client, tmp_path: Path
+    page: Any, console_server: ServerProcess, api: httpx.Client, tmp_path: Path, artefacts: Path
 ) -> None:
     gate = tmp_path / "gate"
     response_id = create(api, "gated", f"gate={gate}")
@@ -599,6 +600,7 @@ def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
     page.fill("#steer-input", "also cover the costs")
     page.click("#steer-submit")
     page.wait_for_selector("#steer-note >> text=Accepted")
+    page.screenshot(path=str(artefacts / "console-steer.png"))
     gate.touch()  # the agent goes on: its next message is a boundary, where the steer lands
     page.wait_for_function(
         "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
