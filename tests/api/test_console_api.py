@@ -108,6 +108,7 @@ def test_the_runs_read_gives_events_attempt_and_input_preview_of_the_callers_run
     assert run["events"] == len(events)
     assert run["attempt"] == 1 and run["background"] is True and run["ended_at"] is not None
     assert run["input_preview"] == "n=4 and some text"
+    assert run["steerable"] is False  # it has ended
     # The replica that ran it: on PostgreSQL this server's worker id, on SQLite none.
     assert run["worker"] == call(keyed_server, None, "GET", "/healthz").json()["worker"]
     theirs = call(keyed_server, other, "GET", f"/v1/console/runs?ids={response_id}")
@@ -214,6 +215,9 @@ def test_a_running_response_is_steered_and_continued_by_a_successor_with_the_inp
         lambda: call(steering, key, "GET", f"/v1/responses/{response_id}").json()["output"] != [],
         "the first message",
     )
+
+    [run] = call(steering, key, "GET", f"/v1/console/runs?ids={response_id}").json()["data"]
+    assert run["steerable"] is True
 
     reply = call(steering, key, "POST", f"/v1/console/runs/{response_id}/steer",
                  json={"input": "also cover the costs"})  # fmt: skip

@@ -625,7 +625,7 @@ def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
 
 
 def test_without_keys_there_is_no_prompt_and_on_postgresql_each_run_shows_its_replica(
-    browser: Any, replicas: tuple[ServerProcess, ServerProcess]
+    browser: Any, replicas: tuple[ServerProcess, ServerProcess], tmp_path: Path
 ) -> None:
     serving, worker = replicas
     executor = httpx.get(f"{worker.url}/healthz").json()["worker"]
@@ -649,6 +649,21 @@ def test_without_keys_there_is_no_prompt_and_on_postgresql_each_run_shows_its_re
         page.wait_for_function(
             "w => document.querySelector('dd[data-field=replica]').textContent === w", arg=executor
         )
+
+        # A running run executes on the worker, which alone takes steering input: the page
+        # served by the other replica says so rather than offer a form that would be refused.
+        gate = tmp_path / "gate"
+        with httpx.Client(base_url=serving.url, timeout=30) as api:
+            running = create(api, "gated", f"gate={gate}")
+            open_run(page, serving.url, running)
+            page.wait_for_selector(".output .item.message")
+            page.wait_for_selector("#steer-note >> text=executes on another replica")
+            assert page.is_disabled("#steer-submit") and executor in page.inner_text("#steer-note")
+            refused = api.post(f"/v1/console/runs/{running}/steer", json={"input": "more"})
+            assert refused.status_code == 409
+            assert refused.json()["error"]["code"] == "steering_not_supported"
+            gate.touch()
+            wait_run_status(page, "completed")
     finally:
         context.close()
     assert errors == []

@@ -24,6 +24,7 @@ from outlast.engine.steering import SteerRefused
 from outlast.http.errors import APIError, invalid
 from outlast.http.replies import json_response
 from outlast.http.routes import read_json
+from outlast.protocol.events import TERMINAL_STATUSES
 
 # The overview's throughput: responses ended per minute over the last 15 minutes.
 THROUGHPUT_BUCKET = 60.0
@@ -128,6 +129,8 @@ async def runs(request: Request) -> Response:
                 "background": record.background,
                 "cancel_requested": record.cancel_requested,
                 "input_preview": input_preview(record.input),
+                # Steering input is taken by the replica executing the run, and only there.
+                "steerable": run is not None and not run.remote,
             }
         )
     return json_response({"object": "list", "data": data})
@@ -147,7 +150,15 @@ async def steer(request: Request) -> Response:
         raise invalid("'input' must be a non-empty string.", param="input")
     engine, owner = _engine(request), _owner(request)
     # Another key's response and one that never existed are both not found, as everywhere.
-    await engine.record(response_id, owner)
+    record = await engine.record(response_id, owner)
+    if engine.live(response_id, owner) is None and record.status not in TERMINAL_STATUSES:
+        # Running, but not known here: another replica created and executes it.
+        raise APIError(
+            409,
+            f"Response '{response_id}' executes on another replica; it cannot be steered from "
+            "this one.",
+            code="steering_not_supported",
+        )
     items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]
     try:
         accepted = await engine.steer(response_id, owner, items)

@@ -280,7 +280,7 @@ function runView(id) {
         } catch (error) {
           replace(steerNote, errorBox(error));
         } finally {
-          steerSubmit.disabled = false;
+          steerSubmit.disabled = meta?.steerable === false;
         }
       },
     },
@@ -431,6 +431,11 @@ function runView(id) {
   function renderSteering() {
     const live = !TERMINAL.has(response.status);
     steerForm.hidden = !live;
+    if (live && meta?.steerable === false && !steerSubmit.disabled) {
+      // Only the replica executing a run takes its steering input.
+      steerSubmit.disabled = steerInput.disabled = true;
+      replace(steerNote, `This run executes on another replica${meta.worker ? ` (${meta.worker})` : ""}, which alone can take steering input for it.`);
+    }
     if (live || successorSearch) return;
     const steered = response.incomplete_details?.reason === "steered";
     if (!steered && !steersSent) return;
