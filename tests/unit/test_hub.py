@@ -98,6 +98,36 @@ async def test_wait_says_false_when_nothing_came_before_the_timeout() -> None:
     assert not await subscription.wait(timeout=0.001)
 
 
+async def test_each_wait_times_out_at_its_own_deadline_whatever_the_waits_before_it() -> None:
+    # One timer serves a subscription's waits: armed for an earlier wait, it must neither end a
+    # later, longer wait early nor hold a shorter one past its deadline.
+    hub = Hub()
+    subscription = hub.subscribe("resp_a")
+    hub.publish("resp_a", events(0, 0))
+    assert await subscription.wait(timeout=0.01)  # at once: the timer is armed all the same
+    subscription.take()
+    waiting = asyncio.ensure_future(subscription.wait(timeout=60))
+    await asyncio.sleep(0.05)  # past the first wait's deadline
+    assert not waiting.done()
+    hub.publish("resp_a", events(1, 1))
+    assert await waiting
+    subscription.take()
+    assert not await subscription.wait(timeout=0.001)  # shorter than the timer armed for 60 s
+
+
+async def test_unsubscribing_cancels_the_subscriptions_timer() -> None:
+    hub = Hub()
+    subscription = hub.subscribe("resp_a")
+    waiting = asyncio.ensure_future(subscription.wait(timeout=60))
+    await asyncio.sleep(0)
+    timer = subscription._timer
+    assert timer is not None
+    waiting.cancel()
+    hub.unsubscribe(subscription)
+    assert timer.cancelled()
+    assert subscription._timer is None
+
+
 async def test_an_overflow_wakes_the_waiting_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_module, "SUBSCRIBER_BUFFER", 1)
     hub = Hub()

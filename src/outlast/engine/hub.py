@@ -23,9 +23,18 @@ SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 class Subscription:
-    """One reader's buffer of live events for one response."""
+    """One reader's buffer of live events for one response.
 
-    __slots__ = ("buffer", "buffered_bytes", "closed", "overflowed", "response_id", "wakeup")
+    A waiting reader parks on a bare future that :meth:`push` resolves. Its quiet timeout is one
+    timer per subscription that is re-armed only when it fires early, not a timer per wait: a
+    reader of a run that emits once a second waits (and wakes) once a second, and an
+    ``asyncio.timeout`` per wait cost a timer scheduled and cancelled per event.
+    """
+
+    __slots__ = (
+        "_deadline", "_timer", "_waiter", "buffer", "buffered_bytes", "closed", "overflowed",
+        "response_id",
+    )  # fmt: skip
 
     def __init__(self, response_id: str) -> None:
         self.response_id = response_id
@@ -35,7 +44,12 @@ class Subscription:
         # Set when this server shuts down: the reader sends what is stored and ends, and its
         # client resumes on another replica.
         self.closed = False
-        self.wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[bool] | None = None
+        # When the current wait times out (loop time), and the timer that checks it: armed at
+        # the deadline of some earlier wait, it re-arms itself at the current one if that is
+        # later.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def push(self, events: list[Event], size: int) -> None:
         """Buffer ``events`` (``size``: their bytes), or overflow if that is too many."""
@@ -51,19 +65,40 @@ class Subscription:
         else:
             self.buffer.extend(events)
             self.buffered_bytes += size
-        self.wakeup.set()
+        self._wake(True)
 
     async def wait(self, timeout: float) -> bool:
         """Wait for events (or an overflow, or the close); False on timeout."""
         if self.buffer or self.overflowed or self.closed:
             return True
-        self.wakeup.clear()
+        loop = asyncio.get_running_loop()
+        self._deadline = deadline = loop.time() + timeout
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
         try:
-            async with asyncio.timeout(timeout):
-                await self.wakeup.wait()
-        except TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self, result: bool) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._waiter is None:
+            return  # not waiting: the next wait arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline - 0.001:
+            self._wake(False)
+        else:
+            self._timer = loop.call_at(self._deadline, self._check_deadline)
 
     def take(self) -> list[Event]:
         events, self.buffer = self.buffer, []
@@ -72,7 +107,13 @@ class Subscription:
 
     def close(self) -> None:
         self.closed = True
-        self.wakeup.set()
+        self._wake(True)
+
+    def release(self) -> None:
+        """The reader is done with it: its timer is cancelled (unsubscribing does this)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def reset(self) -> None:
         """Forget an overflow; the reader has caught up from the store."""
@@ -104,6 +145,7 @@ class Hub:
                 subscription.close()
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.release()
         subscribers = self._subscribers.get(subscription.response_id)
         if subscribers is not None:
             subscribers.discard(subscription)

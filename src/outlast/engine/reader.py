@@ -97,14 +97,26 @@ async def read_stream(
                     break
                 if subscription.overflowed or subscription.closed:
                     break
-                fresh = [event for event in subscription.take() if event.seq > last]
+                size = subscription.buffered_bytes
+                fresh = subscription.take()
                 if not fresh:
                     continue
+                if fresh[0].seq <= last:
+                    # Some were sent already (from the store): a batch's numbers increase, so
+                    # only this slow path needs to look at each event.
+                    fresh = [event for event in fresh if event.seq > last]
+                    if not fresh:
+                        continue
+                    size = LIVE_SLICE_BYTES  # unknown now: let slices() measure
                 if fresh[0].seq != last + 1:
                     break
-                for piece in slices(fresh):
-                    last = piece[-1].seq
-                    yield piece
+                if size < LIVE_SLICE_BYTES:
+                    last = fresh[-1].seq
+                    yield fresh
+                else:
+                    for piece in slices(fresh):
+                        last = piece[-1].seq
+                        yield piece
                 if fresh[-1].is_terminal:
                     return
     finally:
