@@ -1055,6 +1055,25 @@ async def wait_quiet(limit_s: float, cores: float = 0.2, window: float = 2.0) ->
             return busy
 
 
+async def store_commits(srv: Server) -> tuple[float, float] | None:
+    """outlast's group commits so far and the events they carried (from /metrics), or None."""
+    if srv.kind != "outlast":
+        return None
+    conn = await Connection(HOST, srv.port).connect()
+    try:
+        status, _, raw = await conn.request("GET", "/metrics")
+    finally:
+        conn.close()
+    if status != 200:
+        return None
+    found = dict(
+        re.findall(rb"^outlast_store_commit_batch_events_(count|sum) ([0-9.e+]+)$", raw, re.M)
+    )
+    if b"count" not in found or b"sum" not in found:
+        return None
+    return float(found[b"count"]), float(found[b"sum"])
+
+
 def add_cpu(result: dict[str, Any], server_s: float, database_s: float | None) -> None:
     """The server's (and its database's) CPU seconds over the figure, and per event delivered
     (per request, for polling)."""
@@ -1087,6 +1106,7 @@ async def run_figure(
         if db_cpu is not None:
             db_cpu.sample()
             db_cpu.start()
+        commits0 = await store_commits(srv)
         cpu0 = read_cpu_s(srv.pid) or 0.0
         try:
             result = await FIGURE_FUNCS[fig](srv, sizes)
@@ -1094,6 +1114,10 @@ async def run_figure(
             cpu1 = read_cpu_s(srv.pid) or cpu0
             db_s = db_cpu.stop() if db_cpu is not None else None
         add_cpu(result, cpu1 - cpu0, db_s)
+        commits1 = await store_commits(srv)
+        if commits0 is not None and commits1 is not None and commits1[0] > commits0[0]:
+            result["commits"] = commits1[0] - commits0[0]
+            result["events_per_commit"] = (commits1[1] - commits0[1]) / result["commits"]
         if not srv.alive():
             raise FigureError(f"the server died (exit {srv.proc.returncode if srv.proc else '?'})")
     except FigureError as exc:
@@ -1134,7 +1158,8 @@ def summary_line(fig: str, kind: str, r: dict[str, Any]) -> str:
         "polling": ["requests_per_s", "tool"],
     }[fig]
     parts = []
-    for k in [*keys, "server_cpu_s", "database_cpu_s", "total_cpu_us_per_event"]:
+    for k in [*keys, "server_cpu_s", "database_cpu_s", "total_cpu_us_per_event",
+              "events_per_commit"]:  # fmt: skip
         v = r.get(k)
         parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
     return " ".join(parts)
