@@ -250,9 +250,11 @@ def test_steering_input_of_a_response_that_fails_comes_back_failed(
         events = list(until(connection, "response.failed"))
         failed = last(connection, "response.steer.failed")
 
-    # The run's error event comes in the WebSocket shape (details under "error").
+    # The run's error event comes in the WebSocket shape (details under "error"), with the
+    # status and code Open Responses' WebSocketErrorEvent requires.
     errors = [e for e in events if e.type == "error"]
     assert [e.error.message for e in errors] == ["failed after the gate"]
+    assert (errors[0].status, errors[0].error.code) == (500, "server_error")
     assert errors[0].sequence_number == events[-1].sequence_number - 1
     assert failed.error.code == "response_not_active"
     assert failed.steer.id == accepted.steer.id

@@ -87,15 +87,19 @@ def error_event(error: APIError, stream_id: str | None = None) -> bytes:
 def ws_error(stored: bytes) -> bytes:
     """A response stream's ``error`` event (stored flat, as SSE sends it: the SDK's
     ``ResponseErrorEvent``) in the WebSocket shape, whose details nest under ``error`` (the
-    SDK's ``ResponseWsError``, the only error in its WebSocket union)."""
+    SDK's ``ResponseWsError``, the only error in its WebSocket union).
+
+    With a ``status`` (500: the run failed on the server's side) and a ``code`` always: the
+    SDK's type has both optional, the Open Responses ``WebSocketErrorEvent`` requires them."""
     flat = orjson.loads(stored)
     return orjson.dumps(
         {
             "type": "error",
             "sequence_number": flat.get("sequence_number"),
+            "status": 500,
             "error": {
                 "type": "server_error",
-                "code": flat.get("code"),
+                "code": flat.get("code") or "server_error",
                 "message": flat.get("message") or "",
                 "param": flat.get("param"),
             },
