@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,16 @@ from a2a.types import (
     Task,
     TaskState,
 )
-from a2a.utils.errors import UnsupportedOperationError
+from a2a.utils.errors import A2AError, UnsupportedOperationError
 from google.protobuf.json_format import MessageToDict
 from inprocess import A2A_ROUTER, BACKENDS, InProcessServer, ServerPool
 
 from a2a_support import (
+    GRPC,
     JSONRPC,
     REST,
     TERMINAL,
+    Receiver,
     Text,
     answer,
     artifact_text,
@@ -45,6 +48,8 @@ from a2a_support import (
     wait_for_task,
 )
 from a2a_support import a2a_client as support_client
+from databases import fresh_database
+from serverproc import free_port
 
 BINDINGS = [JSONRPC, REST]
 WORKING = TaskState.TASK_STATE_WORKING
@@ -237,3 +242,91 @@ async def test_steering_input_of_a_run_that_fails_is_not_applied_and_the_task_fa
         # A terminal task takes no more messages: the SDK's own error for it.
         with pytest.raises(UnsupportedOperationError, match="terminal state"):
             await send(client, steering(task.id, "too late"))
+
+
+@pytest.fixture
+def pushing(servers: ServerPool) -> InProcessServer:
+    """A server that may push to a receiver on loopback, with one steering input at most queued
+    per run."""
+    return servers.get(
+        "sqlite", "--drain-timeout", "1", "--a2a-allow-private-push", "--max-pending-steers", "1",
+        agent=A2A_ROUTER,
+    )  # fmt: skip
+
+
+async def test_push_notifications_follow_a_steered_task_into_its_next_turn(
+    pushing: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    receiver = Receiver()
+    try:
+        async with a2a_client(pushing) as client:
+            task = await working(client, "steerable", gate)
+            req = steering(task.id, "also the costs", return_immediately=True)
+            config = req.configuration.task_push_notification_config
+            config.url, config.id = receiver.url, "hook"
+            await send(client, req)
+            gate.touch()
+            done = await wait_for_task(client, task.id, lambda t: t.status.state in TERMINAL, "end")
+            assert done.status.state == COMPLETED
+            receiver.wait_for_state("TASK_STATE_COMPLETED")
+    finally:
+        receiver.close()
+    # The steered turn's states (from its first: the config came with the message), then the
+    # next turn's from its first (its run is queued, then works); the steered run's end is no
+    # state change of the task, and the task completes once.
+    assert receiver.states() == [
+        "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING",
+        "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED",
+    ]  # fmt: skip
+    assert {body["statusUpdate"]["taskId"] for _, body in receiver.accepted()} == {task.id}
+
+
+async def test_steering_input_beyond_the_pending_limit_is_refused_as_retryable(
+    pushing: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    async with a2a_client(pushing) as client:
+        task = await working(client, "steerable", gate)
+        await send(client, steering(task.id, "one", return_immediately=True))
+        refused = steering(task.id, "two", return_immediately=True)
+        with pytest.raises(A2AError, match="already has 1 steering inputs queued") as raised:
+            await send(client, refused)
+        assert raised.value.data == {"retryAfterSeconds": 1}
+        gate.touch()
+        done = await wait_for_task(client, task.id, lambda t: t.status.state in TERMINAL, "end")
+    assert artifact_text(done).endswith("| one")
+    assert not has_message(done, refused.message)
+
+
+@pytest.fixture
+def grpc_server(tmp_path: Path) -> Iterator[InProcessServer]:
+    with fresh_database("sqlite", tmp_path) as database:
+        args = ["--drain-timeout", "1", "--a2a-grpc-port", str(free_port())]
+        server = InProcessServer(database, args, agent=A2A_ROUTER).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+async def test_a_working_task_is_steered_over_grpc_too(
+    grpc_server: InProcessServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    async with (
+        a2a_client(grpc_server, GRPC) as client,
+        a2a_client(grpc_server, GRPC, streaming=True) as streaming,
+    ):
+        task = await working(client, "steerable", gate)
+        steered = streaming.send_message(steering(task.id, "also the costs"))
+        head = await anext(steered)
+        assert head.task.id == task.id and head.task.status.state == WORKING
+        gate.touch()
+        events = [head, *await until_final(steered)]
+    assert state(events[-1]) == COMPLETED
+    assert {task_of(e) for e in events} == {task.id}
+    text = Text()
+    for event in events:
+        text.apply(event)
+    assert text.text == f"firstsaw: plan it gate={gate} | also the costs"

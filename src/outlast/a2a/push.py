@@ -278,12 +278,9 @@ class PushWatcher:
                     and self.next_turn is not None
                 ):
                     # Notifications go on after a run's end only when it was steered: the
-                    # task goes on in the turn its steering input starts, from its first
-                    # state.
+                    # task goes on in the turn its steering input starts (from its first
+                    # state: push_after is -1), once that turn is recorded.
                     current = await self.next_turn(row)
-                    if current is not None:
-                        await self.index.set_push_after(row.task_id, -1)
-                        current.push_after = -1
                 if current is None or current.push_after is None or current.run == row.run:
                     return
                 row, after = current, current.push_after
@@ -318,9 +315,12 @@ class PushWatcher:
                     if event.type == "response.incomplete" and steered(
                         orjson.loads(event.data)["response"]
                     ):
-                        # Steered: the task is still WORKING; the successor's turn follows.
-                        await self.index.set_push_after(row.task_id, event.seq)
-                        return event.seq
+                        # Steered: the task is still WORKING, and its next turn (the successor
+                        # the engine creates) is notified from its first state. Recorded as -1
+                        # at once: a restart before that turn is recorded notifies this turn's
+                        # states again (at least once), then the next turn's.
+                        await self.index.set_push_after(row.task_id, -1)
+                        return -1
                     body = wire.feed(event)
                     if body is not None:
                         after = await self._notify(row, event, body)
