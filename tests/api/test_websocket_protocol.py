@@ -1,6 +1,8 @@
 """WebSocket mode's protocol details (docs/websocket.md): lanes, refused creates, bad messages,
-steering's limits, and runs that outlive their socket. Through the ``openai`` SDK's
-``responses.connect()`` against the in-process server; every event validated strictly."""
+steering's limits, a stored response that is a background one (replayed and cancelled over HTTP
+while the socket streams it, running on when the socket goes away) and a store:false one that is
+cancelled with its socket. Through the ``openai`` SDK's ``responses.connect()`` against the
+in-process server; every event validated strictly."""
 
 from __future__ import annotations
 
