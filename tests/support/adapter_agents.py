@@ -71,6 +71,18 @@ def openai_agents_agent(base_url: str, api: str = "responses") -> Any:
     )
 
 
+def openai_agents_approval(base_url: str) -> Any:
+    """The weather agent whose ``get_weather`` needs a human's approval (``needs_approval``)."""
+    sdk = import_openai_agents()
+    sdk.set_tracing_disabled(True)
+    return sdk.Agent(
+        name="weather",
+        instructions=INSTRUCTIONS,
+        model=sdk.OpenAIResponsesModel("fake-model", client(base_url)),
+        tools=[sdk.function_tool(get_weather, needs_approval=True)],
+    )
+
+
 def failing_lookup(city: str) -> str:
     """Look up a city in a database that is down."""
     raise RuntimeError(f"the weather database is down for {city}")
@@ -119,7 +131,19 @@ def agent_framework_workflow(base_url: str) -> Any:
     return WorkflowBuilder(start_executor=agent).build().as_agent(name="weather-workflow")
 
 
-def langgraph_graph(base_url: str, api: str = "chat") -> Any:
+def approved_weather(city: str) -> str:
+    """Get the current weather in a city."""
+    from langgraph.types import interrupt
+
+    # LangGraph's human in the loop: the node stops here until the graph is resumed with an
+    # answer, and then runs again from its start, interrupt() returning the answer.
+    answer = interrupt({"question": "Look up the weather?", "city": city})
+    if answer != "yes":
+        return f"Not looked up: the user said {answer!r}."
+    return get_weather(city)
+
+
+def langgraph_graph(base_url: str, api: str = "chat", approval: bool = False) -> Any:
     from langchain_core.messages import SystemMessage
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
@@ -135,7 +159,7 @@ def langgraph_graph(base_url: str, api: str = "chat") -> Any:
         # Token counts in the stream (ChatOpenAI asks for them only from OpenAI's own endpoint).
         stream_usage=True,
     )
-    tools = [tool(get_weather)]
+    tools = [tool("get_weather")(approved_weather if approval else get_weather)]
     model = llm.bind_tools(tools)
 
     async def call_model(state: MessagesState) -> dict[str, Any]:
@@ -155,11 +179,13 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "openai_agent": lambda url: openai_agents_agent(url, "responses"),
     "openai_agent_chat": lambda url: openai_agents_agent(url, "chat"),
     "openai_triage": openai_agents_triage,
+    "openai_approval": openai_agents_approval,
     "af_agent": lambda url: agent_framework_agent(url, "chat"),
     "af_agent_responses": lambda url: agent_framework_agent(url, "responses"),
     "af_workflow": agent_framework_workflow,
     "graph": lambda url: langgraph_graph(url, "chat"),
     "graph_responses": lambda url: langgraph_graph(url, "responses"),
+    "graph_approval": lambda url: langgraph_graph(url, "chat", approval=True),
 }
 
 

@@ -12,6 +12,8 @@ The upstream agent and the framework adapters call these, with no change to the 
   resumed run, which does not yield them again, continues right after them). A resumed run gets
   the journaled result without calling the model.
 - :func:`call_step` runs a tool call as one step.
+- :func:`ask_approval` turns a framework's request to approve a tool call into
+  :meth:`AgentRequest.ask` (``APPROVAL``), and reads the answer as an :class:`Approval`.
 
 A step's function may itself reach code that calls these (an Agents SDK agent used as a tool
 runs a whole nested run): inside a step nothing is journaled on its own, since the enclosing
@@ -33,6 +35,13 @@ from outlast.agents.base import AgentRequest, run_step
 
 BEGIN = "outlast:resumable"
 """The name of the first step of a hosted agent's run."""
+
+APPROVAL = "approve_tool_call"
+"""The name of the question (:meth:`AgentRequest.ask`) a hosted framework asks when a tool call
+needs a human's approval: the client sees a pending ``function_call`` of that name."""
+
+_YES = frozenset({"yes", "y", "approve", "approved", "allow", "ok", "true"})
+_NO = frozenset({"no", "n", "reject", "rejected", "deny", "denied", "false"})
 
 _inside: ContextVar[bool] = ContextVar("outlast_inside_step", default=False)
 _END = object()
@@ -127,3 +136,51 @@ def _is_json(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A human's answer to a tool call's approval request."""
+
+    approved: bool
+    reason: str | None = None
+    """Why it was rejected, in the human's words (what the model is told), if they said."""
+
+
+def approval(answer: Any) -> Approval:
+    """Read the answer to an approval request (the string :meth:`AgentRequest.ask` returns).
+
+    ``yes``/``approve``/``true`` (and the like, in any case) approve; ``no``/``reject``/``false``
+    reject; a JSON object ``{"approved": bool, "reason": "..."}`` says either, with a reason.
+    Anything else rejects, and is the reason: the tool is only run when the answer says so.
+    """
+    text = answer.strip() if isinstance(answer, str) else ""
+    if text.lower() in _YES:
+        return Approval(True)
+    if text.lower() in _NO:
+        return Approval(False)
+    if text.startswith("{"):
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            decision = value.get("approved", value.get("approve"))
+            reason = value.get("reason")
+            return Approval(decision is True, reason if isinstance(reason, str) else None)
+    return Approval(False, text or None)
+
+
+async def ask_approval(request: AgentRequest, tool: str, arguments: str, call_id: str) -> Approval:
+    """Ask whether the model's call ``call_id`` of ``tool`` (its JSON ``arguments``) may run, as
+    the question ``APPROVAL`` whose payload names them, and return the answer.
+
+    The run pauses here (its response ends with the question pending) and continues, from its
+    journal, in the response that answers it; a replay returns the journaled answer.
+    """
+    try:
+        parsed: Any = orjson.loads(arguments) if arguments else {}
+    except orjson.JSONDecodeError:
+        parsed = arguments  # as the model wrote it: the human judges what would run
+    payload = {"tool": tool, "arguments": parsed, "call_id": call_id}
+    return approval(await request.ask(APPROVAL, payload))

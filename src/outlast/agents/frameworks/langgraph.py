@@ -17,6 +17,12 @@ deploy hands the run over: between two nodes. A resumed run replays the markers 
 adds one of its own, which makes the run resumable before its first checkpoint) and
 continues the graph from its latest checkpoint (``astream(None, ...)``), re-running only the
 node that was interrupted. The thread is deleted when the run ends completed or failed.
+
+``interrupt(value)`` (human in the loop): a graph that stops at interrupts is journaled a marker
+listing them, and each is asked with :meth:`AgentRequest.ask` (``INTERRUPT``, the value as the
+payload); the run pauses with its checkpoints kept. The response that answers replays the
+journal to the question, and goes on in the same thread (the first response's id, which the
+run's first marker names) with ``Command(resume={interrupt id: answer})``.
 """
 
 from __future__ import annotations
@@ -113,10 +119,10 @@ class _Run:
         self.request = request
         self.markers = 0
 
-    async def marker(self, saved: Any = None) -> tuple[bool, Any]:
-        """The next marker: ``(True, its journaled value)``, or, not journaled, the config of
-        the checkpoint just ``saved`` journaled as it (``None``: the attempt's own marker) and
-        ``(False, ...)``."""
+    async def marker(self, saved: Any = None, value: Any = None) -> tuple[bool, Any]:
+        """The next marker: ``(True, its journaled value)``, or, not journaled, ``value``
+        journaled as it, or the config of the checkpoint just ``saved``, or (neither: the
+        attempt's own marker) the thread the run's checkpoints are in, and ``(False, ...)``."""
         name = f"langgraph:{self.markers}"
         self.markers += 1
         ran = False
@@ -124,10 +130,14 @@ class _Run:
         def record() -> Any:
             nonlocal ran
             ran = True
-            return {"checkpoint": saved} if saved is not None else {"resumed": True}
+            if value is not None:
+                return value
+            if saved is not None:
+                return {"checkpoint": saved}
+            return {"resumed": True, "thread": self.request.response_id}
 
-        value = await self.request.step(name, record)
-        return not ran, value
+        journaled = await self.request.step(name, record)
+        return not ran, journaled
 
 
 _run: ContextVar[_Run | None] = ContextVar("outlast_langgraph_run", default=None)
@@ -155,6 +165,7 @@ def _journaling(saver_class: type) -> type:
 def adapt(graph: Any) -> Agent:
     """An outlast agent that runs ``graph`` (a LangGraph compiled graph) for each request."""
     messages_module = require("langchain_core.messages", "a LangGraph graph")
+    from langgraph.types import Command
 
     async def langgraph_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
         saver = await _saver()
@@ -162,21 +173,35 @@ def adapt(graph: Any) -> Agent:
         run = _Run(request)
         # Replay the markers the journal holds; the first that it does not is this attempt's.
         last: Any = None
+        thread: str | None = None
+        answers: dict[str, Any] = {}  # the answers to the graph's interrupts, by their ids
         while True:
             journaled, value = await run.marker()
             if not journaled:
                 break
+            # The run's first marker names its thread: a response that answers an interrupt
+            # continues the thread of the one that asked (the run's first response).
+            thread = thread or value.get("thread")
+            if "interrupted" in value:
+                # The graph stopped at interrupt() and asked: the answers (or, not answered
+                # yet, the question is asked again, which pauses the run here).
+                for interrupt in value["interrupted"]:
+                    answer = await request.ask(INTERRUPT, interrupt["value"])
+                    answers[interrupt["id"]] = resume_value(answer)
+                continue
             checkpoint = value.get("checkpoint") or {}
             # A subgraph's checkpoints are journaled too (the markers' order is the saves'),
             # but the graph resumes from its own (the root namespace's).
             if not checkpoint.get("configurable", {}).get("checkpoint_ns"):
                 last = checkpoint or last
-        config: dict[str, Any] = {"configurable": {"thread_id": request.response_id}}
+        thread = thread or request.response_id
+        config: dict[str, Any] = {"configurable": {"thread_id": thread}}
         graph_input: Any = None
         if await saver.aget_tuple(config) is not None:
             # On from the latest checkpoint: the node it follows is done (one saved in the
-            # instant before a crash, its marker not journaled yet, too).
-            pass
+            # instant before a crash, its marker not journaled yet, too). A graph stopped at
+            # interrupts that have been answered goes on with the answers.
+            graph_input = _resume(Command, await hosted.aget_state(config), answers)
         elif last is not None:
             return  # the graph had ended, its thread deleted, before its response did
         else:
@@ -186,29 +211,69 @@ def adapt(graph: Any) -> Agent:
         # The graph runs (and saves) in this task, and in tasks that copy its context: all see
         # the run. (Not reset: the task is the run's own, and ends with it.)
         _run.set(run)
-        # durability="sync": each checkpoint (and its marker) is saved before the next node
-        # starts, so a deploy that hands the run over at a marker stops it between two nodes,
-        # not with the next node's model call already made (LangGraph's default saves behind).
-        stream = hosted.astream(
-            graph_input, config=config, stream_mode="messages", durability="sync"
-        )
-        try:
-            async for chunk, _metadata in stream:
-                for output in translator.feed(chunk):
-                    yield output
-        except Exception:
-            # The run ends failed. (A cancel, a close or a hand-over to be resumed from the
-            # checkpoints is no Exception: the checkpoints are kept.)
-            await saver.adelete_thread(request.response_id)
-            raise
-        finally:
-            await stream.aclose()
+        while True:
+            # durability="sync": each checkpoint (and its marker) is saved before the next node
+            # starts, so a deploy that hands the run over at a marker stops it between two
+            # nodes, not with the next node's model call already made (LangGraph's default
+            # saves behind).
+            stream = hosted.astream(
+                graph_input, config=config, stream_mode="messages", durability="sync"
+            )
+            try:
+                async for chunk, _metadata in stream:
+                    for output in translator.feed(chunk):
+                        yield output
+                state = await hosted.aget_state(config)
+            except Exception:
+                # The run ends failed. (A cancel, a close or a hand-over to be resumed from the
+                # checkpoints is no Exception: the checkpoints are kept.)
+                await saver.adelete_thread(thread)
+                raise
+            finally:
+                await stream.aclose()
+            if not state.interrupts:
+                break
+            # Stopped at interrupt(): journaled as a marker, then asked (the run pauses at the
+            # first question, its checkpoints kept; the answering response replays to here).
+            interrupted = [{"id": i.id, "value": i.value} for i in state.interrupts]
+            await run.marker(value={"interrupted": interrupted})
+            for interrupt in interrupted:
+                answers[interrupt["id"]] = resume_value(
+                    await request.ask(INTERRUPT, interrupt["value"])
+                )
+            graph_input = _resume(Command, state, answers)
         # The run has its whole output: its checkpoints are of no more use (the conversation
         # goes on from the response chain, in a thread of its own).
-        await saver.adelete_thread(request.response_id)
+        await saver.adelete_thread(thread)
 
     langgraph_agent.__qualname__ = f"langgraph[{getattr(graph, 'name', '?')}]"
     return langgraph_agent
+
+
+INTERRUPT = "interrupt"
+"""The name of the question (:meth:`AgentRequest.ask`) a graph's ``interrupt(value)`` asks: the
+client sees a pending ``function_call`` of that name, ``value`` as its arguments."""
+
+
+def resume_value(answer: Any) -> Any:
+    """What ``interrupt()`` returns for an answer: a JSON object or array decoded, any other
+    answer the string as it came (``"yes"``, ``"42"`` and ``"true"`` stay strings)."""
+    if isinstance(answer, str) and answer.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(answer)
+        except json.JSONDecodeError:
+            pass
+    return answer
+
+
+def _resume(command: Any, state: Any, answers: dict[str, Any]) -> Any:
+    """The input that resumes a graph stopped at ``state``: a ``Command`` with the answers to
+    its interrupts, when they all have one; ``None`` (on from its checkpoint) otherwise, which
+    runs the interrupted node again, to interrupt again and be asked."""
+    pending = [i.id for i in state.interrupts]
+    if pending and all(i in answers for i in pending):
+        return command(resume={i: answers[i] for i in pending})
+    return None
 
 
 def _message(lc: Any, item: Item) -> Any:

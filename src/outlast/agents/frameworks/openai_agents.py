@@ -14,11 +14,17 @@ completes as the final ``Response``, which a resumed run gets back as the only e
 (the SDK builds its turn from ``response.completed``). A function tool's result is journaled by
 wrapping its ``on_invoke_tool``. What is not journaled runs again on a resume: guardrails,
 lifecycle hooks, ``on_handoff`` callbacks, MCP and hosted tools.
+
+Tool approvals (a function tool with ``needs_approval``): a run the SDK interrupts for them is
+journaled as its ``RunState`` and pauses with :meth:`AgentRequest.ask` (one question a tool
+call, :func:`outlast.agents.journaling.ask_approval`); the response that answers continues the
+SDK's run from that state, the call approved or rejected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -211,37 +217,87 @@ def adapt(sdk_agent: Any) -> Agent:
 
     async def openai_agents_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
         await journaling.begin(request)
-        history = responses_input(conversation(request))
         run = RunSteps(request)
-        # The runner's task copies the context here: its model calls and tools see the run.
-        token = _run.set(run)
-        try:
-            result = runner.run_streamed(hosted, history, run_config=config)
-        finally:
-            _run.reset(token)
         # The model stream does not say when it failed: the SDK raises from stream_events.
         translator = ResponsesTranslator(raise_errors=False)
-        try:
-            async for event in result.stream_events():
-                if event.type == "raw_response_event":
-                    data = event.data
-                    if run.was_replayed(data):
-                        # A journaled call: nothing to yield; its calls are not new either.
-                        translator.call_ids.update(_call_ids(data.response))
-                        continue
-                    for output in translator.feed(data):
-                        yield output
-                    run.consumed(data)
-                elif event.type == "run_item_stream_event":
-                    for output in _run_item(event.name, event.item, translator.call_ids):
-                        yield output
-        finally:
-            # Stops the runner's task (and so its model request) however this generator ends:
-            # cancelled in an await, closed at a yield, or failed.
-            result.cancel()
+        run_input: Any = responses_input(conversation(request))
+        pauses = 0
+        while True:
+            # The runner's task copies the context here: its model calls and tools see the run.
+            token = _run.set(run)
+            try:
+                result = runner.run_streamed(hosted, run_input, run_config=config)
+            finally:
+                _run.reset(token)
+            # aclosing: however this generator ends, the runner's task is stopped with it.
+            async with contextlib.aclosing(_outputs(result, run, translator)) as outputs:
+                async for output in outputs:
+                    yield output
+            if not result.interruptions:
+                return
+            # Tool calls that need approval: ask, then go on from the run's state as answered.
+            run_input = await _answered(sdk, hosted, request, result, pauses)
+            pauses += 1
 
     openai_agents_agent.__qualname__ = f"openai_agents[{getattr(sdk_agent, 'name', '?')}]"
     return openai_agents_agent
+
+
+async def _outputs(
+    result: Any, run: RunSteps, translator: ResponsesTranslator
+) -> AsyncGenerator[AgentOutput, None]:
+    """The outputs of one streamed runner run (one run, or one resumed from its state)."""
+    try:
+        async for event in result.stream_events():
+            if event.type == "raw_response_event":
+                data = event.data
+                if run.was_replayed(data):
+                    # A journaled call: nothing to yield; its calls are not new either.
+                    translator.call_ids.update(_call_ids(data.response))
+                    continue
+                for output in translator.feed(data):
+                    yield output
+                run.consumed(data)
+            elif event.type == "run_item_stream_event":
+                for output in _run_item(event.name, event.item, translator.call_ids):
+                    yield output
+    finally:
+        # Stops the runner's task (and so its model request) however this generator ends:
+        # cancelled in an await, closed at a yield, or failed.
+        result.cancel()
+
+
+async def _answered(sdk: Any, hosted: Any, request: AgentRequest, result: Any, pause: int) -> Any:
+    """The ``RunState`` of a run interrupted by tool calls that need approval, each of them
+    approved or rejected as a human answered (:func:`journaling.ask_approval`).
+
+    The state is journaled (the step ``openai-agents:paused:<n>``) before the questions are asked,
+    and rebuilt from the journal: the run pauses at the first question and continues in the
+    response that answers it, whose replay reaches the same interruption (its model calls are
+    journaled) but whose own input is that whole conversation; the state holds the run's
+    original input, its items and its turn count, from which the SDK goes on.
+    """
+
+    async def snapshot() -> Any:
+        return result.to_state().to_json()
+
+    saved = await request.step(f"openai-agents:paused:{pause}", snapshot)
+    state = await sdk.RunState.from_json(hosted, saved)
+    for item in state.get_interruptions():
+        raw = item.raw_item
+        arguments = _get(raw, "arguments")
+        decision = await journaling.ask_approval(
+            request,
+            item.tool_name or _get(raw, "name") or "",
+            arguments if isinstance(arguments, str) else "",
+            _get(raw, "call_id") or "",
+        )
+        if decision.approved:
+            state.approve(item)
+        else:
+            # The SDK tells the model the call was rejected (the reason, when the human gave one).
+            state.reject(item, rejection_message=decision.reason)
+    return state
 
 
 def _call_ids(response: Any) -> set[str]:
