@@ -23,6 +23,7 @@ from fake_model import FakeModel, Text, ToolCall
 from helpers import wait_terminal
 from serverproc import ServerProcess
 from test_adapters import normal
+from test_adapters_durable import kill_when
 
 START = 60.0  # the frameworks take a while to import on a loaded machine
 
@@ -188,3 +189,39 @@ def test_a_question_outlives_a_kill_9_and_its_answer_continues_the_run_after_the
     ]
     assert rig.tool_runs() == ["Paris"]
     assert [r.completed for r in fake.requests] == [True, True]
+
+
+@pytest.mark.parametrize("agent", AGENTS, ids=IDS)
+def test_a_run_killed_after_its_answer_resumes_without_asking_or_running_the_tool_again(
+    agent: Approving, fake: FakeModel, tmp_path: Path
+) -> None:
+    # The answering response is killed while the model streams its answer (the approved tool
+    # has run): after the restart it goes on from there, its question still answered.
+    server = server_for(agent, fake, tmp_path).start(START)
+    rig = Rig(agent, fake, server, tmp_path / "tools.log")
+    fake.reset()
+    ticks = [f"tick {i} " for i in range(30)]
+    fake.script([PARIS], [Text(ticks, delay=0.1)], [Text(ticks)])
+    paused = ask_for_the_weather(rig)
+    assert_waiting(rig, paused)
+    question = paused["output"][-1]
+    continued = server.client().responses.create(
+        model="fake-model",
+        previous_response_id=paused["id"],
+        input=[{"type": "function_call_output", "call_id": question["call_id"], "output": "yes"}],
+        background=True,
+    )
+    kill_when(server, continued.id, "tick 3 ")
+    server.start(START)
+
+    response = wait_terminal(server, continued.id)
+    server.stop()
+    assert response["status"] == "completed", response.get("error")
+    output, cut, whole = response["output"]
+    assert normal([output]) == [("function_call_output", PARIS.call_id, "Paris: 21 °C and sunny")]
+    assert (cut["status"], whole["status"]) == ("incomplete", "completed")
+    assert normal([whole]) == [("message", "".join(ticks))]
+    assert response["metadata"]["outlast_resumes"] == "1"
+    assert rig.tool_runs() == ["Paris"]
+    # Neither the first model call nor the tool again; only the call streaming at the kill.
+    assert [r.completed for r in fake.requests] == [True, False, True]
