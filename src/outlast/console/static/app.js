@@ -13,6 +13,7 @@ let view = null;
 const STATUSES = ["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"];
 const WINDOWS = { "": "any time", 900: "last 15 min", 3600: "last hour", 86400: "last 24 h" };
 const LIST_REFRESH_MS = 2000;
+const META_REFRESH_MS = 2000;
 // No byte for this long (the server sends a keep-alive every 15 s): the connection is dead.
 const STALL_MS = 40000;
 
@@ -431,10 +432,14 @@ function runView(id) {
   function renderSteering() {
     const live = !TERMINAL.has(response.status);
     steerForm.hidden = !live;
-    if (live && meta?.steerable === false && !steerSubmit.disabled) {
+    if (live && meta?.steerable === false) {
       // Only the replica executing a run takes its steering input.
       steerSubmit.disabled = steerInput.disabled = true;
-      replace(steerNote, `This run executes on another replica${meta.worker ? ` (${meta.worker})` : ""}, which alone can take steering input for it.`);
+      const note = `This run executes on another replica${meta.worker ? ` (${meta.worker})` : ""}, which alone can take steering input for it.`;
+      if (steerNote.textContent !== note) replace(steerNote, note);
+    } else if (live && steerInput.disabled) {
+      steerSubmit.disabled = steerInput.disabled = false;
+      replace(steerNote);
     }
     if (live || successorSearch) return;
     const steered = response.incomplete_details?.reason === "steered";
@@ -544,7 +549,26 @@ function runView(id) {
     schedule();
   }
 
+  // While a run is live, its details beyond the events (the replica that claimed it, its
+  // attempt after a crash, whether this replica can steer it) are read again now and then.
+  async function refreshMeta() {
+    try {
+      meta = (await api(`/v1/console/runs?ids=${id}`, { signal: stop.signal })).data[0] ?? meta;
+      schedule();
+    } catch { /* the next refresh, or the run's end, tries again */ }
+  }
+
   async function follow() {
+    const metaTimer = setInterval(() => { if (!ended) refreshMeta(); }, META_REFRESH_MS);
+    stop.signal.addEventListener("abort", () => clearInterval(metaTimer), { once: true });
+    try {
+      await followEvents();
+    } finally {
+      clearInterval(metaTimer);
+    }
+  }
+
+  async function followEvents() {
     let backoff = 500;
     while (!stop.signal.aborted && !ended) {
       const attempt = new AbortController();
