@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from outlast.protocol.events import Event
+from outlast.store import sqlite as sqlite_module
 from outlast.store.base import OutboxRow, ResponseRecord, SnapshotUpdate, Store, WriteBatch
 from outlast.store.memory import MemoryStore
 from outlast.store.sqlite import SQLiteStore
@@ -146,6 +147,34 @@ async def test_a_snapshot_update_keeps_the_end_and_expiry_it_does_not_set(store:
         2000.0,
         9e9,
     )
+
+
+async def test_a_batch_of_many_responses_and_snapshots_writes_each_to_its_own_response(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # More rows than one statement carries (the SQLite store writes them a chunk at a time).
+    monkeypatch.setattr(sqlite_module, "EVENT_CHUNK_ROWS", 3)
+    ids = [f"resp_{i}" for i in range(7)]
+    await store.write(WriteBatch(new_responses=[record(rid) for rid in ids]))
+    await store.write(
+        WriteBatch(
+            events=[(rid, e) for rid in ids for e in events(0, 0)],
+            updates={
+                rid: SnapshotUpdate("in_progress", rid.encode(), i, ended_at=i or None)
+                for i, rid in enumerate(ids)
+            },
+        )
+    )
+    for i, rid in enumerate(ids):
+        got = await store.get_response(rid, None)
+        assert got is not None
+        assert (got.status, got.snapshot, got.snapshot_seq, got.ended_at) == (
+            "in_progress",
+            rid.encode(),
+            i,
+            i or None,
+        )
+        assert [e.seq for e in await store.read_events(rid, -1, 10)] == [0]
 
 
 async def test_a_delete_removes_the_response_and_its_events_and_nothing_else(store: Store) -> None:
