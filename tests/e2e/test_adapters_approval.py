@@ -1,10 +1,11 @@
 """The frameworks' own human in the loop, hosted: a tool call that needs approval (OpenAI Agents
-SDK ``needs_approval``) and LangGraph's ``interrupt()`` pause the run as ``request.ask`` does.
+SDK ``needs_approval``, Agent Framework ``approval_mode="always_require"``) and LangGraph's
+``interrupt()`` pause the run as ``request.ask`` does.
 
 The response ends ``completed`` with the question pending (a ``function_call`` whose arguments
 say what is asked) and the run holds no process; a response that answers it through
 ``previous_response_id`` continues the framework's run from where it stopped (the SDK's
-``RunState``, the graph's checkpoint), on a server killed with SIGKILL and started again in
+``RunState``, Agent Framework's session, the graph's checkpoint), on a server killed with SIGKILL and started again in
 between, too. Each framework is a real one, hosted by a real ``outlast serve`` on SQLite,
 talking to the fake model on loopback.
 """
@@ -39,7 +40,7 @@ class Approving:
 
     def payload(self, call: ToolCall) -> Any:
         """What the question's arguments hold for the model's call ``call``."""
-        if self.name == "openai-agents":
+        if self.name != "langgraph":
             return {"tool": "get_weather", "arguments": {"city": "Paris"}, "call_id": call.call_id}
         return {"question": "Look up the weather?", "city": "Paris"}  # interrupt()'s value
 
@@ -47,11 +48,18 @@ class Approving:
         """The tool call's output (what the model is told) when the human said ``reason``."""
         if self.name == "openai-agents":
             return reason  # the SDK's rejection message is the human's
+        if self.name.startswith("agent-framework"):
+            # Agent Framework's own: its approval response has no room for a reason.
+            return "Error: Tool call invocation was rejected by user."
         return f"Not looked up: the user said {reason!r}."  # the graph's tool decides
 
 
 AGENTS = [
     Approving("openai-agents", "adapter_agents:openai_approval", "approve_tool_call"),
+    Approving("agent-framework", "adapter_agents:af_approval", "approve_tool_call"),
+    Approving(
+        "agent-framework-responses", "adapter_agents:af_approval_responses", "approve_tool_call"
+    ),
     Approving("langgraph", "adapter_agents:graph_approval", "interrupt"),
 ]
 IDS = [a.name for a in AGENTS]

@@ -122,6 +122,15 @@ def agent_framework_agent(base_url: str, api: str = "chat") -> Any:
     return Agent(client=chat, name="weather", instructions=INSTRUCTIONS, tools=[get_weather])
 
 
+def agent_framework_approval(base_url: str, api: str = "chat") -> Any:
+    """The Agent Framework agent whose ``get_weather`` needs approval (``always_require``)."""
+    from agent_framework import Agent, tool
+
+    chat = agent_framework_agent(base_url, api).client
+    weather = tool(get_weather, approval_mode="always_require")
+    return Agent(client=chat, name="weather", instructions=INSTRUCTIONS, tools=[weather])
+
+
 def agent_framework_workflow(base_url: str) -> Any:
     """The Agent Framework agent as a one-step workflow's agent (``WorkflowAgent``, whose run
     takes no middleware)."""
@@ -183,6 +192,8 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "af_agent": lambda url: agent_framework_agent(url, "chat"),
     "af_agent_responses": lambda url: agent_framework_agent(url, "responses"),
     "af_workflow": agent_framework_workflow,
+    "af_approval": lambda url: agent_framework_approval(url, "chat"),
+    "af_approval_responses": lambda url: agent_framework_approval(url, "responses"),
     "graph": lambda url: langgraph_graph(url, "chat"),
     "graph_responses": lambda url: langgraph_graph(url, "responses"),
     "graph_approval": lambda url: langgraph_graph(url, "chat", approval=True),

@@ -17,6 +17,12 @@ final ``ChatResponse``; a resumed run gets that response back as its updates
 (their outputs are in the log). A function's result is journaled as its contents. Context
 providers, agent middleware and anything else not a model or function call run again on a
 resume.
+
+Function approvals (a tool with ``approval_mode="always_require"``): such an agent runs with an
+``AgentSession`` of the run's own, to which Agent Framework binds the approval responses. A run
+that stops with approval requests journals the session and the requests and pauses with
+:meth:`AgentRequest.ask` (one question a request, :func:`outlast.agents.journaling.ask_approval`);
+the response that answers continues from the journaled session with the approval responses.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ def adapt(af_agent: Any) -> Agent:
     # An agent whose run takes no middleware (a remote one: A2AAgent) makes no model or function
     # call here to journal: its runs keep no journal (a crash fails them, as any agent's).
     journals = "middleware" in inspect.signature(af_agent.run).parameters
+    # Function approvals (a tool with approval_mode="always_require") are bound to the session
+    # that holds their requests: such an agent runs with a session of the run's own.
+    approvals = journals and _asks_approval(af_agent)
 
     async def agent_framework_agent(request: AgentRequest) -> AsyncGenerator[AgentOutput, None]:
         if journals:
@@ -58,23 +67,77 @@ def adapt(af_agent: Any) -> Agent:
         options: dict[str, Any] = {}
         if journals:
             options["middleware"] = [steps.chat_middleware(), steps.function_middleware()]
-        run = af_agent.run([m for m in messages if m is not None], stream=True, **options)
-        async with run as stream:
-            async for update in stream:
-                if steps.was_replayed(update):
-                    continue  # a journaled model call's: its outputs are in the log already
-                for output in translator.feed(update):
-                    yield output
-                while steps.usage:
-                    yield steps.usage.pop(0)
-            if not journals:
-                # No middleware saw the calls: the run's own total of their counts.
-                final = await stream.get_final_response()
-                for output in _usage(getattr(final, "usage_details", None)):
-                    yield output
+        run_messages = [m for m in messages if m is not None]
+        session = af.AgentSession() if approvals else None
+        pauses = 0
+        while True:
+            if session is not None:
+                options["session"] = session
+            requests: list[Any] = []
+            run = af_agent.run(run_messages, stream=True, **options)
+            async with run as stream:
+                async for update in stream:
+                    requests += [c for c in update.contents if c.type == APPROVAL_REQUEST]
+                    if steps.was_replayed(update):
+                        continue  # a journaled model call's: its outputs are in the log already
+                    for output in translator.feed(update):
+                        yield output
+                    while steps.usage:
+                        yield steps.usage.pop(0)
+                if not journals:
+                    # No middleware saw the calls: the run's own total of their counts.
+                    final = await stream.get_final_response()
+                    for output in _usage(getattr(final, "usage_details", None)):
+                        yield output
+            if not requests or session is None:
+                return
+            # The run stopped for function calls that need approval: ask, then go on.
+            session, run_messages = await _answered(af, request, session, requests, pauses)
+            pauses += 1
 
     agent_framework_agent.__qualname__ = f"agent_framework[{getattr(af_agent, 'name', '?')}]"
     return agent_framework_agent
+
+
+APPROVAL_REQUEST = "function_approval_request"
+
+
+def _asks_approval(af_agent: Any) -> bool:
+    """Whether one of the agent's tools needs approval before it runs."""
+    options = getattr(af_agent, "default_options", None)
+    tools = options.get("tools") if isinstance(options, dict) else None
+    return any(getattr(t, "approval_mode", None) == "always_require" for t in tools or ())
+
+
+async def _answered(
+    af: Any, request: AgentRequest, session: Any, requests: list[Any], pause: int
+) -> tuple[Any, list[Any]]:
+    """The session and the messages that continue a run stopped for function approvals, each
+    request approved or rejected as a human answered (:func:`journaling.ask_approval`).
+
+    The session (which holds the conversation and the pending requests, to which Agent Framework
+    binds the responses) and the requests are journaled (the step
+    ``agent-framework:paused:<n>``) before the questions are asked, and rebuilt from the
+    journal: the run pauses at the first question and continues in the response that answers
+    it, whose replay reaches the same requests (its model calls are journaled) and then goes on
+    from the journaled session, the approval responses its new message.
+    """
+
+    async def snapshot() -> Any:
+        return {"session": session.to_dict(), "requests": [r.to_dict() for r in requests]}
+
+    saved: Any = await request.step(f"agent-framework:paused:{pause}", snapshot)
+    responses: list[Any] = []
+    for data in saved["requests"]:
+        pending = af.Content.from_dict(data)
+        call = pending.function_call
+        arguments = call.arguments
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments) if arguments is not None else ""
+        decision = await journaling.ask_approval(request, call.name or "", arguments, call.call_id)
+        # (Agent Framework's response has no reason: a rejected call's result is its own.)
+        responses.append(pending.to_function_approval_response(decision.approved))
+    return af.AgentSession.from_dict(saved["session"]), [af.Message("user", responses)]
 
 
 class _Steps:
