@@ -5,7 +5,9 @@ console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they c
 ``rate``: ``n=N per_second=R`` deltas at about R per second; ``asker``: pauses with
 ``request.ask`` and says what it was answered; ``gated``: a message, then waits for the file
 ``gate=PATH`` before the next one (a safe boundary to steer it at), and a steered one's successor
-echoes its input (the steering text); anything else: the scripted test agents
+echoes its input (the steering text); ``journaled``: ``steps=N delay=S`` durable steps, each
+followed by a line of text (``durable_agents``: the ``step_log`` metadata names the file its
+steps record themselves in); anything else: the scripted test agents
 (``scripted_agents:router``: ``count``, ``block``, ``echo``, ``fail``, …).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from durable_agents import journaled
 from outlast import AgentOutput, AgentRequest, FunctionCall, FunctionCallOutput, Reasoning
 from outlast.agents.demo import agent as demo
 from scripted_agents import echo, params
@@ -82,6 +85,7 @@ AGENTS = {
     "rate": rate,
     "asker": asker,
     "gated": gated,
+    "journaled": journaled,
 }
 
 

@@ -13,7 +13,8 @@ entering it. A test fails on any uncaught error in the page. What is checked:
   shows reasoning, tool calls with their arguments and outputs, and each message; a failed
   run's error, timings and attempt;
 - blocking the page's network mid-run and restoring it resumes without duplicated text; so does
-  a stream gone silent while the laptop slept, as soon as the page is visible again;
+  a stream gone silent while the laptop slept, as soon as the page is visible again; a server
+  killed mid-run and restarted: the page follows the resumed run to its end, its resumes shown;
 - cancel from the page stops the run (the API says ``cancelled``);
 - hostile agent output (script tags, ``javascript:`` links, event handler attributes) does not
   execute, and the page's Content-Security-Policy blocks any that reached the page as markup;
@@ -48,6 +49,7 @@ from sleepproxy import SleepProxy
 
 from a2a_support import rpc, rpc_message
 from databases import fresh_database
+from durable_agents import expected_text
 from faultproxy import FaultProxy
 from serverproc import ServerProcess
 
@@ -309,7 +311,7 @@ def test_blocking_the_network_mid_run_and_restoring_it_resumes_without_duplicate
             assert plain_text(page) == output_text(response)
             meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
             assert int(page.inner_text("#event-count")) == meta["events"]
-            assert int(page.inner_text("dd[data-field=resumes]")) >= 1
+            assert int(page.inner_text("dd[data-field=reconnects]")) >= 1
         finally:
             context.close()
     assert errors == []
@@ -345,9 +347,52 @@ def test_a_stream_gone_silent_while_the_laptop_slept_resumes_on_waking_without_d
                 "() => document.querySelector('#connection').textContent === 'ended'"
             )
             assert int(page.inner_text("#event-count")) == meta["events"] > seen
-            assert page.inner_text("dd[data-field=resumes]") == "1"
+            assert page.inner_text("dd[data-field=reconnects]") == "1"
         finally:
             context.close()
+    assert errors == []
+
+
+def test_a_server_killed_mid_run_and_restarted_the_page_follows_the_resumed_run_to_its_end(
+    browser: Any, tmp_path: Path
+) -> None:
+    server = ServerProcess(tmp_path / "restart.db", agent="console_agents:router",
+                           args=["--api-key", KEY], env=agents_env(), log_dir=tmp_path)  # fmt: skip
+    errors: list[str] = []
+    context, page = new_page(browser, errors)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
+                          timeout=30) as api:  # fmt: skip
+            # A durable agent: after a crash its run goes on from its last completed step.
+            body = {"model": "journaled", "input": "steps=30 delay=0.1", "background": True,
+                    "metadata": {"step_log": str(tmp_path / "steps.log")}}  # fmt: skip
+            response_id = api.post("/v1/responses", json=body).json()["id"]
+            open_run(page, server.url, response_id)
+            page.wait_for_function(
+                "() => Number(document.querySelector('#event-count').textContent) > 10"
+            )
+            server.kill()  # no drain, no goodbye: the next start resumes the run
+            page.wait_for_function(
+                "() => document.querySelector('#connection').textContent.startsWith('reconnecting')"
+            )
+            server.start()
+            wait_run_status(page, "completed")
+
+            response = wait_ended(api, response_id)
+            assert plain_text(page) == output_text(response) == expected_text(30)
+            assert response["metadata"]["outlast_resumes"] == "1"  # resumed once, from its journal
+            meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
+            page.wait_for_function(
+                "() => document.querySelector('#connection').textContent === 'ended'"
+            )
+            assert int(page.inner_text("#event-count")) == meta["events"]
+            assert page.inner_text("dd[data-field=resumes]") == "1"
+            assert page.inner_text("dd[data-field=attempt]") == str(meta["attempt"])
+            assert int(page.inner_text("dd[data-field=reconnects]")) >= 1
+    finally:
+        context.close()
+        server.stop()
     assert errors == []
 
 

@@ -249,7 +249,7 @@ function runView(id) {
   let response = null;
   let meta = null;
   let last = -1;
-  let resumes = 0;
+  let reconnects = 0;
   let ended = false;
   let streamedOutput = false;
   const jsonPane = h("pre.json.event-json#event-json", {}, "Select an event to see its JSON.");
@@ -493,7 +493,10 @@ function runView(id) {
       ["background", response.background ? "yes" : "no"],
       ["attempt", meta?.attempt ?? ""],
       ["replica", meta?.worker ?? "—"],
-      ["resumes", String(resumes)],
+      // The run's own resumes (after a crash or a deploy, from its journal), and the page's
+      // reconnections of its stream: two different things.
+      ["resumes", String(response.metadata?.outlast_resumes ?? "0")],
+      ["reconnects", String(reconnects)],
       ["previous", response.previous_response_id ? h("a", { href: `#/runs/${response.previous_response_id}` }, response.previous_response_id) : "—"],
     ];
     replace(info, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", { dataset: { field: k } }, v ?? ""))));
@@ -583,7 +586,7 @@ function runView(id) {
       document.addEventListener("visibilitychange", woke);
       let watchdog = setTimeout(abort, STALL_MS);
       try {
-        connection.textContent = resumes ? `live (resumed ${resumes}×)` : "live";
+        connection.textContent = reconnects ? `live (reconnected ${reconnects}×)` : "live";
         const alive = () => {
           lastByte = Date.now();
           clearTimeout(watchdog);
@@ -609,7 +612,7 @@ function runView(id) {
         document.removeEventListener("visibilitychange", woke);
       }
       if (ended || stop.signal.aborted) break;
-      resumes += 1;
+      reconnects += 1;
       connection.textContent = `reconnecting… (after event ${last})`;
       await sleep(backoff, stop.signal);
       backoff = Math.min(backoff * 2, 8000);
