@@ -278,7 +278,23 @@ def test_rest_errors_carry_their_http_status(server: InProcessServer) -> None:
         assert http.post("/message:send", content=b"{oops").status_code == 400
         assert http.post("/message:send", content=b"x" * 5000).status_code == 413
         task_id = finished_task(server)
-        assert http.post(f"/tasks/{task_id}:cancel").status_code == 400
+        # A2A 1.0 §5.4's status (a2a-sdk's own table says 400).
+        ended = http.post(f"/tasks/{task_id}:cancel")
+        assert ended.status_code == 409
+        assert ended.json()["error"]["status"] == "FAILED_PRECONDITION"
+        refused = http.post(
+            "/message:send",
+            json={
+                "message": {
+                    "messageId": "m1",
+                    "role": "ROLE_USER",
+                    "parts": [{"text": "x"}],
+                    "taskId": task_id,
+                }
+            },
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["details"][0]["reason"] == "UNSUPPORTED_OPERATION"
 
 
 # -- switching A2A on and off ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from a2a.client import ClientCallContext
 from a2a.types import (
     CancelTaskRequest,
+    GetExtendedAgentCardRequest,
     GetTaskRequest,
     ListTasksRequest,
     SubscribeToTaskRequest,
@@ -186,3 +187,21 @@ async def test_a_send_over_the_keys_rate_is_resource_exhausted_over_grpc(
             assert "rate" in (refused.value.details() or "").lower()
         finally:
             server.stop()
+
+
+async def test_grpc_status_codes_are_the_specs(server: InProcessServer) -> None:
+    """A2A 1.0 §5.4 (and the A2A TCK): an unsupported operation is UNIMPLEMENTED, a task that
+    cannot be canceled FAILED_PRECONDITION (a2a-sdk's own table says FAILED_PRECONDITION for
+    both)."""
+    from a2a.types import a2a_pb2_grpc
+
+    async with a2a_client(server, GRPC, api_key=TEST_KEY, streaming=False) as client:
+        task = await send(client, request("hello"))
+    async with grpc_channel(grpc_url(server), TEST_KEY) as channel:
+        stub = a2a_pb2_grpc.A2AServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await stub.CancelTask(CancelTaskRequest(id=task.id))
+        with pytest.raises(grpc.aio.AioRpcError) as unsupported:
+            await stub.GetExtendedAgentCard(GetExtendedAgentCardRequest())
+    assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert unsupported.value.code() == grpc.StatusCode.UNIMPLEMENTED

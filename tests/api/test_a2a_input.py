@@ -139,15 +139,44 @@ async def test_a_streamed_answer_streams_the_continued_task(
 
 
 @pytest.mark.parametrize("binding", BINDINGS)
-async def test_subscribing_to_a_task_waiting_for_input_gets_the_task_and_ends(
+async def test_a_subscription_to_a_task_waiting_for_input_follows_it_through_its_answer(
     server: InProcessServer, binding: str
 ) -> None:
+    """As a2a-sdk's own server does (and the A2A TCK's STREAM-SUB-002 checks): the task first,
+    waiting for input, then the turn the answer starts, to the task's end."""
     async with a2a_client(server, binding) as client:
         task_id = await paused(client)
-    async with a2a_client(server, binding, streaming=True) as client:
-        events = await until_final(client.subscribe(SubscribeToTaskRequest(id=task_id)))
-    assert len(events) == 1 and events[0].task.id == task_id
-    assert events[0].task.status.state == INPUT_REQUIRED
+    async with (
+        a2a_client(server, binding, streaming=True) as subscriber,
+        a2a_client(server, binding) as client,
+    ):
+        subscription = subscriber.subscribe(SubscribeToTaskRequest(id=task_id))
+        first = await anext(subscription)
+        assert first.task.id == task_id and first.task.status.state == INPUT_REQUIRED
+        await send(client, answer(task_id, "yes"))
+        events = [first, *await until_final(subscription)]
+    assert state(events[-1]) == COMPLETED
+    assert all(
+        (e.task.id if e.HasField("task") else getattr(e, str(e.WhichOneof("payload"))).task_id)
+        == task_id
+        for e in events
+    )
+
+
+async def test_a_subscription_waiting_for_an_answer_ends_when_the_task_is_canceled(
+    server: InProcessServer,
+) -> None:
+    async with a2a_client(server) as client:
+        task_id = await paused(client)
+    async with (
+        a2a_client(server, streaming=True) as subscriber,
+        a2a_client(server) as client,
+    ):
+        subscription = subscriber.subscribe(SubscribeToTaskRequest(id=task_id))
+        assert (await anext(subscription)).task.status.state == INPUT_REQUIRED
+        await client.cancel_task(CancelTaskRequest(id=task_id))
+        events = await until_final(subscription)
+    assert state(events[-1]) == TaskState.TASK_STATE_CANCELED
 
 
 async def test_the_paused_run_is_the_responses_api_function_call(server: InProcessServer) -> None:

@@ -1,6 +1,7 @@
 """An agent declared ``outlast.message_reply`` answers a waiting A2A send with a direct
-``Message`` when its run completes with one text message; every other answer is a task (the
-test agent: ``replier`` in ``tests/support/a2a_agents.py``, on a server of its own).
+``Message`` when its run completes with one text message (a stream of it: that message alone);
+every other answer is a task (the test agent: ``replier`` in ``tests/support/a2a_agents.py``, on
+a server of its own).
 """
 
 from __future__ import annotations
@@ -53,10 +54,29 @@ async def test_any_other_answer_is_a_task(
     assert len(answers) == 1 and answers[0].HasField("task"), answers
 
 
-async def test_a_stream_is_a_task_stream_even_for_one_message(server: InProcessServer) -> None:
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_a_stream_of_a_one_message_answer_is_that_message_alone(
+    server: InProcessServer, binding: str
+) -> None:
+    """A2A 1.0 §3.1.2 (the A2A TCK's CORE-STREAM-002): a stream whose answer is a message
+    holds exactly that message."""
+    async with a2a_client(server, binding) as client:
+        events = [e async for e in client.send_message(request("hello", context_id="c2"))]
+    assert len(events) == 1 and events[0].HasField("message"), events
+    assert [part.text for part in events[0].message.parts] == ["hello"]
+    assert events[0].message.context_id == "c2"
+
+
+async def test_a_stream_of_any_other_answer_is_the_whole_task_stream(
+    server: InProcessServer,
+) -> None:
     async with a2a_client(server) as client:
-        events = await until_final(client.send_message(request("hello")))
+        events = await until_final(client.send_message(request("go", model="tools")))
     assert events[0].HasField("task")
+    assert events[0].task.status.state == TaskState.TASK_STATE_SUBMITTED
+    assert any(
+        e.HasField("status_update") and e.status_update.status.HasField("message") for e in events
+    )  # the tool calls, as they happened
     assert events[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
 

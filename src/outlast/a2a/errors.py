@@ -35,11 +35,37 @@ class Draining(InternalError):
     """The server is shutting down and takes nothing new; retry shortly (elsewhere)."""
 
 
-# The SDK's HTTP statuses and gRPC codes per error class: these two are ours to add.
-for _error, _mapping in (
-    (Busy, sdk_errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED")),
-    (Draining, sdk_errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE")),
-):
+SPEC_MAPPINGS: dict[type[A2AError], sdk_errors.ErrorMapping] = {
+    # A2A 1.0 §5.4 "Error code mappings", where a2a-sdk 1.3's own table differs from it (the
+    # SDK answers 400 for a task that cannot be canceled, and FAILED_PRECONDITION over gRPC
+    # for an unsupported operation or version): the spec's HTTP status and gRPC code, the
+    # SDK's reason (clients decode errors by reason, so a2a-sdk's own client is unaffected).
+    sdk_errors.TaskNotCancelableError: sdk_errors.ErrorMapping(
+        409, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE"
+    ),
+    sdk_errors.PushNotificationNotSupportedError: sdk_errors.ErrorMapping(
+        400, "UNIMPLEMENTED", "PUSH_NOTIFICATION_NOT_SUPPORTED"
+    ),
+    sdk_errors.UnsupportedOperationError: sdk_errors.ErrorMapping(
+        400, "UNIMPLEMENTED", "UNSUPPORTED_OPERATION"
+    ),
+    sdk_errors.ContentTypeNotSupportedError: sdk_errors.ErrorMapping(
+        415, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED"
+    ),
+    sdk_errors.InvalidAgentResponseError: sdk_errors.ErrorMapping(
+        502, "INTERNAL", "INVALID_AGENT_RESPONSE"
+    ),
+    sdk_errors.VersionNotSupportedError: sdk_errors.ErrorMapping(
+        400, "UNIMPLEMENTED", "VERSION_NOT_SUPPORTED"
+    ),
+    # Ours: A2A has no error for a full queue or a draining server.
+    Busy: sdk_errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"),
+    Draining: sdk_errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE"),
+}
+"""The HTTP status, gRPC code and reason outlast answers each of these errors with, over the
+SDK's table (which its HTTP+JSON routes and gRPC handler read)."""
+
+for _error, _mapping in SPEC_MAPPINGS.items():
     sdk_errors.A2A_ERROR_MAPPING[_error] = _mapping
     sdk_errors.A2A_ERROR_REASONS[_error] = _mapping.reason
 

@@ -24,16 +24,17 @@ from a2a.server.request_handlers.grpc_handler import (
 from a2a.types import a2a_pb2_grpc
 from a2a.utils.errors import A2AError
 
-from outlast.a2a.errors import Busy, Draining
+from outlast.a2a.errors import SPEC_MAPPINGS
 from outlast.a2a.handler import OWNER_STATE, EngineRequestHandler
 from outlast.asgi.owner import owner_of
 
 log = logging.getLogger("outlast.a2a")
 
-# The SDK's gRPC handler answers an error class it does not know as UNKNOWN: ours get the codes
-# Google's API guidelines give them (the same table the SDK keeps for its own errors).
-sdk_grpc._ERROR_CODE_MAP.setdefault(Busy, grpc.StatusCode.RESOURCE_EXHAUSTED)
-sdk_grpc._ERROR_CODE_MAP.setdefault(Draining, grpc.StatusCode.UNAVAILABLE)
+# The SDK's gRPC handler keeps a table of its own (and answers an error class it does not know
+# as UNKNOWN): every error of outlast's table gets the code that table gives it (the spec's,
+# where the SDK's differs; ours for a full queue and a draining server).
+for _error, _mapping in SPEC_MAPPINGS.items():
+    sdk_grpc._ERROR_CODE_MAP[_error] = grpc.StatusCode[_mapping.grpc_status]
 
 GRPC_HOST = "127.0.0.1"
 """The gRPC server listens on loopback only: a TLS proxy in front exposes it, if wanted."""

@@ -120,6 +120,8 @@ DEFAULT_PAGE_SIZE = 50
 FINISHED_TASKS = 1024
 """Finished tasks whose JSON ``GetTask`` keeps (a finished task no longer changes)."""
 MAX_CONTEXT_ID = 256
+ANSWER_POLL = 15.0
+"""Seconds between the keep-alives of a subscription waiting for a task's answer."""
 _TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
 _FINAL_STATE_NAMES = frozenset(TaskState.Name(state) for state in TERMINAL_STATES)
 _CANCELED = TaskState.Name(TaskState.TASK_STATE_CANCELED)
@@ -577,13 +579,36 @@ class EngineRequestHandler(RequestHandler):
     ) -> AsyncGenerator[list[Frame]]:
         """``SendStreamingMessage``: the task's A2A events, a list per batch of stored events (an
         empty list for a quiet spell)."""
-        run, row, _ = await self._start(params, context, stream=True)
+        # An agent that may answer with a direct message: a stream that is a message holds that
+        # message alone (A2A 1.0 §3.1.2), which is known only at the run's end, so the run is
+        # waited for first; a task is then streamed from its first event.
+        whole = replies_with_message(self.engine.agent) and not params.message.task_id
+        run, row, _ = await self._start(params, context, stream=not whole)
         config = params.configuration
         if run is None:  # it steered the task's working run: the task from now on
             row, record, snapshot = await self._current(row)
             async for frames in self._turn_frames(row, record, snapshot, None):
                 yield frames
             return
+        events: AsyncIterator[list[Event]]
+        if whole:
+            ending = asyncio.ensure_future(self.engine.wait(run))
+            while not ending.done():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ending), ANSWER_POLL)
+                if not ending.done():
+                    yield []  # a quiet spell: the stream's keep-alive
+            response, _ = await self._response(row)
+            reply = self._direct_reply(row, response)
+            if reply is not None:
+                yield [(-1, exact_dumps({"message": proto_dict(reply)}))]
+                return
+            try:
+                events = await self.engine.stream(row.run, row.owner, -1)
+            except EngineError as exc:
+                raise from_engine(exc) from None
+        else:
+            events = self.engine.stream_run(run)
         wire = await self._translator(row)
         cut = config.HasField("history_length")
 
@@ -596,7 +621,7 @@ class EngineRequestHandler(RequestHandler):
             return wire.task(response, event.seq, task)
 
         end = EndWatch()
-        async with contextlib.aclosing(end.watch(self.engine.stream_run(run))) as batches:
+        async with contextlib.aclosing(end.watch(events)) as batches:
             async for batch in batches:
                 await wire.ready(batch)
                 if cut and any(event.type == "response.created" for event in batch):
@@ -721,9 +746,29 @@ class EngineRequestHandler(RequestHandler):
                 message=f"Task {row.task_id} is in terminal state {state}; get it with GetTask."
             )
         # A task waiting for input is interrupted, not ended: its subscribers get the task
-        # (INPUT_REQUIRED), and the stream ends there, as at any interrupted state.
+        # (INPUT_REQUIRED), then, as a2a-sdk's own server does, the turn its answer starts.
         async for frames in self._turn_frames(row, record, snapshot, cursor):
             yield frames
+        if cursor is None and waiting:
+            async for frames in self._after_question(row):
+                yield frames
+
+    async def _after_question(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
+        """A subscription that began on a task waiting for input: the turn the answer starts,
+        to the task's next terminal or interrupted state; or the task's final status if it is
+        canceled first. Quiet spells (the answer may take any time) are empty lists."""
+        while True:
+            following = await self.steering.next_turn(row, timeout=ANSWER_POLL)
+            if following is not None:
+                record = await self._record(following)
+                snapshot = orjson.loads(record.snapshot)
+                async for frames in self._turn_frames(following, record, snapshot, None):
+                    yield frames
+                return
+            if (await self._row(row.task_id, row.owner)).final:
+                yield await self._final_status(row)
+                return
+            yield []
 
     async def _turn_frames(
         self, row: TaskRow, record: ResponseRecord, snapshot: dict[str, Any], cursor: int | None
@@ -765,6 +810,11 @@ class EngineRequestHandler(RequestHandler):
             async for frames in self._turn_frames(following, record, snapshot, None):
                 yield frames
             return
+        yield await self._final_status(row)
+
+    async def _final_status(self, row: TaskRow) -> list[Frame]:
+        """The task's final status update, read now (for an end no run event carries: a
+        cancel while it waited for input, or a steered run whose successor failed to start)."""
         row = await self._row(row.task_id, row.owner)
         record = await self._record(row)
         task = await self._task(row, orjson.loads(record.snapshot), row.updated_at)
@@ -773,7 +823,7 @@ class EngineRequestHandler(RequestHandler):
         )
         body = proto_dict(update)
         body["metadata"] = {SEQUENCE_KEY: record.snapshot_seq}
-        yield [(record.snapshot_seq, exact_dumps({"statusUpdate": body}))]
+        return [(record.snapshot_seq, exact_dumps({"statusUpdate": body}))]
 
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
