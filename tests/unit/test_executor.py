@@ -206,6 +206,33 @@ async def test_a_run_past_the_run_timeout_ends_failed_with_the_timeout_message(
         await engine.close()
 
 
+async def test_runs_time_out_each_after_its_own_timeout_and_an_ended_run_is_not_stopped_later(
+    settings: Settings, store: MemoryStore, script: Script
+) -> None:
+    # The timeouts of every run share one timer: a run that ended leaves it, and a run started
+    # after the timeout was shortened is stopped first, although the other one started earlier.
+    settings.run_timeout = 0.3
+    engine = Engine(settings, store, script.agent)
+    await engine.start()
+    try:
+        quick = await create(engine, "quick")
+        assert (await ended(engine, quick))["status"] == "completed"
+        settings.run_timeout = 60.0
+        long = await create(engine, "hold")
+        await script.started_event(long.id).wait()
+        settings.run_timeout = 0.05
+        short = await create(engine, "hold")
+        assert (await ended(engine, short))["status"] == "failed"
+        assert script.interrupted == [short.id]
+        assert engine.live(long.id, OWNER) is not None  # still running
+        await engine.cancel(long.id, OWNER)
+        assert (await ended(engine, long))["status"] == "cancelled"
+        await assert_log_is_whole(store, quick.id)
+        await assert_log_is_whole(store, short.id)
+    finally:
+        await engine.close()
+
+
 async def test_an_agent_that_raises_ends_its_run_failed_with_the_error(
     engine: Engine, store: MemoryStore
 ) -> None:

@@ -194,7 +194,6 @@ class Creator:
         # Queue the run before waiting for the insert to commit: its first events then share the
         # insert's transaction (one fsync before the first delta instead of two). Nothing is
         # delivered before it commits, and the caller answers only after it has.
-        run.created = record.snapshot
         subscription = self.hub.subscribe(response_id) if subscribe else None
         # In the creating request's task: the run's span links to this request's trace.
         self.observe.run_created(run.info, local)
@@ -215,7 +214,9 @@ class Creator:
             if subscription is not None:
                 self.hub.unsubscribe(subscription)
             raise
-        return RunHandle(response_id, run.created, run.background, run, subscription)
+        # The object as created goes to the handle only (the run does not keep it): what the
+        # create request answers, even if the run has started by the time it does.
+        return RunHandle(response_id, record.snapshot, run.background, run, subscription)
 
     async def _continuation(
         self, spec: RunSpec, previous_id: str, response_id: str

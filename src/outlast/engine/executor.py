@@ -34,6 +34,7 @@ from outlast.config import Settings
 from outlast.engine.chain import Chains
 from outlast.engine.closing import Closer, snapshot_update
 from outlast.engine.compaction import stored_conversation
+from outlast.engine.deadlines import Deadlines
 from outlast.engine.hub import Hub
 from outlast.engine.journal import RunJournal, load_replay
 from outlast.engine.placement import Placement
@@ -103,6 +104,8 @@ class Executor:
         self._queue = queue if queue is not None else FairQueue()
         self._running = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        # --run-timeout: one timer for every executing run, not one each.
+        self._deadlines = Deadlines(settings, self.stop)
         # Durably sleeping runs held here (engine/sleepers.py): woken through start_claimed.
         self.sleepers = Sleepers(
             closer=closer, runs=runs, start=self.start_claimed, spawn=self.spawn
@@ -143,7 +146,7 @@ class Executor:
     ) -> Run:
         """A run whose failed writes stop it here."""
         run = Run(normalizer, owner, agent_request, store, attempt=attempt)
-        run.write_error = functools.partial(self._write_failed, run)
+        run.bind(self)
         return run
 
     def submit(self, run: Run) -> None:
@@ -175,7 +178,6 @@ class Executor:
         agent_request = stored_agent_request(record, stored, conversation)
         run = self.new_run(normalizer, record.owner, agent_request, record.store, record.attempt)
         run.max_attempts = stored_max_attempts(stored)
-        run.created = record.snapshot
         run.steps, run.replay = steps, replay
         self.runs.add(run)
         self.runs.sleeping.discard(rid)
@@ -204,14 +206,19 @@ class Executor:
 
     # -- executing -----------------------------------------------------------------------------
 
-    async def _execute(self, run: Run) -> None:
-        loop = asyncio.get_running_loop()
-        run.timeout_handle = loop.call_later(
-            self.settings.run_timeout, self.stop, run, StopReason.TIMEOUT
-        )
-        self._emit(run, run.normalizer.start(), snapshot=True)
+    def _started(self, run: Run) -> None:
+        """The run's first events, its log line and its observers' call.
+
+        Not inline in :meth:`_execute`: a log call makes the frame that calls it a Python
+        object (the logger looks up its caller), which an executing coroutine keeps until it
+        returns; this frame dies at once."""
+        self._deadlines.watch(run)
+        self.emit(run, run.normalizer.start(), snapshot=True)
         log.info("%s in_progress", run.id)
         self.observe.run_started(run.info)
+
+    async def _execute(self, run: Run) -> None:
+        self._started(run)
         watch = self.observe.wants_outputs
         outcome = Outcome.end("completed")
         journal = run.journal = RunJournal(
@@ -219,13 +226,12 @@ class Executor:
             writer=self.writer,
             steps=run.steps,
             replay=run.replay,
-            next_seq=lambda: run.normalizer.next_seq,
-            emit=lambda events: self._emit(run, events),
-            suspend=functools.partial(self._suspend, run),
+            attempt=run,
             on_error=run.write_error,
-            ask=functools.partial(self._asked, run),
         )
-        agen = self.agent(dataclasses.replace(run.agent_request, _journal=journal))
+        # The request as the agent gets it replaces the one without the journal (one copy).
+        run.agent_request = dataclasses.replace(run.agent_request, _journal=journal)
+        agen = self.agent(run.agent_request)
         # Outputs of a resumed run go through its replay until it has caught up with the log.
         replay = run.replay
         steering = self.steering
@@ -239,7 +245,7 @@ class Executor:
                     # boundary. The run ends here, before the new item, for the queued input.
                     closing = run.normalizer.close_open("completed")
                     if closing:
-                        self._emit(run, closing)
+                        self.emit(run, closing)
                     run.stop_reason = StopReason.STEERED
                     break
                 if replay is None:
@@ -253,7 +259,7 @@ class Executor:
                 if watch and type(output) is not str:  # text deltas are never watched
                     self.observe.agent_output(run.id, output)
                 if events:
-                    self._emit(run, events)
+                    self.emit(run, events)
                 count += 1
                 # Let other runs and the writer in now and then, even if the agent never awaits.
                 if self.writer.congested:
@@ -297,7 +303,7 @@ class Executor:
                 run.prelude = run.normalizer.feed(call)
         await self.finish(run, outcome)
 
-    def _emit(self, run: Run, events: list[Event], snapshot: bool = False) -> None:
+    def emit(self, run: Run, events: list[Event], snapshot: bool = False) -> None:
         now = time.monotonic()
         update = None
         if snapshot or now - run.snapshot_at >= SNAPSHOT_INTERVAL:
@@ -336,12 +342,12 @@ class Executor:
         # An agent that swallows the cancellation does not get to keep its response open.
         asyncio.get_running_loop().call_later(STOP_GRACE, self._force_finish, run)
 
-    def _suspend(self, run: Run, until: float) -> None:
+    def suspend(self, run: Run, until: float) -> None:
         """The agent sleeps durably until ``until``: end the attempt, wake the run then."""
         run.wake_at = until
         self.stop(run, StopReason.SLEEP)
 
-    def _asked(self, run: Run, name: str, call_id: str, payload: Any) -> None:
+    def asked(self, run: Run, name: str, call_id: str, payload: Any) -> None:
         """The agent asks for input: end the attempt, the response completing with the call."""
         run.question = (name, call_id, payload)
         self.stop(run, StopReason.ASK)
@@ -361,7 +367,7 @@ class Executor:
         elif response_id in self.sleepers:
             self.spawn(self.sleepers.cancel(response_id))
 
-    def _write_failed(self, run: Run, exc: BaseException) -> None:
+    def write_failed(self, run: Run, exc: BaseException) -> None:
         """A write of the run's events failed for good: it must not write any more of them."""
         if run.lost:
             return
@@ -397,8 +403,7 @@ class Executor:
             await run.done.wait()
             return
         run.finishing = True
-        if run.timeout_handle is not None:
-            run.timeout_handle.cancel()
+        self._deadlines.forget(run)
         started = run.task is not None
         response_id = run.id
         if run.lost:

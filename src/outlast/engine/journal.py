@@ -27,7 +27,7 @@ import enum
 import inspect
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -192,12 +192,34 @@ async def load_replay(
     return Replay(normalizer, scratch, expected)
 
 
+class Attempt(Protocol):
+    """The attempt a journal is kept for (the executor's run): where its events go, how it
+    pauses."""
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number its next event takes."""
+        ...
+
+    def emit(self, events: list[Event]) -> None:
+        """Write (and then publish) events of the attempt."""
+        ...
+
+    def suspend(self, until: float) -> None:
+        """A durable sleep until ``until`` (Unix time): end the attempt, wake the run then."""
+        ...
+
+    def ask(self, name: str, call_id: str, payload: Any) -> None:
+        """A question: end the attempt, its response completing with the call."""
+        ...
+
+
 class RunJournal:
     """One attempt's journal (implements :class:`~outlast.agents.base.StepJournal`)."""
 
     __slots__ = (
-        "_ask", "_async", "_begun", "_consumed", "_emit", "_on_error", "_suspend", "_unsettled",
-        "failure", "hand_over", "next_seq", "position", "replay", "response_id", "steps", "writer",
+        "_async", "_begun", "_consumed", "_on_error", "_unsettled", "attempt", "failure",
+        "hand_over", "position", "replay", "response_id", "steps", "writer",
     )  # fmt: skip
 
     def __init__(
@@ -207,11 +229,8 @@ class RunJournal:
         writer: GroupCommitWriter,
         steps: list[StepRecord],
         replay: Replay | None,
-        next_seq: Callable[[], int],
-        emit: Callable[[list[Event]], None],
-        suspend: Callable[[float], None],
+        attempt: Attempt,
         on_error: ErrorCallback | None,
-        ask: Callable[[str, str, Any], None] | None = None,
     ) -> None:
         self.response_id = response_id
         self.writer = writer
@@ -219,10 +238,8 @@ class RunJournal:
         self.steps = {step.position: step for step in steps if step.position >= 0}
         self._begun = bool(steps)
         self.replay = replay
-        self.next_seq = next_seq
-        self._emit = emit
-        self._suspend = suspend
-        self._ask = ask
+        # The attempt itself, not closures over it: a run held here costs as little as it can.
+        self.attempt = attempt
         self._on_error = on_error
         self._consumed = 0
         # The writer's ticket of the last step journaled by this attempt: the next step's
@@ -273,12 +290,14 @@ class RunJournal:
             replay.replayed()
             events = replay.go_live()
             if events:
-                self._emit(events)
+                self.attempt.emit(events)
 
     def _record(self, position: int, name: str, data: bytes) -> None:
         # Not kept here: only the store needs it (and a resumed attempt reads it from there).
         self.writer.journal(
-            self.response_id, StepRecord(position, name, data, self.next_seq()), self._on_error
+            self.response_id,
+            StepRecord(position, name, data, self.attempt.next_seq),
+            self._on_error,
         )
 
     async def step(
@@ -298,7 +317,7 @@ class RunJournal:
             self._begun = True
             self._unsettled = self.writer.journal(
                 self.response_id,
-                StepRecord(BEGUN_POSITION, BEGUN, b"null", self.next_seq()),
+                StepRecord(BEGUN_POSITION, BEGUN, b"null", self.attempt.next_seq),
                 self._on_error,
             )
         if self._unsettled > self.writer.settled_ticket:
@@ -322,7 +341,9 @@ class RunJournal:
                 "return a value that can be stored in its run's journal."
             ) from None
         self._unsettled = self.writer.journal(
-            self.response_id, StepRecord(position, name, data, self.next_seq()), self._on_error
+            self.response_id,
+            StepRecord(position, name, data, self.attempt.next_seq),
+            self._on_error,
         )
         return result if type(result) in _SELF_JSON else orjson.loads(data)
 
@@ -351,14 +372,12 @@ class RunJournal:
             call_id = f"call_{self.response_id[5:21]}_{position}"
             record = orjson.dumps({ASK_KEY: call_id, "payload": orjson.Fragment(arguments)})
             self.writer.journal(
-                self.response_id, StepRecord(position, name, record, self.next_seq()),
+                self.response_id, StepRecord(position, name, record, self.attempt.next_seq),
                 self._on_error,
             )  # fmt: skip
-        if self._ask is None:
-            raise self._fail(f"ask '{name}': this run cannot pause for input")
         # The executor ends the attempt (this task is cancelled while it waits): the response
         # completes with the pending call.
-        self._ask(name, call_id, payload)
+        self.attempt.ask(name, call_id, payload)
         await asyncio.Event().wait()
 
     async def _handed_over(self) -> None:
@@ -388,5 +407,5 @@ class RunJournal:
             await asyncio.sleep(remaining)
             return
         # The executor stops this attempt (its task is cancelled here) and wakes the run then.
-        self._suspend(until)
+        self.attempt.suspend(until)
         await asyncio.Event().wait()

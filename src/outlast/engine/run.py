@@ -8,6 +8,11 @@
   (:attr:`Ending.REQUEUE`), or leaves its log untouched here (:attr:`Ending.RELEASE`: another
   replica holds it, or it is ended from what was stored once the store can be written again).
 - :class:`RunTable`, the runs of this process and those being started or ended here from the store.
+
+A process may hold ten thousand runs at once, so what a :class:`Run` keeps is counted: no
+closures or partials per run where the run itself can be the callback's argument (it is the
+attempt its journal calls back, through the executor, :class:`RunHost`), and :class:`Done`
+instead of an :class:`asyncio.Event` (whose deque costs more than the rest of the flag).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from outlast.agents.base import AgentRequest
 from outlast.engine.hub import Subscription
@@ -152,14 +157,71 @@ def stop_outcome(reason: StopReason, *, started: bool, run_timeout: float) -> Ou
     return CANCELLED  # CANCELLED, CLIENT_DISCONNECTED
 
 
+class Done:
+    """That a run has ended: :class:`asyncio.Event`'s ``set``/``is_set``/``wait``, without its
+    deque (a run has at most a few waiters, and usually none)."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> Literal[True]:
+        if self._set:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            # Cancelled: no longer waiting (set() has dropped the list otherwise).
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+
+class RunHost(Protocol):
+    """What a run's journal calls back, for the run: the executor."""
+
+    def emit(self, run: Run, events: list[Event]) -> None:
+        """Write (and then publish) events of the run."""
+        ...
+
+    def suspend(self, run: Run, until: float) -> None:
+        """The run sleeps durably until ``until``: end its attempt."""
+        ...
+
+    def asked(self, run: Run, name: str, call_id: str, payload: Any) -> None:
+        """The run asks for input: end its attempt, completing with the call."""
+        ...
+
+    def write_failed(self, run: Run, exc: BaseException) -> None:
+        """A write of the run's events failed for good."""
+        ...
+
+
 class Run:
     """A response that is queued or running on this server."""
 
     __slots__ = (
-        "agent_request", "attempt", "background", "created", "done", "finishing", "id",
-        "journal", "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote", "replay",
-        "snapshot_at", "steps", "stop_reason", "store", "task", "timeout_handle", "wake_at",
-        "write_error",
+        "agent_request", "attempt", "background", "done", "finishing", "host", "id", "journal",
+        "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote", "replay",
+        "snapshot_at", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
     )  # fmt: skip
 
     def __init__(
@@ -179,12 +241,8 @@ class Run:
         self.task: asyncio.Task[None] | None = None
         self.stop_reason: StopReason | None = None
         self.finishing = False
-        self.done = asyncio.Event()
-        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.done = Done()
         self.snapshot_at = 0.0
-        # The response object as created (status queued for a background response): what the
-        # create request answers, even if the run has started by the time it does.
-        self.created = b""
         self.attempt = attempt
         # Attempts the run may have, stored with it (request_json): the creating replica's
         # --max-attempts, honoured by whichever replica executes it. None: the local setting.
@@ -193,9 +251,10 @@ class Run:
         self.remote = False
         # This replica may no longer write the run's events (fenced, or a write failed for good).
         self.lost = False
-        # Bound once by the executor: what a failed write of this run's events does. One object
-        # per run, because the writer merges consecutive appends that share their error callback.
+        # Set by bind(): what a failed write of this run's events does, and what the run's
+        # journal calls back (see emit, suspend, ask).
         self.write_error: Callable[[BaseException], None] | None = None
+        self.host: RunHost | None = None
         # Durable runs: the journal read back for a resumed attempt, its replay, the attempt's
         # journal once it executes, and when a durably sleeping run wakes.
         self.steps: list[StepRecord] = []
@@ -206,6 +265,36 @@ class Run:
         # output: written with the terminal event, in one transaction.
         self.question: tuple[str, str, Any] | None = None
         self.prelude: list[Event] = []
+
+    # -- the attempt its journal is kept for (journal.Attempt) --------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the run's next event takes."""
+        return self.normalizer.next_seq
+
+    def emit(self, events: list[Event]) -> None:
+        assert self.host is not None
+        self.host.emit(self, events)
+
+    def suspend(self, until: float) -> None:
+        assert self.host is not None
+        self.host.suspend(self, until)
+
+    def ask(self, name: str, call_id: str, payload: Any) -> None:
+        assert self.host is not None
+        self.host.asked(self, name, call_id, payload)
+
+    def write_failed(self, exc: BaseException) -> None:
+        """What :attr:`write_error` is bound to (see :meth:`bind`)."""
+        assert self.host is not None
+        self.host.write_failed(self, exc)
+
+    def bind(self, host: RunHost) -> None:
+        """Called back by ``host`` from now on (its journal's calls, its failed writes)."""
+        self.host = host
+        # Bound once: the writer merges consecutive appends that share this very object.
+        self.write_error = self.write_failed
 
     @property
     def durable(self) -> bool:
