@@ -5,7 +5,9 @@ console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they c
 ``rate``: ``n=N per_second=R`` deltas at about R per second; ``asker``: pauses with
 ``request.ask`` and says what it was answered; ``gated``: a message, then waits for the file
 ``gate=PATH`` before the next one (a safe boundary to steer it at), and a steered one's successor
-echoes its input (the steering text); ``journaled``: ``steps=N delay=S`` durable steps, each
+echoes its input (the steering text); ``lookup``: a message and a call of the client's
+``lookup`` tool, then the gate, so that it ends waiting for the tool's output (its continuation
+echoes its newest text); ``journaled``: ``steps=N delay=S`` durable steps, each
 followed by a line of text (``durable_agents``: the ``step_log`` metadata names the file its
 steps record themselves in); anything else: the scripted test agents
 (``scripted_agents:router``: ``count``, ``block``, ``echo``, ``fail``, …).
@@ -22,6 +24,7 @@ from outlast.agents.demo import agent as demo
 from scripted_agents import echo, params
 from scripted_agents import router as scripted
 from steering_agents import gated as gated_messages
+from steering_agents import tool as client_tool
 
 # Each payload would set window.__pwned if it ever ran.
 HOSTILE_TEXT = "\n\n".join(
@@ -78,6 +81,12 @@ async def gated(request: AgentRequest) -> AsyncIterator[AgentOutput]:
         yield output
 
 
+async def lookup(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+    agent = client_tool if request.previous_response_id is None else echo
+    async for output in agent(request):
+        yield output
+
+
 AGENTS = {
     "demo": demo,
     "hostile": hostile,
@@ -86,6 +95,7 @@ AGENTS = {
     "asker": asker,
     "gated": gated,
     "journaled": journaled,
+    "lookup": lookup,
 }
 
 

@@ -70,6 +70,8 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     ).start()
     yield server
     server.stop()
+    # Every test's requests were keyed: not one of them left the key in the server's log.
+    assert KEY not in server.log()
 
 
 def agents_env() -> dict[str, str]:
@@ -121,7 +123,22 @@ def new_page(browser: Any, errors: list[str], *, with_key: bool = True) -> tuple
         context.add_init_script(f"sessionStorage.setItem('outlast.apiKey', {json.dumps(KEY)})")
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The key goes in a header, never in a URL (where logs, history and Referer would keep it).
+    page.on(
+        "request",
+        lambda request: errors.append(f"the key in {request.url}") if KEY in request.url else None,
+    )
     return context, page
+
+
+def key_shown(page: Any) -> bool:
+    """Whether the key is anywhere in the page: its markup, or the value of a field."""
+    shown: bool = page.evaluate(
+        """k => document.documentElement.outerHTML.includes(k)
+        || [...document.querySelectorAll('input, textarea')].some(e => e.value.includes(k))""",
+        KEY,
+    )
+    return shown
 
 
 @pytest.fixture
@@ -130,8 +147,10 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     context, page = new_page(browser, errors)
     yield page
+    shown = key_shown(page)
     context.close()
     assert errors == [], f"errors in the page: {errors}"
+    assert not shown, "the key is in the page"
 
 
 def create(api: httpx.Client, model: str, text: str) -> str:
@@ -200,7 +219,7 @@ def test_a_wrong_key_is_refused_and_the_right_one_opens_the_runs(
         page.click("text=Use key")
         page.wait_for_selector("table.runs tbody tr")
 
-        assert KEY not in page.content() and KEY not in page.url
+        assert not key_shown(page) and KEY not in page.url
         assert KEY not in console_server.log()
         assert page.evaluate("sessionStorage.getItem('outlast.apiKey')") == KEY
         assert page.evaluate("document.cookie") == ""
@@ -825,7 +844,7 @@ def test_the_tail_and_sdk_snippets_of_a_run_page_continue_where_the_page_is(
     tail, sdk = page.eval_on_selector_all(".snippet", "els => els.map(e => e.textContent)")
     assert tail == f"outlast tail {response_id} --from {shown} --url {console_server.url}"
     assert f'client.resume("{response_id}:{shown - 1}")' in sdk
-    assert KEY not in page.content()  # the snippets leave the key out
+    assert not key_shown(page)  # the snippets leave the key out
     gate.touch()
     wait_ended(api, response_id)
 
@@ -843,3 +862,35 @@ def test_the_tail_and_sdk_snippets_of_a_run_page_continue_where_the_page_is(
     assert resumed.returncode == 0, resumed.stderr
     types = resumed.stdout.split()
     assert len(types) == total - shown and types[-1] == "response.completed"
+
+
+def test_steering_input_for_a_run_that_ends_waiting_for_input_goes_first_in_its_answer(
+    page: Any, console_server: ServerProcess, api: httpx.Client, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    response_id = create(api, "lookup", f"gate={gate}")
+    open_run(page, console_server.url, response_id)
+    page.wait_for_selector(".output .item.tool-call")  # it waits at its gate, the call made
+    page.fill("#steer-input", "and mind the budget")
+    page.click("#steer-submit")
+    page.wait_for_selector("#steer-note >> text=Accepted")
+    gate.touch()  # it ends waiting for the lookup's output: no boundary, so the input waits
+
+    page.wait_for_selector("#answer")
+    page.wait_for_selector("text=Your steering input waits for the answer below")
+    page.fill("#answer", '{"found": true}')
+    page.click("#answer-submit")
+    page.wait_for_function(
+        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
+        arg=response_id,
+    )
+    continued = page.url.rsplit("/", 1)[1]
+    wait_run_status(page, "completed")
+
+    response = wait_ended(api, continued)
+    assert response["previous_response_id"] == response_id
+    items = api.get(f"/v1/responses/{continued}/input_items?order=asc").json()["data"]
+    assert [item["type"] for item in items] == ["message", "function_call_output"]
+    assert items[0]["content"][0]["text"] == "and mind the budget"
+    assert items[1]["output"] == '{"found": true}'
+    assert "and mind the budget" in page.inner_text(".input-items")
