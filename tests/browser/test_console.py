@@ -26,9 +26,13 @@ entering it. A test fails on any uncaught error in the page. What is checked:
 - a run waiting for input (``request.ask``) is answered from its page, and the answer continues
   it in a new response chained to it;
 - a running run is steered from its page: it ends ``steered`` and the page opens the successor
-  that carries the input.
+  that carries the input; steering input for a run that ends waiting for input goes first in
+  the response that answers it; a run executing on another replica is not offered for steering;
+- the key is never in a request's URL, in a test's page (markup or field values), or in the
+  server's log.
 
-Screenshots of the list and of a run page are saved in the artefacts folder (see conftest.py).
+Screenshots of the list, of a run page and of a steered run are saved in the artefacts folder
+(see conftest.py).
 """
 
 from __future__ import annotations
