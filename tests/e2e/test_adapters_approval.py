@@ -233,3 +233,48 @@ def test_a_run_killed_after_its_answer_resumes_without_asking_or_running_the_too
     assert rig.tool_runs() == ["Paris"]
     # Neither the first model call nor the tool again; only the call streaming at the kill.
     assert [r.completed for r in fake.requests] == [True, False, True]
+
+
+def test_two_calls_that_need_approval_are_asked_one_after_the_other(rig: Rig) -> None:
+    # The model calls the tool twice at once: each call is a question of its own, the second
+    # asked by the response that answers the first; the third response goes on with both.
+    rome = ToolCall("get_weather", {"city": "Rome"})
+    rig.fake.script([PARIS, rome], [Text(["Paris ", "only."])])
+    first = ask_for_the_weather(rig)
+    assert first["status"] == "completed", first.get("error")
+    assert normal(first["output"][:2]) == [
+        ("function_call", "get_weather", {"city": "Paris"}, PARIS.call_id),
+        ("function_call", "get_weather", {"city": "Rome"}, rome.call_id),
+    ]
+
+    def city(response: dict[str, Any]) -> str:
+        question = response["output"][-1]
+        assert (question["type"], question["name"]) == ("function_call", rig.agent.question)
+        payload = json.loads(question["arguments"])
+        return str(payload["arguments"]["city"] if "arguments" in payload else payload["city"])
+
+    verdicts = {"Paris": "yes", "Rome": "no, not today"}
+    asked = city(first)
+    second = answer(rig, first, verdicts[asked])
+    assert second["status"] == "completed", second.get("error")
+    assert len(second["output"]) == 1  # only the next question: the rest waits for it
+    assert {asked, city(second)} == {"Paris", "Rome"}
+    langgraph = rig.agent.name == "langgraph"
+    if not langgraph:
+        assert rig.tool_runs() == []
+
+    third = answer(rig, second, verdicts[city(second)])
+    assert third["status"] == "completed", third.get("error")
+    *outputs, message = normal(third["output"])
+    assert sorted(outputs) == sorted(
+        [
+            ("function_call_output", PARIS.call_id, "Paris: 21 °C and sunny"),
+            ("function_call_output", rome.call_id, rig.agent.rejected("no, not today")),
+        ]
+    )
+    assert message == ("message", "Paris only.")
+    # LangGraph's tools node stops at one interrupt at a time, and runs again from its start
+    # at each resume (as it does unhosted): the approved tool ran once per resume after its
+    # approval. The others ran it once.
+    assert rig.tool_runs() == (["Paris", "Paris"] if langgraph else ["Paris"])
+    assert [r.completed for r in rig.fake.requests] == [True, True]
