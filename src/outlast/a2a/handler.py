@@ -13,9 +13,10 @@ only (as the Responses routes do) and keeps nothing of a run itself; the task in
   task) unless the request carries ``Last-Event-ID: N``: then the task as of event ``N``, and
   every event after ``N`` exactly once, replayed from the store, then live, finished or not.
 
-It is a little over 500 lines because a2a-sdk's ``RequestHandler`` is one class with a method per
-A2A operation; what is not a method of it lives beside it (:mod:`.requests`, :mod:`.wire`,
-:mod:`.convert`, :mod:`.index`).
+It is over 500 lines because a2a-sdk's ``RequestHandler`` is one class with a method per A2A
+operation; what is not a method of it lives beside it (:mod:`.requests`, :mod:`.wire`,
+:mod:`.convert`, :mod:`.index`, :mod:`.steering`, and :mod:`.following`, the following of a task
+from one turn to the next, mixed in).
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ from a2a.utils.proto_utils import validate_proto_required_fields
 from a2a.utils.task import apply_history_length, validate_history_length, validate_page_size
 
 from outlast.a2a.convert import (
-    SEQUENCE_KEY,
     TERMINAL_STATES,
     answer_text,
     load_message,
@@ -86,6 +86,7 @@ from outlast.a2a.convert import (
     task_state,
 )
 from outlast.a2a.errors import from_engine
+from outlast.a2a.following import QUIET_SPELL, TurnFollowing
 from outlast.a2a.index import TaskIndex, TaskRow
 from outlast.a2a.push import PushWatcher, push_url_allowed
 from outlast.a2a.requests import (
@@ -120,8 +121,6 @@ DEFAULT_PAGE_SIZE = 50
 FINISHED_TASKS = 1024
 """Finished tasks whose JSON ``GetTask`` keeps (a finished task no longer changes)."""
 MAX_CONTEXT_ID = 256
-ANSWER_POLL = 15.0
-"""Seconds between the keep-alives of a subscription waiting for a task's answer."""
 _TEXT_MODES = frozenset({"text/plain", "text/*", "*/*", "application/json"})
 _FINAL_STATE_NAMES = frozenset(TaskState.Name(state) for state in TERMINAL_STATES)
 _CANCELED = TaskState.Name(TaskState.TASK_STATE_CANCELED)
@@ -149,7 +148,7 @@ class _Send:
     """The task whose working run this message steers (``spec`` is then not used)."""
 
 
-class EngineRequestHandler(RequestHandler):
+class EngineRequestHandler(TurnFollowing, RequestHandler):
     """Serves every A2A method from the engine and the task index."""
 
     def __init__(
@@ -295,21 +294,6 @@ class EngineRequestHandler(RequestHandler):
             # history (the input of a run that failed or was cancelled was not applied).
             task.history.extend(await self.steering.queued_messages(row.run))
         return task
-
-    async def _current(self, row: TaskRow) -> tuple[TaskRow, ResponseRecord, dict[str, Any]]:
-        """The task's current turn, its record and response object: past a steered run (ended
-        at a boundary for steering input), the successor's turn, once it is recorded."""
-        record = await self._record(row)
-        response: dict[str, Any] = orjson.loads(record.snapshot)
-        while steered(response) and not row.final:
-            following = await self.steering.next_turn(row)
-            if following is None:
-                row = await self._row(row.task_id, row.owner)
-                break
-            row = following
-            record = await self._record(row)
-            response = orjson.loads(record.snapshot)
-        return row, record, response
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -512,28 +496,6 @@ class EngineRequestHandler(RequestHandler):
             await self.watcher.watch(row)
         return row
 
-    async def _until_interrupted(self, row: TaskRow) -> TaskRow:
-        """Wait until the task is in a terminal or interrupted state, across the turns its
-        steering starts; its row then."""
-        while True:
-            row, record, _ = await self._current(row)
-            if record.status in TERMINAL_STATUSES or row.final:
-                return row
-            try:
-                stream = await self.engine.stream(row.run, row.owner, record.snapshot_seq)
-            except EngineError as exc:
-                raise from_engine(exc) from None
-            end = EndWatch()
-            async with contextlib.aclosing(end.watch(stream)) as batches:
-                async for _ in batches:
-                    pass
-            if not end.steered:
-                return row
-            following = await self.steering.next_turn(row)
-            if following is None:
-                return await self._row(row.task_id, row.owner)
-            row = following
-
     async def on_message_send(
         self, params: SendMessageRequest, context: ServerCallContext
     ) -> Task | Message:
@@ -595,7 +557,7 @@ class EngineRequestHandler(RequestHandler):
             ending = asyncio.ensure_future(self.engine.wait(run))
             while not ending.done():
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(ending), ANSWER_POLL)
+                    await asyncio.wait_for(asyncio.shield(ending), QUIET_SPELL)
                 if not ending.done():
                     yield []  # a quiet spell: the stream's keep-alive
             response, _ = await self._response(row)
@@ -752,78 +714,6 @@ class EngineRequestHandler(RequestHandler):
         if cursor is None and waiting:
             async for frames in self._after_question(row):
                 yield frames
-
-    async def _after_question(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
-        """A subscription that began on a task waiting for input: the turn the answer starts,
-        to the task's next terminal or interrupted state; or the task's final status if it is
-        canceled first. Quiet spells (the answer may take any time) are empty lists."""
-        while True:
-            following = await self.steering.next_turn(row, timeout=ANSWER_POLL)
-            if following is not None:
-                record = await self._record(following)
-                snapshot = orjson.loads(record.snapshot)
-                async for frames in self._turn_frames(following, record, snapshot, None):
-                    yield frames
-                return
-            if (await self._row(row.task_id, row.owner)).final:
-                yield await self._final_status(row)
-                return
-            yield []
-
-    async def _turn_frames(
-        self, row: TaskRow, record: ResponseRecord, snapshot: dict[str, Any], cursor: int | None
-    ) -> AsyncGenerator[list[Frame]]:
-        """The task's events from its current turn's ``snapshot`` (after ``cursor``, if any), and
-        on across the turns steering input starts: each such turn from the task as it is then."""
-        while True:
-            wire = await self._translator(row)
-            run_id, owner = row.run, row.owner
-
-            end = EndWatch()
-
-            async def events_after(
-                after: int, run_id: str = run_id, owner: str = owner, end: EndWatch = end
-            ) -> AsyncIterator[list[Event]]:
-                try:
-                    return end.watch(await self.engine.stream(run_id, owner, after))
-                except EngineError as exc:
-                    raise from_engine(exc) from None
-
-            subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
-            async with contextlib.aclosing(subscription) as batches:
-                async for frames in batches:
-                    yield frames
-            if not end.steered:
-                return
-            async for frames in self._steered_on(row):
-                yield frames
-            return
-
-    async def _steered_on(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
-        """A stream's events after its run ended steered: the task from its next turn on (the
-        task as it is then, then that turn's events, and so on); or, when no turn follows (its
-        successor could not be created), the task's final status, which no event carries."""
-        following = await self.steering.next_turn(row)
-        if following is not None:
-            record = await self._record(following)
-            snapshot = orjson.loads(record.snapshot)
-            async for frames in self._turn_frames(following, record, snapshot, None):
-                yield frames
-            return
-        yield await self._final_status(row)
-
-    async def _final_status(self, row: TaskRow) -> list[Frame]:
-        """The task's final status update, read now (for an end no run event carries: a
-        cancel while it waited for input, or a steered run whose successor failed to start)."""
-        row = await self._row(row.task_id, row.owner)
-        record = await self._record(row)
-        task = await self._task(row, orjson.loads(record.snapshot), row.updated_at)
-        update = TaskStatusUpdateEvent(
-            task_id=row.task_id, context_id=row.context_id, status=task.status
-        )
-        body = proto_dict(update)
-        body["metadata"] = {SEQUENCE_KEY: record.snapshot_seq}
-        return [(record.snapshot_seq, exact_dumps({"statusUpdate": body}))]
 
     async def on_subscribe_to_task(
         self, params: SubscribeToTaskRequest, context: ServerCallContext
