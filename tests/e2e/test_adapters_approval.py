@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from a2a.types import TaskState
+from google.protobuf.json_format import MessageToDict
 
+from a2a_support import a2a_client, artifact_text, request, send
+from a2a_support import answer as answer_task
 from fake_model import FakeModel, Text, ToolCall
 from helpers import wait_terminal
 from serverproc import ServerProcess
@@ -277,4 +281,22 @@ def test_two_calls_that_need_approval_are_asked_one_after_the_other(rig: Rig) ->
     # at each resume (as it does unhosted): the approved tool ran once per resume after its
     # approval. The others ran it once.
     assert rig.tool_runs() == (["Paris", "Paris"] if langgraph else ["Paris"])
+    assert [r.completed for r in rig.fake.requests] == [True, True]
+
+
+async def test_over_a2a_the_task_waits_for_input_and_a_message_to_it_answers(rig: Rig) -> None:
+    rig.fake.script([PARIS], [Text(["Paris ", "is ", "sunny."])])
+    async with a2a_client(rig.server, streaming=False) as client:
+        task = await send(client, request("Weather in Paris?"))
+        assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, task.status
+        question = task.status.message
+        assert MessageToDict(question.metadata)["name"] == rig.agent.question
+        assert MessageToDict(question.parts[1].data) == rig.agent.payload(PARIS)
+        assert rig.tool_runs() == []
+
+        done = await send(client, answer_task(task.id, "yes"))
+    assert done.id == task.id
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+    assert artifact_text(done).endswith("Paris is sunny.")
+    assert rig.tool_runs() == ["Paris"]
     assert [r.completed for r in rig.fake.requests] == [True, True]
