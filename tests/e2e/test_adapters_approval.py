@@ -5,8 +5,9 @@ SDK ``needs_approval``, Agent Framework ``approval_mode="always_require"``) and 
 The response ends ``completed`` with the question pending (a ``function_call`` whose arguments
 say what is asked) and the run holds no process; a response that answers it through
 ``previous_response_id`` continues the framework's run from where it stopped (the SDK's
-``RunState``, Agent Framework's session, the graph's checkpoint), on a server killed with SIGKILL and started again in
-between, too. Each framework is a real one, hosted by a real ``outlast serve`` on SQLite,
+``RunState``, Agent Framework's session, the graph's checkpoint), on a server killed with
+SIGKILL and started again in between, too. Over A2A the task is ``input-required`` and a message
+to it answers. Each framework is a real one, hosted by a real ``outlast serve`` on SQLite,
 talking to the fake model on loopback.
 """
 
