@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -330,3 +331,30 @@ async def test_a_working_task_is_steered_over_grpc_too(
     for event in events:
         text.apply(event)
     assert text.text == f"firstsaw: plan it gate={gate} | also the costs"
+
+
+async def test_a_turn_is_recorded_once_whoever_records_it(tmp_path: Path) -> None:
+    """Recording the next turn of a task is a compare-and-set on its current turn: of two
+    recorders of a steered run's successor (its follower, and a reader that found it after a
+    restart, on this replica or another), one wins and the other changes nothing."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from outlast.a2a.index import SteerRow, TaskIndex, TaskRow, TurnTaken
+
+    db = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'a2a.db'}")
+    index = TaskIndex(db)
+    try:
+        await index.create_tables()
+        row = TaskRow("resp_1", "owner", "ctx", 0.0, b"{}", "TASK_STATE_WORKING", 0.0)
+        await index.add(row)
+        await index.add_steer(SteerRow("steer_1", "resp_1", "resp_1", "owner", b"{}", "queued"))
+        first, second = dataclasses.replace(row), dataclasses.replace(row)
+        await index.add_turn(first, "resp_2", b"[]", "TASK_STATE_SUBMITTED", ["steer_1"])
+        with pytest.raises(TurnTaken):
+            await index.add_turn(second, "resp_2", b"[]", "TASK_STATE_SUBMITTED", ["steer_1"])
+        assert [turn.run_id for turn in await index.turns("resp_1")] == ["resp_2"]
+        stored = await index.get("resp_1", "owner")
+        assert stored is not None and stored.run == "resp_2"
+        assert await index.steers("resp_1") == []
+    finally:
+        await db.dispose()

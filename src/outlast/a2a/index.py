@@ -106,6 +106,10 @@ working = Table(
 )
 
 
+class TurnTaken(Exception):
+    """The task's current turn is no longer the one a new turn was to continue."""
+
+
 @dataclass(frozen=True, slots=True)
 class SteerRow:
     """A steering message of a task: its steer id, the run it steers, the message (JSON)."""
@@ -197,9 +201,21 @@ class TaskIndex:
     ) -> None:
         """Continue ``row``'s task with the run ``run_id``, started by ``message`` (one message's
         JSON, or a JSON array of them): the task's current turn from now on, its state ``state``;
-        the steers ``steer_ids`` it carries are forgotten in the same transaction."""
+        the steers ``steer_ids`` it carries are forgotten in the same transaction.
+
+        Only if the task's current turn is still ``row``'s (a compare-and-set): a turn is
+        continued once, whichever replica or reader records it; :class:`TurnTaken` otherwise,
+        and nothing is written."""
         now = time.time()
+        current = func.coalesce(tasks.c.run_id, tasks.c.task_id)
         async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == row.task_id, current == row.run)
+                .values(run_id=run_id, state=state, updated_at=now, final=False, expires_at=None)
+            )
+            if moved.rowcount != 1:
+                raise TurnTaken(f"Task {row.task_id} has moved on from {row.run}.")
             if steer_ids:
                 await conn.execute(delete(steers).where(steers.c.steer_id.in_(list(steer_ids))))
             position = (
@@ -211,11 +227,6 @@ class TaskIndex:
                 turns.insert().values(
                     task_id=row.task_id, position=position, run_id=run_id, message=message
                 )
-            )
-            await conn.execute(
-                update(tasks)
-                .where(tasks.c.task_id == row.task_id)
-                .values(run_id=run_id, state=state, updated_at=now, final=False, expires_at=None)
             )
         self._cached.pop(row.task_id, None)
         row.run_id, row.state, row.updated_at, row.final, row.expires_at = (

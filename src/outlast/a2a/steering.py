@@ -44,7 +44,7 @@ from outlast.a2a.convert import (
     stored_messages,
 )
 from outlast.a2a.errors import Busy
-from outlast.a2a.index import SteerRow, TaskIndex, TaskRow
+from outlast.a2a.index import SteerRow, TaskIndex, TaskRow, TurnTaken
 from outlast.engine import Engine
 from outlast.engine.errors import EngineError
 from outlast.engine.steering import Settlement, SteerRefused
@@ -55,6 +55,9 @@ log = logging.getLogger("outlast.a2a")
 
 QUEUED = "queued"
 PENDING = "pending"
+ORPHAN_AFTER = 2.0
+"""Seconds a reader waits for a steered run's successor turn before it looks for the successor
+itself (a follower records it in milliseconds; this is for one that stopped)."""
 NEXT_TURN_WAIT = 30.0
 """Seconds a reader of a steered run waits for its successor turn to be recorded (it is
 recorded right after the run's end; longer only if the successor's creation is held up)."""
@@ -161,14 +164,25 @@ class TaskSteering:
             # history will lack this message.
             log.exception("%s: steering message %s not recorded", row.task_id, steer.id)
         if follow:  # it owns this call's watch
-            # Its own copy of the row: recording the turn moves the row it holds on to it.
-            follower = asyncio.create_task(
-                self._follow(dataclasses.replace(row)), name=f"a2a-steer-{run_id}"
-            )
-            self._followers[run_id] = follower
-            follower.add_done_callback(lambda _: self._followers.pop(run_id, None))
+            self._start_follower(row)
         log.info("%s: steered by %s (%s)", row.task_id, message.message_id, steer.id)
         return steer.id
+
+    def _follow_run(self, row: TaskRow) -> None:
+        """Follow the settlement of ``row``'s running run (unless already followed)."""
+        if row.run not in self._followers:
+            self.engine.steering.watch(row.run)
+            self._start_follower(row)
+
+    def _start_follower(self, row: TaskRow) -> None:
+        """The follower of ``row``'s run, which owns one watch of it."""
+        run_id = row.run
+        # Its own copy of the row: recording the turn moves the row it holds on to it.
+        follower = asyncio.create_task(
+            self._follow(dataclasses.replace(row)), name=f"a2a-steer-{run_id}"
+        )
+        self._followers[run_id] = follower
+        follower.add_done_callback(lambda _: self._followers.pop(run_id, None))
 
     async def _follow(self, row: TaskRow) -> None:
         """Wait for the settlement of the run's steers, and record what became of them."""
@@ -204,12 +218,15 @@ class TaskSteering:
                 log.warning("%s: its steering input could not be applied", row.task_id)
 
     async def _add_turn(self, row: TaskRow, successor: str, rows: Sequence[SteerRow]) -> None:
+        steered_run = row.run
         messages = [load_message(r.message) for r in rows]
-        await self.index.add_turn(
-            row, successor, stored_messages(messages), _SUBMITTED, [r.steer_id for r in rows]
-        )
-        self._steered.discard(row.task_id if row.run_id is None else row.run_id)
-        self._steered.discard(successor)
+        try:
+            await self.index.add_turn(
+                row, successor, stored_messages(messages), _SUBMITTED, [r.steer_id for r in rows]
+            )
+        except TurnTaken:
+            return  # recorded already (by another reader, or replica)
+        self._steered.discard(steered_run)
         log.info("%s: continued by %s (its steering input)", row.task_id, successor)
 
     # -- reading -------------------------------------------------------------------------------
@@ -238,19 +255,44 @@ class TaskSteering:
         if follower is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(follower), timeout)
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
         delay = 0.02
+        looked = False
         while True:
             fresh = await self.index.get(row.task_id, row.owner)
             if fresh is None or fresh.final:
                 return None
             if fresh.run != row.run:
                 return fresh
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            if waited >= timeout:
                 return None
+            if not looked and waited >= ORPHAN_AFTER and row.run not in self._followers:
+                # Nobody here waits for the settlement, and none was recorded: the server that
+                # accepted the steer may have stopped before recording it. Look for the
+                # successor once (recording it is a compare-and-set: a recorder racing this one
+                # elsewhere makes it a no-op).
+                looked = True
+                await self._adopt(fresh)
+                continue
             # A steer accepted by another replica (the one executing the run) is recorded there.
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    async def _adopt(self, row: TaskRow) -> None:
+        """Record the successor of ``row``'s steered run as its next turn, if it exists."""
+        rows = [r for r in await self.index.steers(row.run) if r.state == QUEUED]
+        if not rows:
+            return
+        try:
+            record = await self.engine.record(row.run, row.owner)
+        except EngineError:
+            return
+        if not steered(orjson.loads(record.snapshot)):
+            return  # not ended at a boundary for its steers (still running, or waiting)
+        successor = await self._successor_of(row.run, row.owner)
+        if successor is not None:
+            await self._add_turn(row, successor, rows)
 
     # -- after a restart -------------------------------------------------------------------------
 
@@ -272,7 +314,11 @@ class TaskSteering:
             except EngineError:
                 continue
             if record.status not in TERMINAL_STATUSES:
-                continue  # still running (resumed): its steers settle when it ends
+                # Still running (resumed here after the restart): its steers settle when it
+                # ends, as if accepted now.
+                if self.engine.live(run_id, first.owner) is not None:
+                    self._follow_run(task)
+                continue
             if not steered(orjson.loads(record.snapshot)):
                 await self.index.drop_steers([r.steer_id for r in steers])
                 self._steered.discard(run_id)
