@@ -2,7 +2,8 @@
 
 ``demo``: the built-in demo agent; ``hostile``: output written to run script in the page if the
 console ever treated it as HTML; ``many``: ``n=N`` text deltas as fast as they can be stored;
-``rate``: ``n=N per_second=R`` deltas at about R per second; ``asker``: pauses with
+``rate``: ``n=N per_second=R`` deltas at about R per second (``paragraph=K``: a paragraph of
+K deltas each); ``asker``: pauses with
 ``request.ask`` and says what it was answered; ``gated``: a message, then waits for the file
 ``gate=PATH`` before the next one (a safe boundary to steer it at), and a steered one's successor
 echoes its input (the steering text); ``lookup``: a message and a call of the client's
@@ -62,11 +63,12 @@ async def many(request: AgentRequest) -> AsyncIterator[AgentOutput]:
 async def rate(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     p = params(request)
     n, per_second = int(p.get("n", "1000")), float(p.get("per_second", "1000"))
+    paragraph = int(p.get("paragraph", "0"))  # a blank line every that many deltas (0: none)
     # Ten deltas every hundredth of a second: the event loop cannot sleep 1 ms reliably.
     for i in range(n):
         if i % 10 == 0:
             await asyncio.sleep(10 / per_second)
-        yield f"{i} "
+        yield f"{i}\n\n" if paragraph and i % paragraph == paragraph - 1 else f"{i} "
 
 
 async def asker(request: AgentRequest) -> AsyncIterator[AgentOutput]:

@@ -49,6 +49,7 @@ from typing import Any
 
 import httpx
 import pytest
+from console_agents import HOSTILE_TEXT
 from sleepproxy import SleepProxy
 
 from a2a_support import rpc, rpc_message
@@ -898,3 +899,56 @@ def test_steering_input_for_a_run_that_ends_waiting_for_input_goes_first_in_its_
     assert items[0]["content"][0]["text"] == "and mind the budget"
     assert items[1]["output"] == '{"found": true}'
     assert "and mind the budget" in page.inner_text(".input-items")
+
+
+# Markdown as it streams: every construct, and the ones a blank line does not end (a fence).
+STREAMED_MARKDOWN = [
+    HOSTILE_TEXT,
+    "# Title\n\nA paragraph with **bold\nacross lines** and `code`.\n\n"
+    "```python\ndef f():\n\n    return 1\n```\n\n- one\n- two\n  more of two\n\n"
+    "1. first\n2. second\n\n> quoted\n>\n> still quoted\n\n---\n\nthe end\n\n",
+    "- an item\n  ```\n  fenced in the item\n\n  after a blank\n  ```\n\ntail",
+    "windows\r\n\r\nline endings\r\n```\r\ncode\r\n\r\n```\r\n",
+    "```\nan unclosed fence\n\nthat streams on",
+]
+
+
+def test_a_streaming_messages_markdown_is_redrawn_only_where_it_grew_and_as_a_whole_render(
+    page: Any, console_server: ServerProcess
+) -> None:
+    page.goto(console_server.url + "/console")
+    page.wait_for_selector("section.overview")
+    # Each text fed in pieces of several sizes: after every piece the growing rendering is
+    # exactly the rendering of the whole text so far.
+    mismatches = page.evaluate(
+        """async (texts) => {
+        const { render, GrowingMarkdown } = await import('/console/static/markdown.js');
+        const mismatches = [];
+        for (const text of texts) for (const size of [1, 2, 3, 7, 20]) {
+          const growing = new GrowingMarkdown();
+          for (let end = size; end < text.length + size; end += size) {
+            const prefix = text.slice(0, end);
+            if (growing.render(prefix).outerHTML !== render(prefix).outerHTML) {
+              mismatches.push([size, prefix]);
+              break;
+            }
+          }
+        }
+        return mismatches;
+    }""",
+        STREAMED_MARKDOWN,
+    )
+    assert mismatches == []
+    # ... while what came before the last blank line keeps its nodes, not drawn again.
+    kept = page.evaluate(
+        """async () => {
+        const { GrowingMarkdown } = await import('/console/static/markdown.js');
+        const growing = new GrowingMarkdown();
+        growing.render('# Title\\n\\nfirst paragraph\\n\\nsecond');
+        const [title, first] = growing.root.children;
+        growing.render('# Title\\n\\nfirst paragraph\\n\\nsecond, longer\\n\\nthird');
+        return [growing.root.children[0] === title, growing.root.children[1] === first,
+                growing.root.children.length];
+    }"""
+    )
+    assert kept == [True, True, 4]

@@ -520,6 +520,13 @@ function runView(id) {
 
   let frame = false;
   const pendingEvents = [];
+  // A message drawn again as it grows costs what the part of it after its last blank line
+  // costs (GrowingMarkdown), which one long paragraph can make large: the output is then drawn
+  // less often, skipping frames after each render in proportion to its cost, so that drawing it
+  // takes at most about a fifth of the page's time, however long the text. (Frames, not clock
+  // time: a clock that stands still must not stop the drawing.)
+  const FRAME_MS = 16, MAX_SKIPPED_FRAMES = 30;
+  let framesToSkip = 0, outputStale = false;
   function schedule() {
     if (frame) return;
     frame = true;
@@ -528,13 +535,23 @@ function runView(id) {
       frame = false;
       timeline.push(pendingEvents.splice(0));
       eventCount.textContent = String(timeline.events.length);
-      if (streamedOutput) {
-        // Follow the newest output while the reader is at the bottom of it.
-        const box = outputView.element;
-        const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
-        outputView.render(output);
-        if (atEnd) box.scrollTop = box.scrollHeight;
-        plain.textContent = outputText(output);
+      if (streamedOutput && (outputStale || outputView.dirty.size || outputView.all)) {
+        if (framesToSkip === 0) {
+          const started = performance.now();
+          // Follow the newest output while the reader is at the bottom of it.
+          const box = outputView.element;
+          const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 24;
+          outputView.render(output);
+          if (atEnd) box.scrollTop = box.scrollHeight;
+          plain.textContent = outputText(output);
+          const cost = performance.now() - started;
+          framesToSkip = Math.min(MAX_SKIPPED_FRAMES, Math.floor((cost * 4) / FRAME_MS));
+          outputStale = false;
+        } else {
+          framesToSkip -= 1;
+          outputStale = true;
+          schedule(); // drawn on a later frame, even if no event comes meanwhile
+        }
       }
       renderHeader();
       renderInfo();

@@ -71,15 +71,50 @@ const QUOTE = /^ {0,3}>\s?(.*)$/;
 const BULLET = /^(\s*)([-*+])\s+(.*)$/;
 const NUMBERED = /^(\s*)(\d{1,9})[.)]\s+(.*)$/;
 
+const lines = (source) => source.replace(/\r\n?/g, "\n").split("\n");
+
 /** The Markdown `source` rendered into a new <div class="md">. */
 export function render(source) {
   const root = h("div.md");
-  blocks(root, source.replace(/\r\n?/g, "\n").split("\n"), 0);
+  blocks(root, lines(source), 0);
   return root;
 }
 
-function blocks(parent, lines, depth) {
-  let i = 0;
+/**
+ * The Markdown of a text that grows at its end (a message as it streams), kept rendered in
+ * `root`: each render parses again only from the last blank line between top-level blocks, and
+ * keeps the nodes drawn for what precedes it. A blank line there leaves the parser with nothing
+ * open, so what follows parses the same whether or not the text before it is parsed again: the
+ * result is always exactly `render(source)`, at a cost that follows the new text, not all of it.
+ */
+export class GrowingMarkdown {
+  constructor() {
+    this.root = h("div.md");
+    this.source = null;
+    this.restart = { line: 0, children: 0 }; // where the next render may begin parsing
+  }
+
+  render(source) {
+    if (source === this.source) return this.root;
+    const all = lines(source);
+    let from = this.restart;
+    // Only an extension of the text already drawn keeps anything of it.
+    if (this.source === null || !source.startsWith(this.source)) from = { line: 0, children: 0 };
+    while (this.root.childNodes.length > from.children) this.root.lastChild.remove();
+    let restart = from;
+    blocks(this.root, all, 0, from.line, (blank, children) => {
+      // The last line may still grow (into more than a blank): never restart after it.
+      if (blank < all.length - 1) restart = { line: blank + 1, children };
+    });
+    this.source = source;
+    this.restart = restart;
+    return this.root;
+  }
+}
+
+// `onBlank(index, children)`: at a top-level blank line, once everything before it is drawn.
+function blocks(parent, lines, depth, start = 0, onBlank = null) {
+  let i = start;
   let paragraph = [];
   const flush = () => {
     if (paragraph.length) {
@@ -108,6 +143,7 @@ function blocks(parent, lines, depth) {
     }
     if (!line.trim()) {
       flush();
+      onBlank?.(i, parent.childNodes.length);
       i++;
       continue;
     }

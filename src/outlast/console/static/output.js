@@ -3,7 +3,7 @@
 // reasoning summaries, and any other item (a pending question, say) as its JSON.
 
 import { h, replace } from "./dom.js";
-import { render as markdown } from "./markdown.js";
+import { GrowingMarkdown, render as markdown } from "./markdown.js";
 
 /** Apply one event to `output` (an array of items), in place. */
 export function fold(output, event) {
@@ -72,15 +72,37 @@ function pretty(value) {
   return line.length <= 100 ? line : JSON.stringify(parsed, null, 2);
 }
 
-/** One output item's node. */
-export function renderItem(item) {
-  switch (item.type) {
-    case "message": {
-      const parts = (item.content || []).map((part) =>
-        part.type === "output_text" ? markdown(part.text || "") : h("pre.json", {}, JSON.stringify(part, null, 2)),
-      );
-      return h("div.item.message", { dataset: { status: item.status || "" } }, parts);
+// A message's node, drawn again in place: its text parts keep their GrowingMarkdown, so a
+// message that streams costs each frame what it gained, not all of its text again.
+function renderMessage(item, node) {
+  if (!node?.classList.contains("message")) {
+    node = h("div.item.message");
+    node._texts = [];
+  }
+  node.dataset.status = item.status || "";
+  const parts = item.content || [];
+  parts.forEach((part, i) => {
+    const current = node.children[i];
+    if (part.type === "output_text") {
+      const text = node._texts[i] || (node._texts[i] = new GrowingMarkdown());
+      text.render(part.text || "");
+      if (current !== text.root) current ? current.replaceWith(text.root) : node.append(text.root);
+    } else {
+      node._texts[i] = undefined;
+      const pre = h("pre.json", {}, JSON.stringify(part, null, 2));
+      current ? current.replaceWith(pre) : node.append(pre);
     }
+  });
+  while (node.children.length > parts.length) node.lastElementChild.remove();
+  node._texts.length = parts.length;
+  return node;
+}
+
+/** One output item's node; `previous`, the node drawn for it before, may be reused. */
+export function renderItem(item, previous = null) {
+  switch (item.type) {
+    case "message":
+      return renderMessage(item, previous);
     case "reasoning":
       return h(
         "details.item.reasoning",
@@ -136,9 +158,10 @@ export class OutputView {
     while (this.nodes.length > output.length) this.nodes.pop().remove();
     for (const index of [...this.dirty].sort((a, b) => a - b)) {
       if (index >= output.length) continue;
-      const node = renderItem(output[index]);
-      if (this.nodes[index]) this.nodes[index].replaceWith(node);
-      else this.element.append(node);
+      const previous = this.nodes[index];
+      const node = renderItem(output[index], previous);
+      if (!previous) this.element.append(node);
+      else if (node !== previous) previous.replaceWith(node);
       this.nodes[index] = node;
     }
     this.dirty.clear();
