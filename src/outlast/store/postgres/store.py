@@ -343,12 +343,13 @@ class PostgresStore(SharedStore):
                 await conn.execute(queries.CLAIM_LOCK, _CLAIM_LOCK)
                 now = time.time()
                 # Urgent runs first; deferred ones (a completion window) only in what is left.
-                for sql in (queries.CLAIM_URGENT, queries.CLAIM_DEFERRED):
+                for urgent in (True, False):
                     if len(rows) >= limit:
                         break
                     got = await conn.fetch(
-                        sql, worker_id, limit - len(rows), now, order.owners, order.running,
-                        order.weights, order.default_running, order.default_weight,
+                        queries.CLAIM_QUEUED, worker_id, limit - len(rows), now, order.owners,
+                        order.running, order.weights, order.default_running,
+                        order.default_weight, urgent,
                     )  # fmt: skip
                     if got:
                         # Each served key's tag moves past its last claimed run; the virtual

@@ -190,11 +190,14 @@ WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL AND worker_i
     input, snapshot, snapshot_seq, ended_at, expires_at, request, worker_id, attempt,
     cancel_requested
 
--- name: claim_urgent
--- The queue's order on every replica, as engine/queue.py's FairQueue orders one process's; a
--- claim takes urgent runs with this statement, then, with the slots left, deferred ones
--- (claim_deferred). Urgent: no completion window (the bytea test spares those the JSON parse),
--- or one (2h, 8h) whose promotion time, created_at plus half the window, has passed $3 (now).
+-- name: claim_queued
+-- The queue's order on every replica, as engine/queue.py's FairQueue orders one process's. A claim
+-- runs this statement twice in one transaction: $9 true takes urgent runs, then $9 false takes
+-- deferred ones with the slots left. Urgent: no completion window (the bytea test spares those
+-- the JSON parse), or one (2h, 8h) whose promotion time, created_at plus half the window, has
+-- passed $3 (now). Deferred: the others, each key's by promotion time (the earliest deadline
+-- first); their rows' requests are read only when no urgent run could take the slot. Only the
+-- chosen branch runs (the other's one-time filter is false).
 -- Between keys, start-time fair queueing over queue_turns: a key's k-th waiting run starts at
 -- max(its tag, the virtual time) + (k - 1) / weight, the smallest first, ties by age. A key at
 -- its running limit (its runs held by any replica) gets no more. $4, $5, $6: the keys with
@@ -212,7 +215,7 @@ WITH RECURSIVE owners AS (
             AND r.owner > o.owner
         ORDER BY r.owner LIMIT 1)
     FROM owners AS o WHERE o.owner IS NOT NULL
-), candidates AS (
+), urgent AS (
     SELECT c.id, c.owner, c.created_at AS due FROM owners AS o CROSS JOIN LATERAL (
         SELECT r.id, r.owner, r.created_at FROM responses AS r
         WHERE r.owner = o.owner AND r.status IN ('queued', 'in_progress')
@@ -223,49 +226,16 @@ WITH RECURSIVE owners AS (
                     WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END <= $3)
         ORDER BY r.created_at LIMIT $2
     ) AS c WHERE o.owner IS NOT NULL
-), limits AS (
-    SELECT * FROM unnest($4::text[], $5::int[], $6::int[]) AS l(owner, running, weight)
-), held AS (
-    SELECT owner, count(*) AS n FROM responses
-    WHERE status IN ('queued', 'in_progress') AND worker_id IS NOT NULL
-        AND owner IN (SELECT owner FROM candidates)
-    GROUP BY owner
-), ranked AS (
-    SELECT c.id, c.due,
-        row_number() OVER (PARTITION BY c.owner ORDER BY c.due) AS turn,
-        CASE WHEN l.owner IS NULL THEN $8::int ELSE l.weight END AS weight,
-        (CASE WHEN l.owner IS NULL THEN $7::int ELSE l.running END) - COALESCE(h.n, 0) AS room,
-        GREATEST(COALESCE(t.tag, 0),
-            COALESCE((SELECT tag FROM queue_turns WHERE owner = '*'), 0)) AS base
-    FROM candidates AS c LEFT JOIN limits AS l ON l.owner = c.owner
-        LEFT JOIN held AS h ON h.owner = c.owner LEFT JOIN queue_turns AS t ON t.owner = c.owner
-), picked AS (
-    SELECT id, base + (turn - 1)::float8 / weight AS start, weight FROM ranked
-    WHERE room IS NULL OR turn <= room
-    ORDER BY base + (turn - 1)::float8 / weight, due LIMIT $2
-), locked AS (
-    SELECT id FROM responses WHERE id IN (SELECT id FROM picked) AND worker_id IS NULL
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE responses AS r SET worker_id = $1 FROM picked AS p
-WHERE r.id = p.id AND r.id IN (SELECT id FROM locked)
-RETURNING r.id, r.owner, r.status, r.background, r.stream, r.store, r.created_at,
-    r.previous_response_id, r.input, r.snapshot, r.snapshot_seq, r.ended_at, r.expires_at,
-    r.request, r.worker_id, r.attempt, r.cancel_requested, p.start, p.weight
-
--- name: claim_deferred
--- The slots claim_urgent left: runs whose completion window's promotion time is after $3, in
--- the same turns between keys, each key's by promotion time (the earliest deadline first).
--- Their rows' requests are read, but only when no urgent run could take the slot. The
--- parameters are claim_urgent's.
-WITH windowed AS (
+), windowed AS (
     SELECT id, owner, created_at + CASE convert_from(request, 'UTF8')::jsonb
             #>> '{params,background_options,completion_window}'
         WHEN '2h' THEN 3600 WHEN '8h' THEN 14400 ELSE 0 END AS due
     FROM responses WHERE status IN ('queued', 'in_progress') AND worker_id IS NULL
         AND position('"completion_window":"'::bytea IN request) > 0
 ), candidates AS (
-    SELECT id, owner, due FROM windowed WHERE due > $3
+    SELECT id, owner, due FROM urgent WHERE $9::bool
+    UNION ALL
+    SELECT id, owner, due FROM windowed WHERE NOT $9::bool AND due > $3
 ), limits AS (
     SELECT * FROM unnest($4::text[], $5::int[], $6::int[]) AS l(owner, running, weight)
 ), held AS (
