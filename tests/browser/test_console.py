@@ -433,6 +433,23 @@ def test_cancel_from_the_page_stops_the_run(
     assert page.query_selector("#cancel") is None
 
 
+def test_a_persons_slow_click_on_cancel_lands_while_a_run_streams_fast(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    response_id = create(api, "rate", "n=30000 per_second=1000")
+    open_run(page, console_server.url, response_id)
+    page.wait_for_function("() => Number(document.querySelector('#event-count').textContent) > 500")
+    # A person's click: the press, a moment, the release, while the page draws many frames.
+    box = page.locator("#cancel").bounding_box()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.wait_for_timeout(300)
+    page.mouse.up()
+    wait_run_status(page, "cancelled", timeout=20_000)
+    assert wait_ended(api, response_id)["status"] == "cancelled"
+
+
 def test_hostile_agent_output_does_not_execute(
     page: Any, console_server: ServerProcess, api: httpx.Client
 ) -> None:

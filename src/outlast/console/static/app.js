@@ -256,7 +256,8 @@ function runView(id) {
   const timeline = new Timeline((event) => { jsonPane.textContent = JSON.stringify(event, null, 2); });
   const header = h("div.run-header");
   const info = h("dl.info");
-  const errorSlot = h("div");
+  const errorSlot = h("div"); // what went wrong with the page's own requests
+  const runErrorSlot = h("div"); // the run's error, once it failed
   const inputSlot = h("div.input-items");
   const questionSlot = h("div");
   const successorSlot = h("div");
@@ -302,6 +303,7 @@ function runView(id) {
   replace(
     main,
     header,
+    runErrorSlot,
     errorSlot,
     successorSlot,
     questionSlot,
@@ -334,9 +336,16 @@ function runView(id) {
     }
   }
 
+  // The header, the details and the snippets are drawn again only when what they show changed:
+  // a node replaced at every frame of a busy run would lose a person's click (a click needs
+  // the press and the release on one element) and any text they were selecting.
+  let headerShown = "";
   function renderHeader() {
     if (!response) return;
     const live = !TERMINAL.has(response.status);
+    const shown = `${response.status} ${response.background}`;
+    if (shown === headerShown) return;
+    headerShown = shown;
     const copied = h("span.muted.copied", {}, "");
     replace(
       header,
@@ -479,6 +488,7 @@ function runView(id) {
     if (!stop.signal.aborted) replace(successorSlot, h("p.card.muted", {}, "Steered: the response that continues it is not among your 100 newest."));
   }
 
+  let infoShown = "", runErrorShown = "", snippetsShown = null;
   function renderInfo() {
     if (!response) return;
     renderQuestions();
@@ -497,13 +507,22 @@ function runView(id) {
       // reconnections of its stream: two different things.
       ["resumes", String(response.metadata?.outlast_resumes ?? "0")],
       ["reconnects", String(reconnects)],
-      ["previous", response.previous_response_id ? h("a", { href: `#/runs/${response.previous_response_id}` }, response.previous_response_id) : "—"],
+      ["previous", response.previous_response_id ?? "—"],
     ];
-    replace(info, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", { dataset: { field: k } }, v ?? ""))));
-    replace(
-      errorSlot,
-      response.error ? h("div.error.run-error", { role: "alert" }, `${response.error.code || "error"}: ${response.error.message || ""}`) : "",
-    );
+    const infoKey = JSON.stringify(rows);
+    if (infoKey !== infoShown) {
+      infoShown = infoKey;
+      const previous = response.previous_response_id;
+      replace(info, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", { dataset: { field: k } },
+        k === "previous" && previous ? h("a", { href: `#/runs/${previous}` }, previous) : String(v ?? "")))));
+    }
+    const error = response.error ? `${response.error.code || "error"}: ${response.error.message || ""}` : "";
+    if (error !== runErrorShown) {
+      runErrorShown = error;
+      replace(runErrorSlot, error ? h("div.error.run-error", { role: "alert" }, error) : "");
+    }
+    if (last === snippetsShown) return;
+    snippetsShown = last;
     const origin = location.origin;
     replace(
       snippets,
