@@ -34,10 +34,12 @@ after a SIGTERM).
 ``--sleepers N`` measures instead what durably sleeping runs cost: N background runs that each
 make a step and then ``await request.sleep(..., 3600)``, created in this process on SQLite; the
 figures are the growth of the process's RSS from before the first create to when all N sleep (no
-task, no slot: a timer each; target for 10,000: under 20 MB), which includes SQLite's page caches
-filling with the new rows, and the Python memory the sleeping runs keep (``tracemalloc``, after
-the transients of their last attempts are gone; ``--trace``, whose own memory would inflate the
-RSS figure). ``--finished`` runs the same agent without the sleep, for comparison: the RSS that
+task, no slot, no timer: an entry in the executor's table of sleepers; target for 10,000: under
+20 MB), which includes SQLite's page caches filling with the new rows, and the Python memory the
+sleeping runs keep (``tracemalloc``, after the transients of their last attempts are gone, with
+the sites that keep most; ``--trace``, whose own memory would inflate the RSS figure).
+``OUTLAST_BENCH_MALLOCSTATS=1`` prints the allocator's arenas at the end (``sys._debugmallocstats``):
+RSS that Python's objects do not account for is arenas held by a few live objects each. ``--finished`` runs the same agent without the sleep, for comparison: the RSS that
 N runs cost anyway (SQLite's page caches, the allocator's high-water mark).
 """
 
@@ -46,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import sys
 import tempfile
@@ -210,7 +213,7 @@ async def sleepers(count: int, trace: bool, finished: bool) -> None:
                 await asyncio.sleep(0.05)
             before = rss_mb()
             if trace:
-                tracemalloc.start()
+                tracemalloc.start(8)
             started = time.perf_counter()
             # In waves, as runs arrive over time: what is measured is what sleeping runs keep,
             # not the peak of thousands of runs executing at once.
@@ -225,7 +228,10 @@ async def sleepers(count: int, trace: bool, finished: bool) -> None:
             await asyncio.sleep(2.0)  # the last attempts' timers and tasks are gone
             gc.collect()
             after = rss_mb()
+            if os.environ.get("OUTLAST_BENCH_MALLOCSTATS"):
+                sys._debugmallocstats()
             kept = tracemalloc.get_traced_memory()[0] if trace else 0
+            sites = tracemalloc.take_snapshot().statistics("traceback")[:12] if trace else []
             tracemalloc.stop()
         finally:
             await engine.close()
@@ -234,6 +240,11 @@ async def sleepers(count: int, trace: bool, finished: bool) -> None:
           f"({WAVE} at a time); 0 running, 0 queued")  # fmt: skip
     if trace:
         print(f"  Python memory they keep: {kept / 1e6:.1f} MB ({kept / count:.0f} bytes each)")
+        for stat in sites:
+            where = " < ".join(
+                f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[::-1][:4]
+            )
+            print(f"    {stat.size / 1e3:8.1f} KB {stat.count:7d} blocks  {where}")
     else:
         print(f"  RSS {before:.1f} MB -> {after:.1f} MB: +{after - before:.1f} MB (target < 20 MB)")
 

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -180,7 +181,6 @@ class Executor:
         run.max_attempts = stored_max_attempts(stored)
         run.steps, run.replay = steps, replay
         self.runs.add(run)
-        self.runs.sleeping.discard(rid)
         self.observe.run_claimed(run.info)
         if cancelled:
             run.stop_reason = StopReason.CANCELLED
@@ -340,7 +340,9 @@ class Executor:
             return
         run.task.cancel()
         # An agent that swallows the cancellation does not get to keep its response open.
-        asyncio.get_running_loop().call_later(STOP_GRACE, self._force_finish, run)
+        # By weak reference: a run that ends at once (nearly all do) is freed now, not after
+        # the grace, which for thousands of runs stopped together (sleeping) is a lot of memory.
+        asyncio.get_running_loop().call_later(STOP_GRACE, self._force_finish, weakref.ref(run))
 
     def suspend(self, run: Run, until: float) -> None:
         """The agent sleeps durably until ``until``: end the attempt, wake the run then."""
@@ -352,8 +354,9 @@ class Executor:
         run.question = (name, call_id, payload)
         self.stop(run, StopReason.ASK)
 
-    def _force_finish(self, run: Run) -> None:
-        if not run.finishing:
+    def _force_finish(self, ref: weakref.ref[Run]) -> None:
+        run = ref()
+        if run is not None and not run.finishing:
             log.warning("%s: the agent ignored cancellation; ending its response anyway", run.id)
             self.spawn(self.finish(run, self._stop_outcome(run, started=True)))
 

@@ -22,7 +22,7 @@ import contextlib
 import enum
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -219,9 +219,9 @@ class Run:
     """A response that is queued or running on this server."""
 
     __slots__ = (
-        "agent_request", "attempt", "background", "done", "finishing", "host", "id", "journal",
-        "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote", "replay",
-        "snapshot_at", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
+        "__weakref__", "agent_request", "attempt", "background", "done", "finishing", "host", "id",
+        "journal", "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote",
+        "replay", "snapshot_at", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
     )  # fmt: skip
 
     def __init__(
@@ -346,8 +346,9 @@ class RunTable:
         # How many blocks mark each run as handled here: they nest (a claimed batch is marked as
         # a whole, then each run again while it is loaded), so a run stays marked until the last.
         self._handling: Counter[str] = Counter()
-        self.sleeping: set[str] = set()
-        """Runs held here that sleep durably (no task, no slot: only a timer)."""
+        self.sleeping: Collection[str] = frozenset()
+        """Runs held here that sleep durably (no task, no slot): the executor's
+        :class:`~outlast.engine.sleepers.Sleepers` once there is one."""
 
     def add(self, run: Run) -> None:
         self._runs[run.id] = run
