@@ -440,14 +440,34 @@ def test_a_persons_slow_click_on_cancel_lands_while_a_run_streams_fast(
     open_run(page, console_server.url, response_id)
     page.wait_for_function("() => Number(document.querySelector('#event-count').textContent) > 500")
     # A person's click: the press, a moment, the release, while the page draws many frames.
-    box = page.locator("#cancel").bounding_box()
     page.once("dialog", lambda dialog: dialog.accept())
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.wait_for_timeout(300)
-    page.mouse.up()
+    slow_click(page, "#cancel", 300)
     wait_run_status(page, "cancelled", timeout=20_000)
     assert wait_ended(api, response_id)["status"] == "cancelled"
+
+
+def slow_click(page: Any, selector: str, hold_ms: int) -> None:
+    """A press, ``hold_ms``, then the release, on the middle of ``selector``."""
+    box = page.locator(selector).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.wait_for_timeout(hold_ms)
+    page.mouse.up()
+
+
+def test_slow_clicks_on_the_list_land_across_its_refreshes(
+    page: Any, console_server: ServerProcess, api: httpx.Client
+) -> None:
+    running = create(api, "count", "n=100 delay=0.1")  # its duration changes at every refresh
+    page.goto(console_server.url + "/console")
+    row = f"tr[data-id='{running}']"
+    page.wait_for_selector(f"{row}[data-status='in_progress']")
+    # Held longer than the list's 2 s refresh, so that one comes between press and release.
+    slow_click(page, ".tile[data-status='in_progress']", 2500)
+    page.wait_for_function("() => document.querySelector('#status-filter').value === 'in_progress'")
+    slow_click(page, f"{row} a.run-link", 2500)
+    page.wait_for_url(f"**/console#/runs/{running}")
+    wait_run_status(page, "in progress")
 
 
 def test_hostile_agent_output_does_not_execute(

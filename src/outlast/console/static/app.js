@@ -2,7 +2,7 @@
 // chosen by the URL's fragment (#/, #/runs/<id>, #/new), so the server serves one page.
 
 import { ApiError, api, checkKey, clearKey, events, hasKey, onAuthRequired, setKey } from "./api.js";
-import { TERMINAL, badge, formatDuration, formatTime, h, replace } from "./dom.js";
+import { TERMINAL, badge, formatDuration, formatTime, h, replace, show } from "./dom.js";
 import { OutputView, fold, outputText } from "./output.js";
 import { Timeline } from "./timeline.js";
 
@@ -189,8 +189,9 @@ function listView() {
         for (const m of (await api(`/v1/console/runs?ids=${ids}`, { signal: stop.signal })).data) meta[m.id] = m;
       }
       if (stop.signal.aborted) return;
-      replace(overviewSlot, overviewPanel(overview));
-      replace(tableSlot, runsTable(rows, meta));
+      // Morphed, not replaced: a click on a tile or a run must not be lost to a refresh.
+      show(overviewSlot, overviewPanel(overview));
+      show(tableSlot, runsTable(rows, meta));
       newer.disabled = listState.cursors.length === 0;
       older.disabled = !page.has_more || rows.length < page.data.length;
       older.dataset.after = page.last_id || "";

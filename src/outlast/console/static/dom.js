@@ -30,6 +30,55 @@ export function append(el, children) {
   return el;
 }
 
+/**
+ * Make `target` look like `source` (a node just built to show the same thing again), keeping
+ * the elements of `target` where the two agree, so that an element under the pointer or holding
+ * a selection stays the same element: redrawing a list every few seconds must not lose a click,
+ * which needs its press and its release on one element. Children with a `data-id` are matched
+ * by it (a run's row stays its row as others arrive above it). Event listeners stay those of
+ * `target`'s elements: `source` must be built by the same code, with the same handlers.
+ */
+export function morph(target, source) {
+  if (target.nodeType !== source.nodeType || target.nodeName !== source.nodeName) {
+    target.replaceWith(source);
+    return source;
+  }
+  if (target.nodeType !== Node.ELEMENT_NODE) {
+    if (target.nodeValue !== source.nodeValue) target.nodeValue = source.nodeValue;
+    return target;
+  }
+  for (const { name } of [...target.attributes]) if (!source.hasAttribute(name)) target.removeAttribute(name);
+  for (const { name, value } of [...source.attributes]) if (target.getAttribute(name) !== value) target.setAttribute(name, value);
+  const wanted = [...source.childNodes];
+  const keyed = new Map();
+  for (const child of target.children) if (child.dataset.id) keyed.set(child.dataset.id, child);
+  const current = [...target.childNodes].filter((child) => !child.dataset?.id);
+  let position = 0;
+  wanted.forEach((child) => {
+    const id = child.dataset?.id;
+    let node;
+    if (id) {
+      node = keyed.get(id);
+      keyed.delete(id);
+      node = node ? morph(node, child) : child;
+    } else {
+      const old = current.shift();
+      node = old ? morph(old, child) : child;
+    }
+    const at = target.childNodes[position];
+    if (node !== at) target.insertBefore(node, at ?? null);
+    position += 1;
+  });
+  while (target.childNodes.length > wanted.length) target.lastChild.remove();
+  return target;
+}
+
+/** Show `node` in `slot`: morphed into what the slot shows, or in its place. */
+export function show(slot, node) {
+  if (slot.childNodes.length === 1) morph(slot.firstChild, node);
+  else replace(slot, node);
+}
+
 /** Replace an element's children. */
 export function replace(el, ...children) {
   el.replaceChildren();
