@@ -471,18 +471,20 @@ def report_trace(before: tracemalloc.Snapshot, at: tracemalloc.Snapshot, runs: i
 
 
 def _by_outlast_frame(snapshot: tracemalloc.Snapshot) -> dict[str, tuple[int, int]]:
-    """Bytes and blocks per allocating line of outlast: the innermost frame in ``outlast/``, and
-    the library line it called (or the library line alone when no outlast frame is there)."""
+    """Bytes and blocks per allocating line of outlast: the innermost frame in ``outlast/`` (and
+    its caller in outlast), and the library line it called (or the library line alone when no
+    outlast frame is there)."""
     totals: dict[str, tuple[int, int]] = {}
     for trace in snapshot.traces:
         frames = list(trace.traceback)  # oldest first
         inner = frames[-1]
         key = f"{_short(inner.filename)}:{inner.lineno}"
-        for frame in reversed(frames):
-            if "/outlast/" in frame.filename:
-                here = f"{_short(frame.filename)}:{frame.lineno}"
-                key = here if frame is inner else f"{here} -> {key}"
-                break
+        ours = [frame for frame in reversed(frames) if "/outlast/" in frame.filename]
+        if ours:
+            here = f"{_short(ours[0].filename)}:{ours[0].lineno}"
+            key = here if ours[0] is inner else f"{here} -> {key}"
+            if len(ours) > 1:  # and where that was called from, in outlast
+                key = f"{_short(ours[1].filename)}:{ours[1].lineno} -> {key}"
         size, count = totals.get(key, (0, 0))
         totals[key] = size + trace.size, count + 1
     return totals
