@@ -3,9 +3,7 @@
 A module over :data:`LIMIT` lines must give its reason in its own docstring, in a sentence that
 names its length (one containing the word "lines", e.g. "It is longer than most modules (about
 500 lines) on purpose: it is one state machine …"), so that a module which outgrows its seams
-fails here instead of growing silently. A module that is being split right now may stand in
-:data:`BEING_SPLIT` meanwhile; an entry whose module is back under the limit fails too, so that
-the list cannot outlive the work it waits for.
+fails here instead of growing silently.
 """
 
 from __future__ import annotations
@@ -14,17 +12,11 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 import outlast
 
 PACKAGE = Path(outlast.__file__).parent
 # "About 500 lines" (issue 11), with the slack of a docstring or a few lines of growth.
 LIMIT = 520
-
-# Modules over the limit whose split is in progress (issue 11), by path under src/outlast.
-# Remove each entry once its split has landed; the test says when one is no longer needed.
-BEING_SPLIT: dict[str, str] = {}
 
 _GIVES_ITS_LENGTH = re.compile(r"\blines\b")
 
@@ -52,21 +44,10 @@ def unexplained(root: Path, limit: int = LIMIT) -> dict[str, int]:
 
 
 def test_every_long_module_states_why_in_its_docstring() -> None:
-    offending = {
-        name: lines for name, lines in unexplained(PACKAGE).items() if name not in BEING_SPLIT
-    }
-    assert offending == {}, (
+    assert unexplained(PACKAGE) == {}, (
         f"over {LIMIT} lines with no reason in the module docstring: split the module along a "
         "seam, or say in its docstring why it is one module of that many lines"
     )
-
-
-@pytest.mark.parametrize("name", sorted(BEING_SPLIT))
-def test_a_module_waiting_for_its_split_is_still_over_the_limit(name: str) -> None:
-    path = PACKAGE / name
-    assert path.is_file(), f"{name} is gone: remove it from BEING_SPLIT"
-    assert line_count(path) > LIMIT, f"{name} is split: remove it from BEING_SPLIT"
-    assert not states_its_length(path), f"{name} states its reason: remove it from BEING_SPLIT"
 
 
 def test_a_long_module_without_a_reason_is_found_and_one_with_a_reason_is_not(
