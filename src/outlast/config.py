@@ -228,6 +228,13 @@ OPTIONS: tuple[Option, ...] = (
            "an agent card skill, 'Name: description' or a JSON object", A2A, default=[],
            kind="list", separator=None, env_note="a JSON array", default_text="one skill named after the agent",
            details='A JSON object has `{"id", "name", "description", "tags", "examples"}`.'),
+    Option("a2a.input_modes", "--a2a-input-mode", "OUTLAST_A2A_INPUT_MODES",
+           "a media type the agent accepts in A2A messages (wildcards like image/* allowed)",
+           A2A, default=[], kind="list", env_note="comma-separated", metavar="TYPE",
+           default_text="text/plain, application/json, text/*, image/*, application/pdf",
+           details="The agent card's `defaultInputModes`. A message part of any other media "
+                   "type is refused with `ContentTypeNotSupportedError`; give `*/*` to hand "
+                   "every file to the agent."),
     Option("a2a.url", "--a2a-url", "OUTLAST_A2A_URL",
            "public base URL advertised in the agent card", A2A, default_text="http://HOST:PORT",
            details="Set it behind a proxy."),
@@ -312,6 +319,7 @@ class A2ASettings:
     name: str | None = _default("a2a.name")
     description: str | None = _default("a2a.description")
     skills: list[str] = field(default_factory=list)
+    input_modes: list[str] = field(default_factory=list)
     url: str | None = _default("a2a.url")
     db: str | None = _default("a2a.db")
     allow_private_push: bool = _default("a2a.allow_private_push")

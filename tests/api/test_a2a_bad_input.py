@@ -147,6 +147,20 @@ BAD_SENDS: list[tuple[str, dict[str, Any], int]] = [
         rpc_message("hi", configuration={"acceptedOutputModes": ["image/png"]}),
         -32005,
     ),
+    (
+        "file-of-an-unaccepted-type",
+        {
+            "message": {
+                "messageId": "m",
+                "role": "ROLE_USER",
+                "parts": [
+                    {"text": "read this"},
+                    {"raw": "AAEC", "mediaType": "application/x-unknown-binary"},
+                ],
+            }
+        },
+        -32005,
+    ),
     ("model-not-a-string", rpc_message("hi", metadata={"model": 5}), -32602),
     ("too-much-metadata", rpc_message("hi", metadata={f"k{i}": "v" for i in range(17)}), -32602),
     ("negative-history", rpc_message("hi", configuration={"historyLength": -1}), -32602),

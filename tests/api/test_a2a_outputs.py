@@ -12,6 +12,7 @@ import contextlib
 import json
 from collections.abc import Callable
 
+import httpx
 import pytest
 from a2a.client import Client
 from a2a.types import Artifact, GetTaskRequest, TaskState
@@ -190,3 +191,30 @@ def test_over_the_responses_api_there_is_no_message_id_or_parts(server: InProces
     response = openai.responses.create(model="a2a", input="agent=inspect")
     seen = response.output[0].model_dump()["data"]
     assert (seen["message_id"], seen["parts"]) == (None, [])
+
+
+def test_the_operator_widens_the_accepted_media_types(servers: ServerPool) -> None:
+    """``--a2a-input-mode`` replaces the card's input modes; ``*/*`` hands any file on."""
+    server = servers.get("sqlite", "--a2a-input-mode", "*/*", agent=A2A_ROUTER)
+    card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=10)
+    assert card.json()["defaultInputModes"] == ["*/*"]
+    part = {"raw": "AAEC", "filename": "x.bin", "mediaType": "application/x-unknown-binary"}
+    message = {
+        "role": "ROLE_USER",
+        "messageId": "m-any",
+        "parts": [{"text": "agent=inspect"}, part],
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    seen = rpc(server, body, auth(server))["result"]["task"]["artifacts"][0]["parts"][0]["data"]
+    assert [item["type"] for item in seen["content"]] == ["input_text", "input_file"]
+
+
+def test_by_default_the_card_lists_text_json_images_and_pdfs(server: InProcessServer) -> None:
+    card = httpx.get(f"{server.url}/.well-known/agent-card.json", timeout=10)
+    assert card.json()["defaultInputModes"] == [
+        "text/plain",
+        "application/json",
+        "text/*",
+        "image/*",
+        "application/pdf",
+    ]

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 A2A_PATH = "/v1/a2a"
 """Where the JSON-RPC endpoint (``POST``) and the HTTP+JSON routes (below it) are mounted."""
-INPUT_MODES = ["text/plain", "application/json", "*/*"]
+INPUT_MODES = ["text/plain", "application/json", "text/*", "image/*", "application/pdf"]
+"""The media types a message part may have unless ``--a2a-input-mode`` says otherwise: text,
+JSON, and the files a model takes (images, PDFs). An arbitrary binary type would reach the agent
+as a file no model reads, so it is refused up front, as A2A's ``ContentTypeNotSupportedError``."""
 OUTPUT_MODES = ["text/plain", "application/json"]
 
 
@@ -139,7 +142,7 @@ def build_agent_card(settings: Settings, agent: Agent) -> AgentCard:
             ),
         ],
         capabilities=AgentCapabilities(streaming=True, push_notifications=True),
-        default_input_modes=INPUT_MODES,
+        default_input_modes=settings.a2a.input_modes or INPUT_MODES,
         default_output_modes=OUTPUT_MODES,
         skills=skills,
     )

@@ -126,6 +126,29 @@ def _content_part(part: Part, position: int) -> dict[str, Any]:
     )
 
 
+def media_type_matches(media_type: str, modes: Iterable[str]) -> bool:
+    """Whether ``media_type`` (parameters ignored, any case) is one of ``modes``, which may be
+    ``*/*`` or ``type/*``."""
+    kind = media_type.partition(";")[0].strip().lower()
+    major = kind.partition("/")[0]
+    for mode in modes:
+        mode = mode.strip().lower()
+        if mode in ("*/*", kind) or (mode.endswith("/*") and mode[:-2] == major):
+            return True
+    return False
+
+
+def unaccepted_part(message: Message, modes: Iterable[str]) -> tuple[int, str] | None:
+    """The first part (its position and media type) whose declared media type is not among the
+    agent's input ``modes``, else ``None``. A part that declares none is text, data, or a file
+    the sender did not type, and is not checked."""
+    accepted = list(modes)
+    for position, part in enumerate(message.parts):
+        if part.media_type and not media_type_matches(part.media_type, accepted):
+            return position, part.media_type
+    return None
+
+
 def message_input(message: Message) -> list[dict[str, Any]]:
     """The Responses input of an A2A user message: one user message item."""
     content = [_content_part(part, i) for i, part in enumerate(message.parts)]

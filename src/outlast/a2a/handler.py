@@ -84,6 +84,7 @@ from outlast.a2a.convert import (
     stored_messages,
     task_from_response,
     task_state,
+    unaccepted_part,
 )
 from outlast.a2a.errors import from_engine
 from outlast.a2a.following import QUIET_SPELL, TurnFollowing
@@ -310,6 +311,13 @@ class EngineRequestHandler(TurnFollowing, RequestHandler):
             raise ContentTypeNotSupportedError(
                 message=f"This agent answers in text/plain and application/json, not in any of "
                 f"{', '.join(modes)}."
+            )
+        refused = unaccepted_part(message, self.card.default_input_modes)
+        if refused is not None:
+            position, media_type = refused
+            raise ContentTypeNotSupportedError(
+                message=f"message.parts[{position}] is {media_type}, which this agent does not "
+                f"accept (it accepts {', '.join(self.card.default_input_modes)})."
             )
         push = None
         if config.HasField("task_push_notification_config"):
