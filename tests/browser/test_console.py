@@ -476,7 +476,9 @@ def test_hostile_agent_output_does_not_execute(
     response_id = create(api, "hostile", "<script>window.__pwned = 'input'</script>")
     open_run(page, console_server.url, response_id)
     wait_run_status(page, "completed")
-    page.click(".timeline-row >> nth=-1")  # the last event's JSON holds the whole output
+    # The terminal event's JSON holds the whole output. (Picked by its type, not as the last
+    # row: "completed" can show before the timeline has drawn that event's row.)
+    page.click(".timeline-row:has(.type:text-is('response.completed'))")
     page.wait_for_function(
         "() => document.querySelector('#event-json').textContent.includes('<script>')"
     )
