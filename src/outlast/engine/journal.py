@@ -292,9 +292,10 @@ class RunJournal:
             if events:
                 self.attempt.emit(events)
 
-    def _record(self, position: int, name: str, data: bytes) -> None:
-        # Not kept here: only the store needs it (and a resumed attempt reads it from there).
-        self.writer.journal(
+    def _record(self, position: int, name: str, data: bytes) -> int:
+        """Journal a step (its writer ticket). Not kept here: only the store needs it (and a
+        resumed attempt reads it from there)."""
+        return self.writer.journal(
             self.response_id,
             StepRecord(position, name, data, self.attempt.next_seq),
             self._on_error,
@@ -315,11 +316,7 @@ class RunJournal:
             await self._handed_over()
         if not self._begun:
             self._begun = True
-            self._unsettled = self.writer.journal(
-                self.response_id,
-                StepRecord(BEGUN_POSITION, BEGUN, b"null", self.attempt.next_seq),
-                self._on_error,
-            )
+            self._unsettled = self._record(BEGUN_POSITION, BEGUN, b"null")
         if self._unsettled > self.writer.settled_ticket:
             # The previous step's result must be durable before this one's side effects begin:
             # otherwise a crash here would run both again (invariant 1 allows the running one
@@ -340,11 +337,7 @@ class RunJournal:
                 f"The result of step '{name}' is not JSON-serialisable ({exc}); a step must "
                 "return a value that can be stored in its run's journal."
             ) from None
-        self._unsettled = self.writer.journal(
-            self.response_id,
-            StepRecord(position, name, data, self.attempt.next_seq),
-            self._on_error,
-        )
+        self._unsettled = self._record(position, name, data)
         return result if type(result) in _SELF_JSON else orjson.loads(data)
 
     async def ask(self, name: str, payload: Any) -> Any:
@@ -371,10 +364,7 @@ class RunJournal:
                 ) from None
             call_id = f"call_{self.response_id[5:21]}_{position}"
             record = orjson.dumps({ASK_KEY: call_id, "payload": orjson.Fragment(arguments)})
-            self.writer.journal(
-                self.response_id, StepRecord(position, name, record, self.attempt.next_seq),
-                self._on_error,
-            )  # fmt: skip
+            self._record(position, name, record)
         # The executor ends the attempt (this task is cancelled while it waits): the response
         # completes with the pending call.
         self.attempt.ask(name, call_id, payload)
