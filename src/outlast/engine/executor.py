@@ -240,7 +240,12 @@ class Executor:
             async for output in agen:
                 if run.stop_reason is not None:
                     break
-                if steering is not None and steering.at_boundary(run, output):
+                # Text deltas (most outputs) are never a boundary: not even a call for them.
+                if (
+                    steering is not None
+                    and type(output) is not str
+                    and steering.at_boundary(run, output)
+                ):
                     # The agent moves on to a new item, so what it had open is complete: a safe
                     # boundary. The run ends here, before the new item, for the queued input.
                     closing = run.normalizer.close_open("completed")
