@@ -98,9 +98,7 @@ class TurnFollowing:
         while True:
             following = await self.steering.next_turn(row, timeout=QUIET_SPELL)
             if following is not None:
-                record = await self._record(following)
-                snapshot = orjson.loads(record.snapshot)
-                async for frames in self._turn_frames(following, record, snapshot, None):
+                async for frames in self._from_turn(following):
                     yield frames
                 return
             if (await self._row(row.task_id, row.owner)).final:
@@ -113,42 +111,41 @@ class TurnFollowing:
     ) -> AsyncGenerator[list[Frame]]:
         """The task's events from its current turn's ``snapshot`` (after ``cursor``, if any), and
         on across the turns steering input starts: each such turn from the task as it is then."""
-        while True:
-            wire = await self._translator(row)
-            run_id, owner = row.run, row.owner
+        wire = await self._translator(row)
+        run_id, owner = row.run, row.owner  # (the row may move on to a later turn meanwhile)
+        end = EndWatch()
 
-            end = EndWatch()
+        async def events_after(after: int) -> AsyncIterator[list[Event]]:
+            try:
+                return end.watch(await self.engine.stream(run_id, owner, after))
+            except EngineError as exc:
+                raise from_engine(exc) from None
 
-            async def events_after(
-                after: int, run_id: str = run_id, owner: str = owner, end: EndWatch = end
-            ) -> AsyncIterator[list[Event]]:
-                try:
-                    return end.watch(await self.engine.stream(run_id, owner, after))
-                except EngineError as exc:
-                    raise from_engine(exc) from None
-
-            subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
-            async with contextlib.aclosing(subscription) as batches:
-                async for frames in batches:
-                    yield frames
-            if not end.steered:
-                return
+        subscription = wire.subscription(snapshot, record.snapshot_seq, cursor, events_after)
+        async with contextlib.aclosing(subscription) as batches:
+            async for frames in batches:
+                yield frames
+        if end.steered:
             async for frames in self._steered_on(row):
                 yield frames
-            return
+
+    async def _from_turn(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
+        """:meth:`_turn_frames` from the start of ``row``'s turn: the task as it is now, then
+        the turn's events (and on)."""
+        record = await self._record(row)
+        async for frames in self._turn_frames(row, record, orjson.loads(record.snapshot), None):
+            yield frames
 
     async def _steered_on(self, row: TaskRow) -> AsyncGenerator[list[Frame]]:
         """A stream's events after its run ended steered: the task from its next turn on (the
         task as it is then, then that turn's events, and so on); or, when no turn follows (its
         successor could not be created), the task's final status, which no event carries."""
         following = await self.steering.next_turn(row)
-        if following is not None:
-            record = await self._record(following)
-            snapshot = orjson.loads(record.snapshot)
-            async for frames in self._turn_frames(following, record, snapshot, None):
-                yield frames
+        if following is None:
+            yield await self._final_status(row)
             return
-        yield await self._final_status(row)
+        async for frames in self._from_turn(following):
+            yield frames
 
     async def _final_status(self, row: TaskRow) -> list[Frame]:
         """The task's final status update, read now (for an end no run event carries: a
