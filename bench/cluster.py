@@ -31,14 +31,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -46,7 +44,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from rawhttp import Connection  # noqa: E402
 from run import (  # noqa: E402
+    DEFAULT_PG_ADMIN,
     HOST,
+    Database,
     FigureError,
     Server,
     StreamCheck,
@@ -57,33 +57,6 @@ from run import (  # noqa: E402
     wait_for,
     warm_up,
 )
-
-DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-class Database:
-    """A fresh PostgreSQL database for one figure."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self.name = f"outlast_bench_{secrets.token_hex(4)}"
-        base, _, _ = admin_url.rpartition("/")
-        self.url = f"{base}/{self.name}"
-
-    async def __aenter__(self) -> Database:
-        conn = await asyncpg.connect(self.admin_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{self.name}"')
-        finally:
-            await conn.close()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        conn = await asyncpg.connect(self.admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 def replica(db_url: str, figure: str, logs: Path, name: str) -> Server:
@@ -258,7 +231,7 @@ FIGURES = {"pg_throughput": fig_pg_throughput, "tail": fig_tail, "scale": fig_sc
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    admin = os.environ.get("OUTLAST_BENCH_DATABASE_URL", DEFAULT_DB)
+    admin = os.environ.get("OUTLAST_BENCH_DATABASE_URL", DEFAULT_PG_ADMIN)
     logs = BENCH_DIR / "results" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     raise_nofile()

@@ -230,17 +230,6 @@ def read_cpu_s(pid: int) -> float | None:
         return None
 
 
-def read_proc_cpu_s(pid: int) -> tuple[float, bytes] | None:
-    """utime+stime of a process and its command line (None once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-    except OSError:
-        return None
-    cpu = read_cpu_s(pid)
-    return None if cpu is None else (cpu, cmdline)
-
-
 class DatabaseCPU(threading.Thread):
     """CPU seconds spent by the PostgreSQL backends serving one database.
 
@@ -264,12 +253,19 @@ class DatabaseCPU(threading.Thread):
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
-            pid = int(entry.name)
-            got = read_proc_cpu_s(pid)
-            if got is None or not got[1].startswith(b"postgres: ") or self.needle not in got[1]:
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    title = f.read()
+            except OSError:
+                continue  # it has exited
+            if not title.startswith(b"postgres: ") or self.needle not in title:
                 continue
-            self.first.setdefault(pid, got[0])
-            self.last[pid] = got[0]
+            # Only then its /proc/PID/stat: not that of every process on the machine.
+            pid = int(entry.name)
+            cpu = read_cpu_s(pid)
+            if cpu is not None:
+                self.first.setdefault(pid, cpu)
+                self.last[pid] = cpu
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -288,7 +284,8 @@ class DatabaseCPU(threading.Thread):
 
 
 class Database:
-    """A fresh PostgreSQL database for one figure (``--db postgres``), dropped afterwards."""
+    """A fresh PostgreSQL database for one figure (``--db postgres``; ``async with`` in
+    bench/cluster.py), dropped afterwards."""
 
     def __init__(self, admin_url: str) -> None:
         import secrets
@@ -312,6 +309,13 @@ class Database:
     async def drop(self) -> None:
         await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
+    async def __aenter__(self) -> Database:
+        await self.create()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.drop()
+
 
 class Server:
     def __init__(self, kind: str, figure: str, logs_dir: Path, db_url: str | None = None) -> None:
@@ -319,7 +323,6 @@ class Server:
         self.figure = figure
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"outlast-bench-{kind}-"))
         self.port = free_port()
-        self.db_url = db_url
         self.cmd = server_command(kind, self.port, self.tmpdir, db_url)
         if PROFILE_DIR is not None and kind == "outlast":
             # cProfile of the server's main thread (the event loop), written when it exits.
