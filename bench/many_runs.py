@@ -42,9 +42,9 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import os
 import pickle
-import resource
 import signal
 import socket
 import statistics
@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,11 @@ import orjson
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-HOST = "127.0.0.1"
+sys.path.insert(0, str(BENCH_DIR))
+
+from rawhttp import ChunkedDecoder  # noqa: E402
+from run import HOST, free_port, raise_nofile  # noqa: E402
+
 loads = orjson.loads
 
 # The server under tracemalloc: a SIGUSR1 writes a snapshot to $OUTLAST_BENCH_SNAPSHOTS/N.pickle.
@@ -84,23 +89,6 @@ main()
 
 
 # -- the server ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def raise_nofile() -> int:
-    """Raise this process's soft RLIMIT_NOFILE to its hard limit (the server inherits it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def read_rss_kb(pid: int) -> int:
@@ -265,7 +253,7 @@ class Load:
 class Stream(asyncio.Protocol):
     """One POST and its event stream, checked as it arrives (see the module's docstring)."""
 
-    __slots__ = ("buf", "chunk_left", "deltas", "ended", "events", "expect", "head", "last",
+    __slots__ = ("buf", "decoder", "deltas", "ended", "events", "expect", "head", "last",
                  "load", "pending", "ramp", "request", "transport")  # fmt: skip
 
     def __init__(self, load: Load, request: bytes, ramp: asyncio.Semaphore) -> None:
@@ -274,9 +262,9 @@ class Stream(asyncio.Protocol):
         self.ramp = ramp
         self.transport: asyncio.Transport | None = None
         self.head = True  # still reading the response head
-        self.buf = b""  # undecoded bytes (chunk framing)
+        self.buf = b""  # the response head so far
+        self.decoder = ChunkedDecoder()
         self.pending = b""  # decoded bytes not yet a whole line
-        self.chunk_left = 0  # payload bytes left in the current chunk (+2 for its CRLF)
         self.expect = 0
         self.deltas = 0
         self.events = 0
@@ -289,48 +277,27 @@ class Stream(asyncio.Protocol):
         transport.write(self.request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
         if self.head:
+            buf = self.buf + data if self.buf else data
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 self.buf = buf
                 return
             status = buf[9:12]
             self.head = False
+            self.buf = b""
             self.ramp.release()
             if status != b"200":
                 self.fail(f"POST answered {status.decode()}: {buf[end + 4 : end + 300]!r}")
                 return
             self.load.opened()
-            buf = buf[end + 4 :]
+            data = buf[end + 4 :]
         # Chunked transfer encoding, decoded into whole lines of the SSE body.
-        out = []
-        pos, n = 0, len(buf)
-        while pos < n:
-            left = self.chunk_left
-            if left:
-                take = min(left, n - pos)
-                out.append(buf[pos : pos + take])
-                pos += take
-                self.chunk_left = left - take
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                break
-            if end == pos:  # the CRLF after a chunk's payload
-                pos += 2
-                continue
-            size = int(buf[pos:end], 16)
-            pos = end + 2
-            if size == 0:  # the body's end
-                if out:
-                    self.lines(b"".join(out))
-                self.finish()
-                return
-            self.chunk_left = size
-        self.buf = buf[pos:]
-        if out:
-            self.lines(b"".join(out))
+        payload = self.decoder.feed(data)
+        if payload:
+            self.lines(payload)
+        if self.decoder.done:  # the body's end
+            self.finish()
 
     def lines(self, payload: bytes) -> None:
         text = self.pending + payload if self.pending else payload
@@ -437,37 +404,33 @@ def report_trace(before: tracemalloc.Snapshot, at: tracemalloc.Snapshot, runs: i
     print(f"\nPython memory (tracemalloc) grew by {total / 1e6:.1f} MB with {runs} runs in "
           f"flight: {total / runs / 1024:.1f} KB per run")  # fmt: skip
     print("  by file (KB per run):")
-    for stat in at.compare_to(before, "filename")[:20]:
-        if stat.size_diff <= 0:
-            break
-        short = _short(stat.traceback[0].filename)
-        print(f"    {stat.size_diff / runs / 1024:6.2f}  {stat.count_diff / runs:6.1f} blocks  "
-              f"{short}")  # fmt: skip
+    by_file = at.compare_to(before, "filename")
+    print_grown(((_short(st.traceback[0].filename), st.size_diff, st.count_diff) for st in by_file),
+                runs, 20)  # fmt: skip
     print("  by line (KB per run):")
-    for stat in at.compare_to(before, "lineno")[:30]:
-        if stat.size_diff <= 0:
-            break
-        frame = stat.traceback[0]
-        print(f"    {stat.size_diff / runs / 1024:6.2f}  {stat.count_diff / runs:6.1f} blocks  "
-              f"{_short(frame.filename)}:{frame.lineno}")  # fmt: skip
+    by_line = at.compare_to(before, "lineno")
+    print_grown(((f"{_short(st.traceback[0].filename)}:{st.traceback[0].lineno}", st.size_diff,
+                  st.count_diff) for st in by_line), runs, 30)  # fmt: skip
     print("  by the innermost outlast frame that allocated (KB per run; the rest: the library):")
     grown = _by_outlast_frame(at)
     for key, (was, blocks) in _by_outlast_frame(before).items():
         now, now_blocks = grown.get(key, (0, 0))
         grown[key] = now - was, now_blocks - blocks
-    for key, (size, count) in sorted(grown.items(), key=lambda kv: -kv[1][0])[:30]:
-        if size <= 0:
-            break
-        print(f"    {size / runs / 1024:6.2f}  {count / runs:6.1f} blocks  {key}")
+    largest = sorted(grown.items(), key=lambda kv: -kv[1][0])
+    print_grown(((key, size, count) for key, (size, count) in largest), runs, 30)
     print("  of which under outlast/engine/ (KB per run):")
-    engine = sorted(((k, v) for k, v in grown.items() if k.startswith("outlast/engine/")),
-                    key=lambda kv: -kv[1][0])  # fmt: skip
-    for key, (size, count) in engine[:25]:
-        if size <= 0:
-            break
-        print(f"    {size / runs / 1024:6.2f}  {count / runs:6.1f} blocks  {key}")
+    engine = [(k, v) for k, v in largest if k.startswith("outlast/engine/")]
+    print_grown(((key, size, count) for key, (size, count) in engine), runs, 25)
     total_engine = sum(size for _, (size, _) in engine)
     print(f"    {total_engine / runs / 1024:6.2f}  in all")
+
+
+def print_grown(sites: Iterable[tuple[str, int, int]], runs: int, limit: int) -> None:
+    """The first ``limit`` of ``(site, bytes, blocks)``, largest first, that grew: per run."""
+    for site, size, count in itertools.islice(sites, limit):
+        if size <= 0:
+            break
+        print(f"    {size / runs / 1024:6.2f}  {count / runs:6.1f} blocks  {site}")
 
 
 def _by_outlast_frame(snapshot: tracemalloc.Snapshot) -> dict[str, tuple[int, int]]:
