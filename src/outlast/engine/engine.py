@@ -422,7 +422,7 @@ class Engine:
             if record.status in TERMINAL_STATUSES:
                 return record.snapshot
             if self.executor.is_sleeping(response_id):
-                await self.executor.cancel_sleeping(response_id)
+                await self.executor.sleepers.cancel(response_id)
                 return (await self.record(response_id, owner)).snapshot
             # Unfinished but not here: it executes (or waits) elsewhere, or is being ended.
             if await self.placement.cancel_elsewhere(record):
@@ -445,7 +445,7 @@ class Engine:
         else:
             record = await self.record(response_id, owner)
             if self.executor.is_sleeping(response_id):
-                await self.executor.cancel_sleeping(response_id)
+                await self.executor.sleepers.cancel(response_id)
             elif record.status not in TERMINAL_STATUSES:
                 await self.placement.cancel_elsewhere(record)
         self.finished.evict(response_id)

@@ -447,10 +447,6 @@ class Executor:
         """The run sleeps durably here (a timer, no task, no slot)."""
         return response_id in self.sleepers
 
-    async def cancel_sleeping(self, response_id: str) -> None:
-        """Cancel a run sleeping here: its log ends ``cancelled``."""
-        await self.sleepers.cancel(response_id)
-
     # -- draining ------------------------------------------------------------------------------
 
     async def drain(self, timeout: float) -> None:
