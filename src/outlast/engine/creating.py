@@ -90,17 +90,10 @@ class Creator:
         subscribe: bool = False,
         history: list[dict[str, Any]] | None = None,
     ) -> RunHandle:
-        """Store a new response for ``owner`` and queue its run; returns once it is durable.
-
-        With ``subscribe``, the handle holds a hub subscription taken before anything of the
-        response was published, for :meth:`Engine.stream_run <outlast.engine.engine.Engine.stream_run>`
-        (or given back with :meth:`Engine.release <outlast.engine.engine.Engine.release>`).
-        ``history``: the conversation ``spec.previous_response_id`` names, when the transport
-        holds it itself (a WebSocket keeps its ``store: false`` responses), instead of the store.
-
-        Steering input left pending on ``spec.previous_response_id`` (it waited for tool output
-        or an answer) goes first in the input; this response's creation commits it.
-        """
+        """:meth:`Engine.create <outlast.engine.engine.Engine.create>` (its docstring says what
+        ``subscribe`` and ``history`` do): steering input left pending on
+        ``spec.previous_response_id`` goes first in the input; this response's creation commits
+        it."""
         previous = spec.previous_response_id
         steers = self.steering.take(previous) if previous is not None else []
         if not steers:
