@@ -8,14 +8,15 @@ by the request's ``model`` (an A2A request sets it with ``metadata.model``), e.g
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
-from outlast import AgentOutput, AgentRequest, Data, File, FunctionCall, Message, message_reply
+from outlast import AgentOutput, AgentRequest, Data, File, Message, message_reply
 from outlast.agents.base import message_text
 from scripted_agents import AGENTS, params
 from scripted_agents import router as by_model
+from steering_agents import gated, gated_fail, tool
+
+_Agent = Callable[[AgentRequest], AsyncIterator[AgentOutput]]
 
 
 def _draft(text: str) -> str:
@@ -63,14 +64,6 @@ async def inspect(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     )
 
 
-async def _gate(request: AgentRequest) -> None:
-    """Wait for the file named by ``gate=PATH`` in the prompt (a test steers the run while it
-    waits here, then creates the file)."""
-    gate = params(request).get("gate")
-    while gate and not Path(gate).exists():
-        await asyncio.sleep(0.01)
-
-
 def _saw(request: AgentRequest) -> str | None:
     """In a run that continues a steered (or answered) one, whose input holds the earlier
     output: what it saw, every user message's text in order; else ``None``."""
@@ -80,41 +73,31 @@ def _saw(request: AgentRequest) -> str | None:
     return "saw: " + " | ".join(texts)
 
 
-async def steerable(request: AgentRequest) -> AsyncIterator[AgentOutput]:
-    """A message, the gate, then two more (the first of them a safe boundary); a continuation
-    answers with :func:`_saw`."""
-    saw = _saw(request)
-    if saw is not None:
-        yield Message(saw)
-        return
-    yield Message("first")
-    await _gate(request)
-    yield Message("second")
-    yield Message("third")
+def _continued(agent: _Agent) -> _Agent:
+    """``agent``, whose continuation (a run after a steered or answered one) answers instead
+    with :func:`_saw`."""
+
+    async def continued(request: AgentRequest) -> AsyncIterator[AgentOutput]:
+        saw = _saw(request)
+        if saw is not None:
+            yield Message(saw)
+            return
+        async for output in agent(request):
+            yield output
+
+    return continued
 
 
-async def steer_tool(request: AgentRequest) -> AsyncIterator[AgentOutput]:
-    """A message and a call of the client's ``lookup`` tool, then the gate: the run ends waiting
-    for the tool's output (``INPUT_REQUIRED``); a continuation answers with :func:`_saw`."""
-    saw = _saw(request)
-    if saw is not None:
-        yield Message(saw)
-        return
-    yield Message("looking it up")
-    yield FunctionCall(name="lookup", arguments={"q": "x"})
-    await _gate(request)
-
-
-async def steer_fail(request: AgentRequest) -> AsyncIterator[AgentOutput]:
-    """A message, the gate, then an exception: the run fails."""
-    yield Message("first")
-    await _gate(request)
-    raise RuntimeError("failed after the gate")
-
-
-STEERING_AGENTS = {"steerable": steerable, "steer_tool": steer_tool, "steer_fail": steer_fail}
+STEERING_AGENTS = {
+    "steerable": _continued(gated),
+    "steer_tool": _continued(tool),
+    "steer_fail": gated_fail,
+}
 """Agents picked by ``model`` alone, so that a steered run's successor (whose newest input is
-the steering message) is the same agent."""
+the steering message) is the same agent: those of ``steering_agents.py`` (``steerable`` a
+message, the gate, then two more, the first of them a safe boundary; ``steer_tool`` a call of
+the client's ``lookup`` tool, so the run ends ``INPUT_REQUIRED``; ``steer_fail`` failing after
+the gate), the first two answering with :func:`_saw` in a continuation."""
 
 A2A_AGENTS = {**AGENTS, "approve": approve, "produce": produce, "inspect": inspect}
 

@@ -16,7 +16,9 @@ from outlast import AgentOutput, AgentRequest, FunctionCall, Message
 from scripted_agents import AGENTS, params
 
 
-async def _gate(request: AgentRequest) -> None:
+async def wait_for_gate(request: AgentRequest) -> None:
+    """Wait for the file named by ``gate=PATH`` in the prompt, if any (a test steers the run
+    while it waits here, then creates the file)."""
     gate = params(request).get("gate")
     if gate:
         while not Path(gate).exists():
@@ -26,7 +28,7 @@ async def _gate(request: AgentRequest) -> None:
 async def gated(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """A message, the gate, a second message (a safe boundary), then a third."""
     yield Message("first")
-    await _gate(request)
+    await wait_for_gate(request)
     yield Message("second")
     yield Message("third")
 
@@ -36,13 +38,13 @@ async def tool(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     waiting for the tool's output."""
     yield Message("looking it up")
     yield FunctionCall(name="lookup", arguments={"q": "x"})
-    await _gate(request)
+    await wait_for_gate(request)
 
 
 async def gated_fail(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """A message, the gate, then an exception: the response fails."""
     yield Message("first")
-    await _gate(request)
+    await wait_for_gate(request)
     raise RuntimeError("failed after the gate")
 
 
