@@ -16,9 +16,7 @@ from outlast import AgentOutput, AgentRequest, FunctionCall, Message
 from scripted_agents import AGENTS, params
 
 
-async def wait_for_gate(request: AgentRequest) -> None:
-    """Wait for the file named by ``gate=PATH`` in the prompt, if any (a test steers the run
-    while it waits here, then creates the file)."""
+async def _gate(request: AgentRequest) -> None:
     gate = params(request).get("gate")
     if gate:
         while not Path(gate).exists():
@@ -28,7 +26,7 @@ async def wait_for_gate(request: AgentRequest) -> None:
 async def gated(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """A message, the gate, a second message (a safe boundary), then a third."""
     yield Message("first")
-    await wait_for_gate(request)
+    await _gate(request)
     yield Message("second")
     yield Message("third")
 
@@ -38,13 +36,13 @@ async def tool(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     waiting for the tool's output."""
     yield Message("looking it up")
     yield FunctionCall(name="lookup", arguments={"q": "x"})
-    await wait_for_gate(request)
+    await _gate(request)
 
 
 async def gated_fail(request: AgentRequest) -> AsyncIterator[AgentOutput]:
     """A message, the gate, then an exception: the response fails."""
     yield Message("first")
-    await wait_for_gate(request)
+    await _gate(request)
     raise RuntimeError("failed after the gate")
 
 
