@@ -57,13 +57,10 @@ def is_ours(item: Mapping[str, Any]) -> bool:
     )
 
 
-def decode(item: Mapping[str, Any], max_bytes: int = MAX_EXPANDED_BYTES) -> list[dict[str, Any]]:
-    """The conversation an outlast compaction item holds; :class:`BadCompaction` if it holds
-    none, :class:`CompactionTooLarge` if its JSON is over ``max_bytes``."""
-    return _decode(item, max_bytes)[0]
-
-
 def _decode(item: Mapping[str, Any], max_bytes: int) -> tuple[list[dict[str, Any]], int]:
+    """The conversation an outlast compaction item holds and the bytes of its JSON;
+    :class:`BadCompaction` if it holds none, :class:`CompactionTooLarge` if its JSON is over
+    ``max_bytes``."""
     content = str(item.get("encrypted_content", ""))[len(PREFIX) :]
     try:
         packed = base64.urlsafe_b64decode(content.encode("ascii"))
