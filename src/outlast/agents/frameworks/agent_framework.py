@@ -77,7 +77,8 @@ def adapt(af_agent: Any) -> Agent:
             run = af_agent.run(run_messages, stream=True, **options)
             async with run as stream:
                 async for update in stream:
-                    requests += [c for c in update.contents if c.type == APPROVAL_REQUEST]
+                    if session is not None:  # (no approvals: nothing to look for per update)
+                        requests += [c for c in update.contents if c.type == APPROVAL_REQUEST]
                     if steps.was_replayed(update):
                         continue  # a journaled model call's: its outputs are in the log already
                     for output in translator.feed(update):
@@ -89,7 +90,7 @@ def adapt(af_agent: Any) -> Agent:
                     final = await stream.get_final_response()
                     for output in _usage(getattr(final, "usage_details", None)):
                         yield output
-            if not requests or session is None:
+            if not requests:
                 return
             # The run stopped for function calls that need approval: ask, then go on.
             session, run_messages = await _answered(af, request, session, requests, pauses)
