@@ -32,9 +32,6 @@ class Deadlines:
         self._last = 0.0  # the latest deadline given so far
         self._ordered = True  # every deadline is at or after the ones before it
 
-    def __len__(self) -> int:
-        return len(self._runs)
-
     def watch(self, run: Run) -> None:
         """The run starts now: stop it (:attr:`StopReason.TIMEOUT`) once ``--run-timeout`` passes."""
         loop = asyncio.get_running_loop()
