@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,11 @@ def api(console_server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-def new_page(browser: Any, errors: list[str], *, with_key: bool = True) -> tuple[Any, Any]:
+@contextmanager
+def fresh_page(browser: Any, *, with_key: bool = True) -> Iterator[Any]:
+    """A page of a fresh context (with the key entered unless not ``with_key``), closed at the
+    end; the block fails on an error in the page."""
+    errors: list[str] = []
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     if with_key:
         context.add_init_script(f"sessionStorage.setItem('outlast.apiKey', {json.dumps(KEY)})")
@@ -133,7 +138,11 @@ def new_page(browser: Any, errors: list[str], *, with_key: bool = True) -> tuple
         "request",
         lambda request: errors.append(f"the key in {request.url}") if KEY in request.url else None,
     )
-    return context, page
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"errors in the page: {errors}"
 
 
 def key_shown(page: Any) -> bool:
@@ -149,12 +158,9 @@ def key_shown(page: Any) -> bool:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A page of a fresh context with the key entered; the test fails on an error in the page."""
-    errors: list[str] = []
-    context, page = new_page(browser, errors)
-    yield page
-    shown = key_shown(page)
-    context.close()
-    assert errors == [], f"errors in the page: {errors}"
+    with fresh_page(browser) as page:
+        yield page
+        shown = key_shown(page)
     assert not shown, "the key is in the page"
 
 
@@ -210,9 +216,7 @@ def test_a_wrong_key_is_refused_and_the_right_one_opens_the_runs(
     browser: Any, console_server: ServerProcess, api: httpx.Client, artefacts: Path
 ) -> None:
     create(api, "count", "n=3")
-    errors: list[str] = []
-    context, page = new_page(browser, errors, with_key=False)
-    try:
+    with fresh_page(browser, with_key=False) as page:
         page.goto(console_server.url + "/")
         assert page.url == f"{console_server.url}/console"
         page.fill("#api-key", "not-the-key")
@@ -228,9 +232,6 @@ def test_a_wrong_key_is_refused_and_the_right_one_opens_the_runs(
         assert KEY not in console_server.log()
         assert page.evaluate("sessionStorage.getItem('outlast.apiKey')") == KEY
         assert page.evaluate("document.cookie") == ""
-    finally:
-        context.close()
-    assert errors == []
 
 
 def test_the_list_shows_a_new_run_and_its_status_change_without_reload(
@@ -308,73 +309,61 @@ def test_a_run_page_streams_a_demo_run_to_the_end_and_its_text_equals_output_tex
 def test_blocking_the_network_mid_run_and_restoring_it_resumes_without_duplicates(
     browser: Any, console_server: ServerProcess, api: httpx.Client
 ) -> None:
-    errors: list[str] = []
-    context, page = new_page(browser, errors)
-    with FaultProxy(console_server.port) as proxy:
-        try:
-            response_id = create(api, "demo", "steps=6 delay=0.6 resumable streams")
-            open_run(page, proxy.url, response_id)
-            page.wait_for_function(
-                "() => Number(document.querySelector('#event-count').textContent) > 20"
-            )
-            # The network goes away: every new request fails, and the open stream is cut.
-            page.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
-            proxy.cut_all()
-            page.wait_for_function(
-                "() => document.querySelector('#connection').textContent.startsWith('reconnecting')"
-            )
-            # Events the page had received before the cut may still be rendering; then nothing.
-            page.wait_for_timeout(500)
-            seen_offline = int(page.inner_text("#event-count"))
-            page.wait_for_timeout(1000)
-            assert int(page.inner_text("#event-count")) == seen_offline
-            page.unroute("**/v1/**")
-            wait_run_status(page, "completed")
+    with FaultProxy(console_server.port) as proxy, fresh_page(browser) as page:
+        response_id = create(api, "demo", "steps=6 delay=0.6 resumable streams")
+        open_run(page, proxy.url, response_id)
+        page.wait_for_function(
+            "() => Number(document.querySelector('#event-count').textContent) > 20"
+        )
+        # The network goes away: every new request fails, and the open stream is cut.
+        page.route("**/v1/**", lambda route: route.abort("internetdisconnected"))
+        proxy.cut_all()
+        page.wait_for_function(
+            "() => document.querySelector('#connection').textContent.startsWith('reconnecting')"
+        )
+        # Events the page had received before the cut may still be rendering; then nothing.
+        page.wait_for_timeout(500)
+        seen_offline = int(page.inner_text("#event-count"))
+        page.wait_for_timeout(1000)
+        assert int(page.inner_text("#event-count")) == seen_offline
+        page.unroute("**/v1/**")
+        wait_run_status(page, "completed")
 
-            response = api.get(f"/v1/responses/{response_id}").json()
-            assert plain_text(page) == output_text(response)
-            meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
-            assert int(page.inner_text("#event-count")) == meta["events"]
-            assert int(page.inner_text("dd[data-field=reconnects]")) >= 1
-        finally:
-            context.close()
-    assert errors == []
+        response = api.get(f"/v1/responses/{response_id}").json()
+        assert plain_text(page) == output_text(response)
+        meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
+        assert int(page.inner_text("#event-count")) == meta["events"]
+        assert int(page.inner_text("dd[data-field=reconnects]")) >= 1
 
 
 def test_a_stream_gone_silent_while_the_laptop_slept_resumes_on_waking_without_duplicates(
     browser: Any, console_server: ServerProcess, api: httpx.Client
 ) -> None:
-    errors: list[str] = []
-    context, page = new_page(browser, errors)
-    with SleepProxy(console_server.port) as proxy:
-        try:
-            response_id = create(api, "demo", "steps=4 delay=0.5 sleeping laptops")
-            open_run(page, proxy.url, response_id)
-            page.wait_for_function(
-                "() => Number(document.querySelector('#event-count').textContent) > 0"
-            )
-            # The laptop sleeps: its connections stay open, and nothing more comes on them.
-            proxy.sleep()
-            wait_ended(api, response_id)  # the run goes on to its end meanwhile
-            seen = int(page.inner_text("#event-count"))
-            assert page.inner_text("#connection") == "live"
-            # The lid opens a minute later: the page is visible again, its stream long silent.
-            page.clock.set_fixed_time(time.time() + 60)
-            page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
-            # At once, not when the stream's 40 s watchdog would give up on it.
-            wait_run_status(page, "completed", timeout=20_000)
+    with SleepProxy(console_server.port) as proxy, fresh_page(browser) as page:
+        response_id = create(api, "demo", "steps=4 delay=0.5 sleeping laptops")
+        open_run(page, proxy.url, response_id)
+        page.wait_for_function(
+            "() => Number(document.querySelector('#event-count').textContent) > 0"
+        )
+        # The laptop sleeps: its connections stay open, and nothing more comes on them.
+        proxy.sleep()
+        wait_ended(api, response_id)  # the run goes on to its end meanwhile
+        seen = int(page.inner_text("#event-count"))
+        assert page.inner_text("#connection") == "live"
+        # The lid opens a minute later: the page is visible again, its stream long silent.
+        page.clock.set_fixed_time(time.time() + 60)
+        page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+        # At once, not when the stream's 40 s watchdog would give up on it.
+        wait_run_status(page, "completed", timeout=20_000)
 
-            response = api.get(f"/v1/responses/{response_id}").json()
-            assert plain_text(page) == output_text(response)
-            meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
-            page.wait_for_function(
-                "() => document.querySelector('#connection').textContent === 'ended'"
-            )
-            assert int(page.inner_text("#event-count")) == meta["events"] > seen
-            assert page.inner_text("dd[data-field=reconnects]") == "1"
-        finally:
-            context.close()
-    assert errors == []
+        response = api.get(f"/v1/responses/{response_id}").json()
+        assert plain_text(page) == output_text(response)
+        meta = api.get(f"/v1/console/runs?ids={response_id}").json()["data"][0]
+        page.wait_for_function(
+            "() => document.querySelector('#connection').textContent === 'ended'"
+        )
+        assert int(page.inner_text("#event-count")) == meta["events"] > seen
+        assert page.inner_text("dd[data-field=reconnects]") == "1"
 
 
 def test_a_server_killed_mid_run_and_restarted_the_page_follows_the_resumed_run_to_its_end(
@@ -382,12 +371,13 @@ def test_a_server_killed_mid_run_and_restarted_the_page_follows_the_resumed_run_
 ) -> None:
     server = ServerProcess(tmp_path / "restart.db", agent="console_agents:router",
                            args=["--api-key", KEY], env=agents_env(), log_dir=tmp_path)  # fmt: skip
-    errors: list[str] = []
-    context, page = new_page(browser, errors)
+    keyed = {"Authorization": f"Bearer {KEY}"}
     try:
-        server.start()
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"},
-                          timeout=30) as api:  # fmt: skip
+        with (
+            fresh_page(browser) as page,
+            httpx.Client(base_url=server.url, headers=keyed, timeout=30) as api,
+        ):
+            server.start()
             # A durable agent: after a crash its run goes on from its last completed step.
             body = {"model": "journaled", "input": "steps=30 delay=0.1", "background": True,
                     "metadata": {"step_log": str(tmp_path / "steps.log")}}  # fmt: skip
@@ -415,9 +405,7 @@ def test_a_server_killed_mid_run_and_restarted_the_page_follows_the_resumed_run_
             assert page.inner_text("dd[data-field=attempt]") == str(meta["attempt"])
             assert int(page.inner_text("dd[data-field=reconnects]")) >= 1
     finally:
-        context.close()
         server.stop()
-    assert errors == []
 
 
 def test_cancel_from_the_page_stops_the_run(
@@ -738,9 +726,7 @@ def test_without_keys_there_is_no_prompt_and_on_postgresql_each_run_shows_its_re
     serving, worker = replicas
     executor = httpx.get(f"{worker.url}/healthz").json()["worker"]
     assert executor and executor != httpx.get(f"{serving.url}/healthz").json()["worker"]
-    errors: list[str] = []
-    context, page = new_page(browser, errors, with_key=False)
-    try:
+    with fresh_page(browser, with_key=False) as page:
         page.goto(serving.url + "/")
         page.wait_for_selector("section.overview")
         assert page.query_selector("#api-key") is None
@@ -773,9 +759,6 @@ def test_without_keys_there_is_no_prompt_and_on_postgresql_each_run_shows_its_re
             assert refused.json()["error"]["code"] == "steering_not_supported"
             gate.touch()
             wait_run_status(page, "completed")
-    finally:
-        context.close()
-    assert errors == []
 
 
 def test_a_failed_runs_page_shows_its_error_timings_and_attempt(
