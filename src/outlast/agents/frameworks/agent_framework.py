@@ -132,13 +132,18 @@ async def _answered(
     for data in saved["requests"]:
         pending = af.Content.from_dict(data)
         call = pending.function_call
-        arguments = call.arguments
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments) if arguments is not None else ""
+        arguments = _arguments_json(call.arguments)
         decision = await journaling.ask_approval(request, call.name or "", arguments, call.call_id)
         # (Agent Framework's response has no reason: a rejected call's result is its own.)
         responses.append(pending.to_function_approval_response(decision.approved))
     return af.AgentSession.from_dict(saved["session"]), [af.Message("user", responses)]
+
+
+def _arguments_json(arguments: Any) -> str:
+    """A function call's arguments as JSON text (Agent Framework gives a string or a mapping)."""
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments) if arguments is not None else ""
 
 
 class _Steps:
@@ -310,9 +315,7 @@ class _Translator:
         if content.name:
             self.names[call_id] = content.name
         name = self.names.get(call_id, "")
-        arguments = content.arguments
-        if not isinstance(arguments, str):
-            arguments = json.dumps(arguments) if arguments is not None else ""
+        arguments = _arguments_json(content.arguments)
         if self.kind != "function_call" or call_id != self.call_id:
             self.call_args = []
         self.kind, self.call_id = "function_call", call_id
