@@ -81,7 +81,6 @@ from outlast.a2a.convert import (
     response_state,
     steered,
     stored_message,
-    stored_messages,
     task_from_response,
     task_state,
     unaccepted_part,
@@ -461,17 +460,7 @@ class EngineRequestHandler(TurnFollowing, RequestHandler):
         assert row is not None
         message.task_id, message.context_id = row.task_id, row.context_id
         try:
-            submitted = TaskState.Name(TaskState.TASK_STATE_SUBMITTED)
-            # Steering input left pending by the question goes first in this turn (the engine
-            # put it first in the run's input), before the answer.
-            pending = await self.steering.pending(row.run)
-            turn = stored_message(message)
-            if pending:
-                messages = [*(load_message(p.message) for p in pending), message]
-                turn = stored_messages(messages)
-            previous = row.run
-            await self.index.add_turn(row, run.id, turn, submitted, [p.steer_id for p in pending])
-            self.steering.carried(previous)
+            await self.steering.add_answer_turn(row, run.id, message)
             if send.push is not None:
                 await self.push_store.set_info(row.task_id, send.push, context)
             if send.push is not None or await self.push_store.get_info(row.task_id, context):

@@ -238,15 +238,17 @@ class TaskSteering:
             return []
         return [load_message(r.message) for r in await self.index.steers(run_id)]
 
-    async def pending(self, run_id: str) -> list[SteerRow]:
-        """The steering messages waiting for the answer to the run's question."""
-        if run_id not in self._steered:
-            return []
-        return await self.index.steers(run_id)
-
-    def carried(self, run_id: str) -> None:
-        """The answer's turn carries the run's pending steering messages now."""
-        self._steered.discard(run_id)
+    async def add_answer_turn(self, row: TaskRow, run_id: str, message: Message) -> None:
+        """Continue ``row``'s task with the run ``run_id`` that ``message`` answers its question
+        with (:meth:`TaskIndex.add_turn`): steering input left pending by the question goes
+        first in the turn (the engine put it first in the run's input), before the answer."""
+        steered_run = row.run
+        pending = await self.index.steers(steered_run) if steered_run in self._steered else []
+        turn = stored_message(message)
+        if pending:
+            turn = stored_messages([*(load_message(p.message) for p in pending), message])
+        await self.index.add_turn(row, run_id, turn, _SUBMITTED, [p.steer_id for p in pending])
+        self._steered.discard(steered_run)  # the turn carries them now
 
     async def next_turn(self, row: TaskRow, timeout: float = NEXT_TURN_WAIT) -> TaskRow | None:
         """The task's row once its steered run's successor is its current turn (``None``: none
