@@ -24,6 +24,7 @@ from outlast.engine.steering import SteerRefused
 from outlast.http.errors import APIError, invalid
 from outlast.http.replies import json_response
 from outlast.http.routes import read_json
+from outlast.http.ws_messages import steer_items
 from outlast.protocol.events import TERMINAL_STATUSES
 
 # The overview's throughput: responses ended per minute over the last 15 minutes.
@@ -159,9 +160,8 @@ async def steer(request: Request) -> Response:
             "this one.",
             code="steering_not_supported",
         )
-    items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}]
     try:
-        accepted = await engine.steer(response_id, owner, items)
+        accepted = await engine.steer(response_id, owner, steer_items(text))
     except SteerRefused as exc:
         raise APIError(
             STEER_REFUSED_STATUS.get(exc.code, 409), exc.message, code=exc.code
