@@ -33,6 +33,7 @@ from a2a_support import (
     request,
     send,
     state,
+    task_of,
     until_final,
 )
 from a2a_support import a2a_client as support_client
@@ -156,11 +157,7 @@ async def test_a_subscription_to_a_task_waiting_for_input_follows_it_through_its
         await send(client, answer(task_id, "yes"))
         events = [first, *await until_final(subscription)]
     assert state(events[-1]) == COMPLETED
-    assert all(
-        (e.task.id if e.HasField("task") else getattr(e, str(e.WhichOneof("payload"))).task_id)
-        == task_id
-        for e in events
-    )
+    assert all(task_of(e) == task_id for e in events)
 
 
 async def test_a_subscription_waiting_for_an_answer_ends_when_the_task_is_canceled(

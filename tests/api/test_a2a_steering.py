@@ -44,6 +44,7 @@ from a2a_support import (
     request,
     send,
     state,
+    task_of,
     until_final,
     user_message,
     wait_for_task,
@@ -92,12 +93,6 @@ def has_message(task: Task, message: Message) -> bool:
 
 def user_texts(task: Task) -> list[str]:
     return [m.parts[0].text for m in task.history if m.role == Role.ROLE_USER]
-
-
-def task_of(event: StreamResponse) -> str:
-    if event.HasField("task"):
-        return event.task.id
-    return str(getattr(event, str(event.WhichOneof("payload"))).task_id)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

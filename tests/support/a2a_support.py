@@ -173,6 +173,13 @@ def state(event: StreamResponse) -> int:
     return TaskState.TASK_STATE_UNSPECIFIED
 
 
+def task_of(event: StreamResponse) -> str:
+    """The id of the task a stream event is of (a task's own, or an update's ``task_id``)."""
+    if event.HasField("task"):
+        return event.task.id
+    return str(getattr(event, str(event.WhichOneof("payload"))).task_id)
+
+
 def is_final(event: StreamResponse) -> bool:
     return state(event) in TERMINAL
 
