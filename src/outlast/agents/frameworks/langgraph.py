@@ -185,9 +185,7 @@ def adapt(graph: Any) -> Agent:
             if "interrupted" in value:
                 # The graph stopped at interrupt() and asked: the answers (or, not answered
                 # yet, the question is asked again, which pauses the run here).
-                for interrupt in value["interrupted"]:
-                    answer = await request.ask(INTERRUPT, interrupt["value"])
-                    answers[interrupt["id"]] = resume_value(answer)
+                await _ask(request, value["interrupted"], answers)
                 continue
             checkpoint = value.get("checkpoint") or {}
             # A subgraph's checkpoints are journaled too (the markers' order is the saves'),
@@ -237,10 +235,7 @@ def adapt(graph: Any) -> Agent:
             # first question, its checkpoints kept; the answering response replays to here).
             interrupted = [{"id": i.id, "value": i.value} for i in state.interrupts]
             await run.marker(value={"interrupted": interrupted})
-            for interrupt in interrupted:
-                answers[interrupt["id"]] = resume_value(
-                    await request.ask(INTERRUPT, interrupt["value"])
-                )
+            await _ask(request, interrupted, answers)
             graph_input = _resume(Command, state, answers)
         # The run has its whole output: its checkpoints are of no more use (the conversation
         # goes on from the response chain, in a thread of its own).
@@ -264,6 +259,15 @@ def resume_value(answer: Any) -> Any:
         except json.JSONDecodeError:
             pass
     return answer
+
+
+async def _ask(
+    request: AgentRequest, interrupted: list[dict[str, Any]], answers: dict[str, Any]
+) -> None:
+    """Ask each of a graph's interrupts (journaled as ``{"id", "value"}``) as an ``INTERRUPT``
+    question and keep its answer in ``answers``; the run pauses at the first not answered yet."""
+    for interrupt in interrupted:
+        answers[interrupt["id"]] = resume_value(await request.ask(INTERRUPT, interrupt["value"]))
 
 
 def _resume(command: Any, state: Any, answers: dict[str, Any]) -> Any:
