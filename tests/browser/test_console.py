@@ -51,7 +51,6 @@ from typing import Any
 import httpx
 import pytest
 from console_agents import HOSTILE_TEXT
-from sleepproxy import SleepProxy
 
 from a2a_support import rpc, rpc_message
 from databases import fresh_database
@@ -339,14 +338,14 @@ def test_blocking_the_network_mid_run_and_restoring_it_resumes_without_duplicate
 def test_a_stream_gone_silent_while_the_laptop_slept_resumes_on_waking_without_duplicates(
     browser: Any, console_server: ServerProcess, api: httpx.Client
 ) -> None:
-    with SleepProxy(console_server.port) as proxy, fresh_page(browser) as page:
+    with FaultProxy(console_server.port) as proxy, fresh_page(browser) as page:
         response_id = create(api, "demo", "steps=4 delay=0.5 sleeping laptops")
         open_run(page, proxy.url, response_id)
         page.wait_for_function(
             "() => Number(document.querySelector('#event-count').textContent) > 0"
         )
         # The laptop sleeps: its connections stay open, and nothing more comes on them.
-        proxy.sleep()
+        proxy.sleep_all()
         wait_ended(api, response_id)  # the run goes on to its end meanwhile
         seen = int(page.inner_text("#event-count"))
         assert page.inner_text("#connection") == "live"

@@ -12,7 +12,9 @@ plan what to do to it, given the connection's number and its first request line:
   its backend is away.
 
 When the server is down, a connection is accepted and closed at once. :meth:`cut_all` breaks
-every open connection now (what a server restart does to its clients).
+every open connection now (what a server restart does to its clients); :meth:`sleep_all`
+silences every open connection now, as a laptop's go when it sleeps (a browser reusing its
+keep-alive connections sends no new first request line a plan could act on).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class FaultProxy:
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
+        self._silenced: set[socket.socket] = set()
         self._closed = False
         self.connections = 0
         """Connections accepted so far."""
@@ -110,6 +113,13 @@ class FaultProxy:
         for sock in sockets:
             _close(sock)
 
+    def sleep_all(self) -> None:
+        """From now on, nothing the server sends on the connections open now reaches the client;
+        they stay open (even once the server closes its end) until the client sends on one,
+        which gets a TCP reset (the far end forgot it meanwhile). New connections work."""
+        with self._lock:
+            self._silenced |= self._open
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _accept(self) -> None:
@@ -152,12 +162,19 @@ class FaultProxy:
             upstream.settimeout(None)
             self._track(upstream)
             upstream.sendall(head)
-            threading.Thread(
-                target=_pump, args=(client, upstream), name=f"faultproxy-{number}-up", daemon=True
-            ).start()
+            up = threading.Thread(
+                target=self._up, args=(client, upstream), name=f"faultproxy-{number}-up",
+                daemon=True,
+            )  # fmt: skip
+            up.start()
             budget = None if fault is None else fault.after
             while True:
                 data = upstream.recv(65536)
+                if client in self._silenced:
+                    if not data:
+                        up.join()  # the client's end stays open until it sends, or closes
+                        return
+                    continue  # dropped: the client is asleep
                 if not data:
                     return
                 if budget is not None and len(data) >= budget:
@@ -168,15 +185,7 @@ class FaultProxy:
                             pass
                         return
                     if isinstance(fault, Cut) and fault.reset:
-                        # SO_LINGER 0: close() sends a TCP reset instead of a FIN.
-                        client.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        # Wake the other thread's recv first: a socket is only released (and
-                        # the reset sent) once no thread is blocked on it.
-                        with contextlib.suppress(OSError):
-                            client.shutdown(socket.SHUT_RD)
-                        client.close()
+                        _reset(client)
                     return
                 client.sendall(data)
                 if budget is not None:
@@ -189,17 +198,31 @@ class FaultProxy:
                     _close(sock)
                     with self._lock:
                         self._open.discard(sock)
+                        self._silenced.discard(sock)
+
+    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Client to server, untouched, until either side closes; on a silenced connection the
+        client's first bytes get a reset instead."""
+        try:
+            while data := client.recv(65536):
+                if client in self._silenced:
+                    _reset(client)
+                    return
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(upstream)
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    """Client to server, untouched, until either side closes."""
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(target)
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset instead of a FIN (SO_LINGER 0)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # Wake another thread's recv first: a socket is only released (and the reset sent) once no
+    # thread is blocked on it.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+    sock.close()
 
 
 def _close(sock: socket.socket) -> None:
