@@ -56,7 +56,9 @@ def client(base_url: str) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=base_url, api_key="fake-key", max_retries=0)
 
 
-def openai_agents_agent(base_url: str, api: str = "responses") -> Any:
+def openai_agents_agent(base_url: str, api: str = "responses", approval: bool = False) -> Any:
+    """The weather agent; with ``approval``, its ``get_weather`` needs a human's approval
+    (``needs_approval``)."""
     sdk = import_openai_agents()
     sdk.set_tracing_disabled(True)  # traces would otherwise be sent to OpenAI
     if api == "responses":
@@ -67,19 +69,7 @@ def openai_agents_agent(base_url: str, api: str = "responses") -> Any:
         name="weather",
         instructions=INSTRUCTIONS,
         model=model,
-        tools=[sdk.function_tool(get_weather)],
-    )
-
-
-def openai_agents_approval(base_url: str) -> Any:
-    """The weather agent whose ``get_weather`` needs a human's approval (``needs_approval``)."""
-    sdk = import_openai_agents()
-    sdk.set_tracing_disabled(True)
-    return sdk.Agent(
-        name="weather",
-        instructions=INSTRUCTIONS,
-        model=sdk.OpenAIResponsesModel("fake-model", client(base_url)),
-        tools=[sdk.function_tool(get_weather, needs_approval=True)],
+        tools=[sdk.function_tool(get_weather, needs_approval=approval)],
     )
 
 
@@ -111,23 +101,17 @@ def openai_agents_triage(base_url: str) -> Any:
     )
 
 
-def agent_framework_agent(base_url: str, api: str = "chat") -> Any:
-    from agent_framework import Agent
+def agent_framework_agent(base_url: str, api: str = "chat", approval: bool = False) -> Any:
+    """The Agent Framework agent; with ``approval``, its ``get_weather`` needs approval
+    (``always_require``)."""
+    from agent_framework import Agent, tool
     from agent_framework.openai import OpenAIChatClient, OpenAIChatCompletionClient
 
     if api == "chat":
         chat: Any = OpenAIChatCompletionClient(model="fake-model", async_client=client(base_url))
     else:
         chat = OpenAIChatClient(model="fake-model", async_client=client(base_url))
-    return Agent(client=chat, name="weather", instructions=INSTRUCTIONS, tools=[get_weather])
-
-
-def agent_framework_approval(base_url: str, api: str = "chat") -> Any:
-    """The Agent Framework agent whose ``get_weather`` needs approval (``always_require``)."""
-    from agent_framework import Agent, tool
-
-    chat = agent_framework_agent(base_url, api).client
-    weather = tool(get_weather, approval_mode="always_require")
+    weather = tool(get_weather, approval_mode="always_require") if approval else get_weather
     return Agent(client=chat, name="weather", instructions=INSTRUCTIONS, tools=[weather])
 
 
@@ -188,12 +172,12 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "openai_agent": lambda url: openai_agents_agent(url, "responses"),
     "openai_agent_chat": lambda url: openai_agents_agent(url, "chat"),
     "openai_triage": openai_agents_triage,
-    "openai_approval": openai_agents_approval,
+    "openai_approval": lambda url: openai_agents_agent(url, "responses", approval=True),
     "af_agent": lambda url: agent_framework_agent(url, "chat"),
     "af_agent_responses": lambda url: agent_framework_agent(url, "responses"),
     "af_workflow": agent_framework_workflow,
-    "af_approval": lambda url: agent_framework_approval(url, "chat"),
-    "af_approval_responses": lambda url: agent_framework_approval(url, "responses"),
+    "af_approval": lambda url: agent_framework_agent(url, "chat", approval=True),
+    "af_approval_responses": lambda url: agent_framework_agent(url, "responses", approval=True),
     "graph": lambda url: langgraph_graph(url, "chat"),
     "graph_responses": lambda url: langgraph_graph(url, "responses"),
     "graph_approval": lambda url: langgraph_graph(url, "chat", approval=True),
