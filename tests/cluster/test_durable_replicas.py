@@ -33,7 +33,7 @@ import openai
 import pytest
 
 from databases import TestDatabase, fresh_database
-from durable_agents import expected_text
+from durable_agents import executions, expected_text, last_started
 from helpers import wait_until
 from serverproc import ServerProcess
 
@@ -57,18 +57,6 @@ def executes(server: ServerProcess) -> bool:
     except httpx.HTTPError:
         return False
     return running > 0
-
-
-def executions(log: Path) -> collections.Counter[int]:
-    """How often each step ran, from the side file its executions append to."""
-    lines = log.read_text().split() if log.exists() else []
-    return collections.Counter(int(position) for position in lines[1::2])
-
-
-def last_started(log: Path) -> int:
-    """The step whose execution began last (-1: none yet)."""
-    lines = log.read_text().split() if log.exists() else []
-    return int(lines[-1]) if lines else -1
 
 
 def status(a: ServerProcess, b: ServerProcess, response_id: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import openai
 import pytest
 
-from durable_agents import expected_text
+from durable_agents import executions, expected_text, last_started
 from helpers import wait_terminal
 from outlast.client import Backoff, OutlastClient
 from serverproc import ServerProcess
@@ -52,18 +52,6 @@ def server_for(tmp_path: Path, agent: str, *args: str, **env: str) -> ServerProc
         args=list(args),
         env={"OUTLAST_TEST_STEP_LOG": str(tmp_path / "steps.log"), **env},
     )
-
-
-def executions(tmp_path: Path) -> collections.Counter[int]:
-    """How often each step ran, from the side file its executions append to."""
-    path = tmp_path / "steps.log"
-    lines = path.read_text().split() if path.exists() else []
-    return collections.Counter(int(position) for position in lines[1::2])
-
-
-def last_started(tmp_path: Path) -> int:
-    """The step whose execution began last (the only one a kill may make run again)."""
-    return int((tmp_path / "steps.log").read_text().split()[-1])
 
 
 def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
@@ -101,7 +89,7 @@ def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
                 if kills and f"step {kills[0][0]}:" in text:
                     time.sleep(kills.pop(0)[1])
                     server.kill()  # mid-run: within a step, or between two
-                    interrupted[last_started(tmp_path)] += 1
+                    interrupted[last_started(tmp_path / "steps.log")] += 1
                     killed = True
                     break
         except (openai.APIConnectionError, openai.APIError):
@@ -123,7 +111,7 @@ def test_a_journaled_run_killed_20_times_at_random_ends_as_if_never_interrupted(
     assert final.metadata["outlast_resumes"] == str(KILLS), seen
     # Each completed step ran once; a step ran again only once for each kill that interrupted it
     # (kills right after restarts, while the client catches up, can interrupt one step twice).
-    ran = executions(tmp_path)
+    ran = executions(tmp_path / "steps.log")
     assert sorted(ran) == list(range(STEPS)), seen
     assert all(count <= 1 + interrupted[step] for step, count in ran.items()), (seen, ran)
     # What a poll says is what the stream said.
@@ -137,7 +125,7 @@ def test_a_replay_that_takes_another_path_after_a_restart_fails_naming_both_step
     server = server_for(tmp_path, "variant", OUTLAST_TEST_VARIANT="a").start()
     created = server.client().responses.create(model="durable", input="go", background=True)
     deadline = time.monotonic() + 20
-    while executions(tmp_path).total() < 2:
+    while executions(tmp_path / "steps.log").total() < 2:
         assert time.monotonic() < deadline, "the two steps did not run"
         time.sleep(0.05)
     time.sleep(0.3)  # the second step's journal commits with the output after it
@@ -149,7 +137,7 @@ def test_a_replay_that_takes_another_path_after_a_restart_fails_naming_both_step
     assert response["status"] == "failed"
     message = response["error"]["message"]
     assert "'second:b'" in message and "'second:a'" in message
-    assert executions(tmp_path) == {0: 1, 1: 1}  # replay ran neither step again
+    assert executions(tmp_path / "steps.log") == {0: 1, 1: 1}  # replay ran neither step again
     restarted.stop()
 
 
@@ -171,7 +159,7 @@ def test_a_run_sleeping_durably_when_its_server_is_killed_wakes_after_the_restar
     assert response["status"] == "completed"
     assert response["output"][0]["content"][0]["text"] == "before\nafter\n"
     assert "outlast_resumes" not in response["metadata"]
-    assert executions(tmp_path) == {0: 1, 1: 1}
+    assert executions(tmp_path / "steps.log") == {0: 1, 1: 1}
     server.stop()
 
 
@@ -194,7 +182,7 @@ def test_a_question_answered_after_a_restart_continues_the_run_once(tmp_path: Pa
         client.responses.create(
             model="durable", input=[answer], previous_response_id=asked.id, background=True
         )
-    assert executions(tmp_path) == {0: 1, 1: 1}  # the plan was not made again
+    assert executions(tmp_path / "steps.log") == {0: 1, 1: 1}  # the plan was not made again
     server.stop()
 
 
@@ -213,7 +201,7 @@ def test_a_run_killed_during_its_very_first_step_is_resumed_not_failed(tmp_path:
         model="durable", input="steps=3 delay=1.0", background=True
     )
     deadline = time.monotonic() + 20
-    while executions(tmp_path).total() < 1:
+    while executions(tmp_path / "steps.log").total() < 1:
         assert time.monotonic() < deadline, "the first step did not start"
         time.sleep(0.02)
     server.kill()  # within step 0's second of work
@@ -222,5 +210,5 @@ def test_a_run_killed_during_its_very_first_step_is_resumed_not_failed(tmp_path:
     assert response["status"] == "completed", response
     assert response["output"][0]["content"][0]["text"] == expected_text(3)
     assert response["metadata"]["outlast_resumes"] == "1"
-    assert executions(tmp_path) == {0: 2, 1: 1, 2: 1}  # the interrupted step, again
+    assert executions(tmp_path / "steps.log") == {0: 2, 1: 1, 2: 1}  # the interrupted step, again
     server.stop()

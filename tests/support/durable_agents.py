@@ -8,6 +8,7 @@ server can tell which steps ran, and how often. Prompts: ``steps=N delay=S`` (se
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import re
 import time
@@ -34,6 +35,19 @@ def record_execution(log: str, response_id: str, position: int, delay: float) ->
         file.write(f"{response_id} {position}\n")
     time.sleep(delay)
     return position * position
+
+
+def executions(log: Path) -> collections.Counter[int]:
+    """How often each step ran, read from the log its executions append to."""
+    lines = log.read_text().split() if log.exists() else []
+    return collections.Counter(int(position) for position in lines[1::2])
+
+
+def last_started(log: Path) -> int:
+    """The step whose execution began last (the only one a kill may make run again; -1: none
+    yet)."""
+    lines = log.read_text().split() if log.exists() else []
+    return int(lines[-1]) if lines else -1
 
 
 def expected_text(steps: int) -> str:
