@@ -205,6 +205,16 @@ def wait_run_status(page: Any, status: str, timeout: float = 60_000) -> None:
     )
 
 
+def wait_next_run(page: Any, response_id: str) -> str:
+    """The id of the run the page opens next, in place of ``response_id``'s."""
+    page.wait_for_function(
+        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
+        arg=response_id,
+    )
+    next_id: str = page.url.rsplit("/", 1)[1]
+    return next_id
+
+
 def plain_text(page: Any) -> str:
     """What the page shows as the run's output_text (the "output_text" view)."""
     text: str = page.eval_on_selector("#output-text", "el => el.textContent")
@@ -671,11 +681,7 @@ def test_a_run_waiting_for_input_is_answered_from_its_page_and_goes_on(
 
     page.fill("#answer", "yes")
     page.click("#answer-submit")
-    page.wait_for_function(
-        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
-        arg=response_id,
-    )
-    continued = page.url.rsplit("/", 1)[1]
+    continued = wait_next_run(page, response_id)
     wait_run_status(page, "completed")
     response = wait_ended(api, continued)
     assert response["previous_response_id"] == response_id
@@ -697,11 +703,7 @@ def test_a_running_run_is_steered_from_its_page_and_its_successor_opens(
     page.wait_for_selector("#steer-note >> text=Accepted")
     page.screenshot(path=str(artefacts / "console-steer.png"))
     gate.touch()  # the agent goes on: its next message is a boundary, where the steer lands
-    page.wait_for_function(
-        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
-        arg=response_id,
-    )
-    successor_id = page.url.rsplit("/", 1)[1]
+    successor_id = wait_next_run(page, response_id)
     wait_run_status(page, "completed")
 
     steered = api.get(f"/v1/responses/{response_id}").json()
@@ -906,11 +908,7 @@ def test_steering_input_for_a_run_that_ends_waiting_for_input_goes_first_in_its_
     page.wait_for_selector("text=Your steering input waits for the answer below")
     page.fill("#answer", '{"found": true}')
     page.click("#answer-submit")
-    page.wait_for_function(
-        "old => location.hash.startsWith('#/runs/resp_') && location.hash !== '#/runs/' + old",
-        arg=response_id,
-    )
-    continued = page.url.rsplit("/", 1)[1]
+    continued = wait_next_run(page, response_id)
     wait_run_status(page, "completed")
 
     response = wait_ended(api, continued)
