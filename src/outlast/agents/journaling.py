@@ -76,6 +76,7 @@ async def streamed_step(
     name: str,
     run: Callable[[Callable[[Any], None]], Awaitable[Any]],
     outcome: Outcome,
+    finish: Callable[[Any], Awaitable[Any]] | None = None,
 ) -> AsyncIterator[Any]:
     """Run ``run(emit)`` as the journaled step ``name``, yielding whatever it emits as it does.
 
@@ -83,6 +84,12 @@ async def streamed_step(
     in a task of its own, so that what it emits can be yielded while it goes on; the step is
     journaled only after the consumer of this generator has taken every emitted item (asked
     for the next one). Closing or cancelling the generator cancels ``run``.
+
+    ``finish``, when given, is awaited with what ``run`` returned once the consumer has taken
+    every item, and its return is the step's result instead: for a result built from the items
+    themselves, which their consumer may still change while ``run`` goes on (Agent Framework
+    gives each function call it is handed an id): built any earlier, the journal would hold
+    something the live run never saw.
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
     handed = asyncio.Event()
@@ -96,7 +103,7 @@ async def streamed_step(
             _inside.reset(token)
         queue.put_nowait(_END)
         await handed.wait()  # every output is in the run before the step is journaled
-        return result
+        return result if finish is None else await finish(result)
 
     task = asyncio.ensure_future(body() if _inside.get() else request.step(name, body))
     # A replayed step (or a failed one) ends the loop below too.

@@ -27,6 +27,7 @@ the response that answers continues from the journaled session with the approval
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -182,27 +183,41 @@ class _Steps:
         name = f"model:{self.model_calls}"
         self.model_calls += 1
         outcome = journaling.Outcome()
+        finalizer = getattr(inner, "_finalizer", None) or af.ChatResponse.from_updates
+        handed: list[Any] = []
 
-        async def call(emit: Callable[[Any], None]) -> Any:
+        async def call(emit: Callable[[Any], None]) -> None:
             async for update in inner:
                 # The call's own counts, read here: what the function-calling loop passes on
                 # adds up the counts of the calls before.
                 for content in update.contents or ():
                     if content.type == "usage":
                         self.usage += _usage(content.usage_details)
+                # A copy: the function-calling loop changes what it is handed (it gives each
+                # call an id), and the inner stream assembles its response from its own
+                # updates as soon as they end, which would mix the two (a call twice, its
+                # first deltas apart) and leave the loop's updates changed too.
+                update = copy.deepcopy(update)
+                handed.append(update)
                 emit(update)
-            final = await inner.get_final_response()
-            return final.to_dict()
+
+        async def final(_: None) -> Any:
+            # Assembled, as the loop's own response is, once the loop has taken every update,
+            # from copies (assembling can change the updates it reads).
+            response = finalizer(copy.deepcopy(handed))
+            if inspect.isawaitable(response):
+                response = await response
+            return response.to_dict()
 
         async def updates() -> AsyncIterator[Any]:
-            async for update in journaling.streamed_step(self.request, name, call, outcome):
+            steps = journaling.streamed_step(self.request, name, call, outcome, final)
+            async for update in steps:
                 yield update
             if outcome.replayed and outcome.result is not None:
                 for update in af.ChatResponse.from_dict(outcome.result).to_updates():
                     self.replayed.add(id(update))
                     yield update
 
-        finalizer = getattr(inner, "_finalizer", None) or af.ChatResponse.from_updates
         return af.ResponseStream(updates(), finalizer=finalizer)
 
     def function_middleware(self) -> Any:
