@@ -11,6 +11,7 @@ Either way the run's final line (how it ended, how long it took, how many events
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Protocol
@@ -107,7 +108,17 @@ class JsonLinesDisplay(PlainDisplay):
 
 
 class RichDisplay:
-    """Streamed text above a live status line, on a terminal."""
+    """Streamed text above a live status line, on a terminal.
+
+    Every write to the terminal holds one lock, the status line's refreshes included: they are
+    made by a ticker thread of this class's own, not by ``rich``'s auto-refresh, whose thread
+    takes only the live display's lock while it works out where the cursor is, not while it
+    writes. A line printed from the main thread at the same moment then lands at the end of the
+    status line instead of in its place.
+    """
+
+    REFRESH = 1 / 8
+    """Seconds between two redraws of the status line (its spinner and elapsed time)."""
 
     def __init__(self, console: Console, label: str) -> None:
         self.console = console
@@ -118,19 +129,29 @@ class RichDisplay:
         self.started = time.monotonic()
         self.spinner = Spinner("dots", style="cyan")
         self.live: Live | None = None
+        self.lock = threading.RLock()
+        self._ticking: threading.Event | None = None
 
     def _start(self) -> Live:
         if self.live is None:
             self.live = Live(
                 self,
                 console=self.console,
-                refresh_per_second=8,
+                auto_refresh=False,
                 transient=True,
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
-            self.live.start()
+            self.live.start(refresh=True)
+            stop = self._ticking = threading.Event()
+            threading.Thread(target=self._tick, args=(self.live, stop), daemon=True).start()
         return self.live
+
+    def _tick(self, live: Live, stop: threading.Event) -> None:
+        while not stop.wait(self.REFRESH):
+            with self.lock:
+                if not stop.is_set():
+                    live.refresh()
 
     def __rich__(self) -> RenderableType:
         elapsed = time.monotonic() - self.started
@@ -141,42 +162,47 @@ class RichDisplay:
         return self.spinner
 
     def text(self, delta: str) -> None:
-        live = self._start()
-        partial = self.partial + delta
-        if "\n" in partial:
-            *complete, partial = partial.split("\n")
-            for line in complete:
-                live.console.print(Text(line))
-        width = self.console.width
-        if cell_len(partial) > width:
-            # A long line without a newline: move its full-width rows up, keep the last one live.
-            rows = Text(partial).wrap(self.console, width)
-            for row in rows[:-1]:
-                live.console.print(row)
-            partial = rows[-1].plain if len(rows) else ""
-        self.partial = partial
-        live.refresh()
+        with self.lock:
+            live = self._start()
+            partial = self.partial + delta
+            if "\n" in partial:
+                *complete, partial = partial.split("\n")
+                for line in complete:
+                    live.console.print(Text(line))
+            width = self.console.width
+            if cell_len(partial) > width:
+                # A long line without a newline: move its full-width rows up, keep the last
+                # one live.
+                rows = Text(partial).wrap(self.console, width)
+                for row in rows[:-1]:
+                    live.console.print(row)
+                partial = rows[-1].plain if len(rows) else ""
+            self.partial = partial
+            live.refresh()
 
     def _flush_partial(self) -> None:
         if self.partial:
             self.console.print(Text(self.partial))
             self.partial = ""
 
+    def _line(self, line: str, style: str) -> None:
+        with self.lock:
+            live = self._start()
+            self._flush_partial()
+            live.console.print(Text(line, style=style))
+
     def aside(self, line: str) -> None:
-        live = self._start()
-        self._flush_partial()
-        live.console.print(Text(line, style="dim"))
+        self._line(line, "dim")
 
     def note(self, line: str) -> None:
-        live = self._start()
-        self._flush_partial()
-        live.console.print(Text(line, style="yellow"))
+        self._line(line, "yellow")
 
     def status(self, state: str, events: int) -> None:
         # Called with "connecting" before the first request: the status line shows at once
         # that something is going on, however long the server takes to answer.
-        self.state, self.events = state, events
-        self._start()
+        with self.lock:
+            self.state, self.events = state, events
+            self._start()
 
     def set_label(self, label: str) -> None:
         self.label = label
@@ -191,10 +217,14 @@ class RichDisplay:
         )
 
     def pause(self) -> None:
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-        self._flush_partial()
+        with self.lock:
+            if self._ticking is not None:
+                self._ticking.set()
+                self._ticking = None
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
+            self._flush_partial()
 
 
 def print_listing(console: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
