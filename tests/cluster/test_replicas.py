@@ -296,6 +296,41 @@ def test_a_run_created_on_one_replica_is_polled_streamed_resumed_and_chained_thr
     assert marker_lines(marker) == [f"started {pid(a)}", f"finished {pid(a)}"]
 
 
+def test_a_poll_through_another_replica_holds_every_event_committed_so_far(
+    replica: Replicas, tmp_path: Path
+) -> None:
+    # The executing replica stores the run's snapshot only now and then; B folds the events
+    # committed since into it, so a poll (and a listing) through B is never behind B's stream.
+    a, b = replica(), replica()
+    marker = tmp_path / "marker"
+    with a.client() as on_a, b.client() as on_b:
+        rid = on_a.responses.create(
+            model="ticks", input=f"n=40 delay=0.05 marker={marker}", background=True
+        ).id
+        wait_for_line(marker, f"started {pid(a)}")
+        streamed, deltas_seen, polls = "", 0, 0
+        with on_b.responses.retrieve(rid, stream=True) as stream:
+            for event in stream:
+                if event.type != "response.output_text.delta":
+                    continue
+                streamed += event.delta
+                deltas_seen += 1
+                if deltas_seen % 5 == 0 and deltas_seen <= 30:  # (10 more to come: 0.5 s)
+                    polled = on_b.responses.retrieve(rid)
+                    assert polled.status == "in_progress"
+                    assert polled.output_text.startswith(streamed)
+                    assert ticks_text(40).startswith(polled.output_text)
+                    listed = httpx.get(f"{b.url}/v1/responses", params={"limit": 1}).json()
+                    [row] = listed["data"]
+                    assert row["id"] == rid
+                    assert "".join(
+                        part["text"] for item in row["output"] for part in item["content"]
+                    ).startswith(streamed)
+                    polls += 1
+        assert polls >= 3
+        assert on_b.responses.retrieve(rid).output_text == ticks_text(40)
+
+
 def test_tails_on_other_replicas_get_every_event_of_a_live_run_once_and_in_order(
     replica: Replicas, tmp_path: Path
 ) -> None:

@@ -145,6 +145,21 @@ def test_fold_rebuilds_the_state_a_crash_left_and_finishing_it_is_well_formed(cu
     assert final_text == texts
 
 
+def test_a_live_fold_of_any_prefix_of_the_log_is_the_state_the_run_had_there() -> None:
+    # What a poll through another replica shows: the stored snapshot (here the first one) with
+    # the events committed since folded in, the same object as the run's own live state.
+    call = FunctionCall(name="f", arguments="{}")
+    normalizer = new_normalizer()
+    events = normalizer.created() + normalizer.start()
+    snapshot = orjson.loads(orjson.dumps(normalizer.state.to_dict()))
+    states = []
+    for output in ["a", "b", call, FunctionCallOutput(call.call_id, "o"), "c", Message(), "d"]:
+        events += normalizer.feed(output)
+        states.append((len(events), orjson.loads(orjson.dumps(normalizer.state.to_dict()))))
+    for cut, live in states:
+        assert fold(snapshot, events[2:cut], live=True).to_dict() == live
+
+
 @pytest.mark.parametrize("cut", range(3, 14))
 def test_fold_closes_a_function_call_or_reasoning_that_was_streaming_when_it_stopped(
     cut: int,

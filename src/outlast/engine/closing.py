@@ -38,13 +38,14 @@ from outlast.engine.run import (
     stored_max_attempts,
 )
 from outlast.observe.base import Observer, RunInfo
-from outlast.protocol.events import Event
+from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.fold import fold
 from outlast.protocol.jsonbytes import dumps
 from outlast.protocol.normalizer import Normalizer
 from outlast.protocol.state import ResponseState
 from outlast.store.base import (
     Fenced,
+    ListedResponse,
     OutboxRow,
     ResponseRecord,
     SnapshotUpdate,
@@ -225,20 +226,37 @@ class Closer:
 
     # -- from the stored log -------------------------------------------------------------------
 
-    async def load(self, record: ResponseRecord) -> Normalizer:
-        """A normaliser continuing a response from its snapshot and committed events."""
+    async def _events_after_snapshot(self, record: ResponseRecord | ListedResponse) -> list[Event]:
         events: list[Event] = []
         after = record.snapshot_seq
         while True:
             page = await self.store.read_events(record.id, after, 5000)
             if not page:
-                break
+                return events
             events.extend(page)
             after = page[-1].seq
+
+    async def load(self, record: ResponseRecord) -> Normalizer:
+        """A normaliser continuing a response from its snapshot and committed events."""
+        events = await self._events_after_snapshot(record)
         state = fold(orjson.loads(record.snapshot), events)
-        # ``after`` is now the last committed sequence number: the log was read to its end.
-        # (A log that already ends with a terminal event gives a finished normaliser.)
-        return Normalizer(state, next_seq=after + 1)
+        # The log was read to its end: the next sequence number follows its last event. (A log
+        # that already ends with a terminal event gives a finished normaliser.)
+        return Normalizer(state, next_seq=events[-1].seq + 1 if events else record.snapshot_seq + 1)
+
+    async def current(self, record: ResponseRecord | ListedResponse) -> bytes:
+        """A stored response as a poll shows it: as of its last committed event.
+
+        A running response's stored snapshot is refreshed only now and then
+        (:data:`~outlast.engine.executor.SNAPSHOT_INTERVAL`, and at every status change), so
+        the events committed since are folded into it here; an ended one's is its final state.
+        """
+        if record.status in TERMINAL_STATUSES:
+            return record.snapshot
+        events = await self._events_after_snapshot(record)
+        if not events:
+            return record.snapshot
+        return dumps(fold(orjson.loads(record.snapshot), events, live=True).to_dict())
 
     async def end_from_log(self, record: ResponseRecord, outcome: Outcome) -> None:
         """End a response that runs nowhere, from its log: its terminal event, then its state."""

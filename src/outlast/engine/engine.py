@@ -288,7 +288,7 @@ class Engine:
             await self.writer.settled(ticket)
             if not run.lost:
                 return body
-        return (await self.record(response_id, owner)).snapshot
+        return await self.closer.current(await self.record(response_id, owner))
 
     async def stream(
         self, response_id: str, owner: str, after: int, *, client: bool = True
@@ -395,7 +395,7 @@ class Engine:
                 page.append((record.id, orjson.dumps(run.state.to_dict()), None))
                 live = True
             else:
-                page.append((record.id, record.snapshot, record.ended_at))
+                page.append((record.id, await self.closer.current(record), record.ended_at))
         if live:  # returned once what the live runs' objects hold is durable (see get)
             await self.writer.settled(ticket)
         return page, has_more

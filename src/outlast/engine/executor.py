@@ -59,15 +59,18 @@ from outlast.engine.steering import Steering
 from outlast.observe.base import Observer
 from outlast.protocol.events import Event
 from outlast.protocol.normalizer import Normalizer
-from outlast.protocol.outputs import FunctionCall
+from outlast.protocol.outputs import FunctionCall, Usage
 from outlast.store.base import Fenced, ResponseRecord
 from outlast.store.writer import GroupCommitWriter
 
 log = logging.getLogger("outlast.runs")
 
 # While a run streams, its stored snapshot is refreshed at most this often (and at every status
-# change); polls of a live run on this server read the in-memory state, which is always current.
-SNAPSHOT_INTERVAL = 1.0
+# change, and after each model call's token counts, which only snapshots hold). Polls of a live
+# run on this server read the in-memory state; those of one running elsewhere fold the events
+# committed since its snapshot into it (Closer.current): both are always current. Rarer, a run
+# emitting once a second paid a snapshot with every event (its JSON and a row update).
+SNAPSHOT_INTERVAL = 10.0
 # A stopped agent that swallows CancelledError gets this long before the engine ends its response
 # without it (cancel must take effect within a second).
 STOP_GRACE = 0.9
@@ -263,6 +266,8 @@ class Executor:
                         continue
                 if watch and type(output) is not str:  # text deltas are never watched
                     self.observe.agent_output(run.id, output)
+                if type(output) is Usage:
+                    run.snapshot_at = 0.0  # the counts are in the next snapshot: see above
                 if events:
                     self.emit(run, events)
                 count += 1

@@ -15,8 +15,13 @@ from outlast.protocol.events import Event
 from outlast.protocol.state import ResponseState
 
 
-def fold(snapshot: dict[str, Any], events: Iterable[Event]) -> ResponseState:
-    """Apply ``events`` (in order, all after ``snapshot``) to ``snapshot``."""
+def fold(snapshot: dict[str, Any], events: Iterable[Event], *, live: bool = False) -> ResponseState:
+    """Apply ``events`` (in order, all after ``snapshot``) to ``snapshot``.
+
+    ``live``: the run goes on elsewhere (the state is what a poll shows), so a message it has
+    opened without text yet stays ``in_progress``; otherwise it is ``incomplete``, as the run
+    that opened it is gone.
+    """
     state = ResponseState(dict(snapshot))
     # Text deltas are gathered per (item, part) and joined once, not appended one by one.
     pending: dict[tuple[int, int], list[str]] = {}
@@ -74,6 +79,6 @@ def fold(snapshot: dict[str, Any], events: Iterable[Event]) -> ResponseState:
                 if item.get("content"):
                     state.open_item, state.open_part = index, len(item["content"]) - 1
                     state.chunks = [item["content"][-1].get("text", "")]
-                else:
+                elif not live:
                     item["status"] = "incomplete"
     return state

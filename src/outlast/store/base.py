@@ -82,6 +82,9 @@ class ListedResponse:
     ended_at: float | None = None
     """When it ended (any terminal status): the response object says so only for a completed
     one (``completed_at``), so the listing carries it beside them."""
+    status: str = "completed"
+    snapshot_seq: int = -1
+    """The last event the snapshot holds: a running response's later ones are folded into it."""
 
 
 @dataclass(slots=True)

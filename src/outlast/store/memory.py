@@ -224,7 +224,10 @@ class MemoryStore(Store):
             page.append(record)
             if len(page) > limit:
                 break
-        listed = [ListedResponse(r.id, r.snapshot, r.ended_at) for r in page[:limit]]
+        listed = [
+            ListedResponse(r.id, r.snapshot, r.ended_at, r.status, r.snapshot_seq)
+            for r in page[:limit]
+        ]
         return listed, len(page) > limit
 
     async def response_counts(self, owner: str, *, since: float, bucket: float) -> ResponseCounts:

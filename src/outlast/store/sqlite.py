@@ -328,11 +328,14 @@ class SQLiteStore(Store):
                 params.append(status)
             direction = "DESC" if descending else "ASC"
             rows = conn.execute(
-                f"SELECT id, snapshot, ended_at FROM responses WHERE {' AND '.join(where)} "
+                f"SELECT id, snapshot, ended_at, status, snapshot_seq FROM responses WHERE {' AND '.join(where)} "
                 f"ORDER BY created_at {direction}, id {direction} LIMIT ?",
                 (*params, limit + 1),
             ).fetchall()
-            page = [ListedResponse(row[0], bytes(row[1]), row[2]) for row in rows[:limit]]
+            page = [
+                ListedResponse(row[0], bytes(row[1]), row[2], row[3], row[4])
+                for row in rows[:limit]
+            ]
             return page, len(rows) > limit
 
         return await self._read(query)

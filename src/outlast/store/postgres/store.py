@@ -243,11 +243,11 @@ class PostgresStore(SharedStore):
             params.append(limit + 1)
             direction = "DESC" if descending else "ASC"
             rows = await conn.fetch(
-                f"SELECT id, snapshot, ended_at FROM responses WHERE {' AND '.join(where)} "
+                f"SELECT id, snapshot, ended_at, status, snapshot_seq FROM responses WHERE {' AND '.join(where)} "
                 f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(params)}",
                 *params,
             )
-            page = [ListedResponse(row[0], row[1], row[2]) for row in rows[:limit]]
+            page = [ListedResponse(*row) for row in rows[:limit]]
             return page, len(rows) > limit
 
         return await self._run(query)
