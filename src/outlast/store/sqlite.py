@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from outlast.protocol.events import Event
 from outlast.store.base import (
@@ -37,9 +40,12 @@ from outlast.store.base import (
     pack_steps,
     unpack_steps,
 )
+from outlast.store.sqlite_log import APPEND_SQL, SETTLE_SQL, Unsettled, merged
 from outlast.store.sqlite_schema import MIGRATIONS, migrate
 
 T = TypeVar("T")
+
+log = logging.getLogger("outlast.store")
 
 __all__ = ["MIGRATIONS", "SQLiteStore", "sqlite_path"]
 
@@ -74,12 +80,12 @@ def _record(row: tuple[Any, ...]) -> ResponseRecord:
 # load (measured: 200 ms before the first event of a 20,000-delta run). One statement per chunk
 # releases it a handful of times per batch instead.
 EVENT_CHUNK_ROWS = 500
-_EVENT_INSERT = "INSERT INTO events (response_id, seq, type, data) VALUES "
 
 
 @functools.lru_cache(maxsize=64)
 def _events_sql(rows: int) -> str:
-    return _EVENT_INSERT + ",".join(["(?, ?, ?, ?)"] * rows)
+    # Appended to the log; moved into ``events`` in bulk later (outlast.store.sqlite_log).
+    return APPEND_SQL + ",".join(["(?, ?, ?, ?)"] * rows)
 
 
 def _insert_events(conn: sqlite3.Connection, events: list[tuple[str, Event]]) -> None:
@@ -133,6 +139,7 @@ class SQLiteStore(Store):
         self._write_conn: sqlite3.Connection | None = None
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._unsettled = Unsettled()
 
     # -- connections ------------------------------------------------------------------------
 
@@ -167,10 +174,13 @@ class SQLiteStore(Store):
         loop = asyncio.get_running_loop()
         self._write_conn = await loop.run_in_executor(self._writer, self._connect)
         await self._on_writer(migrate)
+        # What a crash left in the log: nothing knows of it but the log (see sqlite_log).
+        await self._on_writer(self._settle)
 
     async def close(self) -> None:
         if self._write_conn is not None:
             conn = self._write_conn
+            await self._on_writer(self._settle)
             await self._on_writer(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)"))
             self._writer.submit(conn.close).result()
             self._write_conn = None
@@ -186,8 +196,24 @@ class SQLiteStore(Store):
     async def write(self, batch: WriteBatch) -> None:
         await self._on_writer(lambda conn: self._write(conn, batch))
 
-    @staticmethod
-    def _write(conn: sqlite3.Connection, batch: WriteBatch) -> None:
+    def _settle(self, conn: sqlite3.Connection) -> None:
+        """Move the event log into ``events`` (outlast.store.sqlite_log), in one transaction."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(SETTLE_SQL)
+            conn.execute("DELETE FROM event_log")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._unsettled.settled()
+
+    def _write(self, conn: sqlite3.Connection, batch: WriteBatch) -> None:
+        if self._unsettled.due():
+            try:
+                self._settle(conn)
+            except sqlite3.Error as exc:  # the log stays where it is, readable: next time
+                log.warning("could not move the event log into the events table: %s", exc)
         conn.execute("BEGIN IMMEDIATE")
         try:
             if batch.new_responses:
@@ -230,6 +256,13 @@ class SQLiteStore(Store):
             if batch.deletes:
                 ids = [(rid,) for rid in batch.deletes]
                 conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
+                if self._unsettled.count:
+                    # The log has no index: one pass over it for all of them.
+                    conn.execute(
+                        "DELETE FROM event_log WHERE response_id IN "
+                        "(SELECT value FROM json_each(?))",
+                        (orjson.dumps(batch.deletes).decode(),),
+                    )
                 conn.executemany("DELETE FROM steps WHERE response_id = ?", ids)
                 conn.executemany("DELETE FROM input_items WHERE response_id = ?", ids)
                 conn.executemany("DELETE FROM responses WHERE id = ?", ids)
@@ -237,6 +270,10 @@ class SQLiteStore(Store):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if batch.events:
+            self._unsettled.committed(batch.events)
+        if batch.deletes:
+            self._unsettled.deleted(batch.deletes)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -256,6 +293,10 @@ class SQLiteStore(Store):
         return await self._read(query)
 
     async def read_events(self, response_id: str, after: int, limit: int) -> list[Event]:
+        unsettled = self._unsettled.after(response_id, after)  # first: see sqlite_log
+        if unsettled and unsettled[0].seq == after + 1:
+            return unsettled[:limit]  # all of it is still in the log
+
         def query(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
                 "SELECT seq, type, data FROM events WHERE response_id = ? AND seq > ? "
@@ -264,7 +305,7 @@ class SQLiteStore(Store):
             ).fetchall()
             return [Event(seq, kind, bytes(data)) for seq, kind, data in rows]
 
-        return await self._read(query)
+        return merged(await self._read(query), unsettled, limit)
 
     async def read_input(
         self, response_id: str, owner: str, *, after: str | None, limit: int, order: str

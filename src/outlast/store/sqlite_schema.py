@@ -96,6 +96,18 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX steers_by_response ON steers (response_id, created_at);
     """,
+    # 7: events are appended here at commit, in commit order, and moved into ``events`` in
+    # bulk (outlast.store.sqlite_log): a commit of one event each of many runs writes a few
+    # pages instead of one per run.
+    """
+    CREATE TABLE event_log (
+        id INTEGER PRIMARY KEY,
+        response_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data BLOB NOT NULL
+    );
+    """,
 ]
 
 
