@@ -195,3 +195,36 @@ async def test_a_move_between_the_two_halves_of_a_read_loses_nothing(
     monkeypatch.setattr(store, "_read", query_then_move)
     assert seqs(await store.read_events("resp_a", -1, 100)) == [0, 1, 2, 3, 4]
     assert in_tables(path) == (0, 5)
+
+
+async def test_a_response_with_many_events_in_a_commit_has_them_written_straight_to_events(
+    store: SQLiteStore, path: Path
+) -> None:
+    # A run streaming fast: its events share their pages in ``events`` already. Its slow start
+    # and end are logged; the reads are the same gapless run whichever the mix.
+    many = sqlite_log.DIRECT_EVENTS
+    await store.write(WriteBatch(new_responses=[record("resp_a"), record("resp_b")]))
+    await write(store, "resp_a", events(0, 2))
+    await store.write(
+        WriteBatch(
+            events=[("resp_a", e) for e in events(3, 2 + many)] + [("resp_b", events(0, 0)[0])]
+        )
+    )
+    await write(store, "resp_a", events(3 + many, 4 + many))
+    assert in_tables(path) == (3 + 1 + 2, many)
+    last = 4 + many
+    for after in range(-1, last + 1):
+        for limit in (1, 3, many, 1000):
+            expected = list(range(after + 1, last + 1))[:limit]
+            assert seqs(await store.read_events("resp_a", after, limit)) == expected
+    assert seqs(await store.read_events("resp_b", -1, 10)) == [0]
+
+
+def test_a_read_returns_only_the_gapless_run_after_its_point() -> None:
+    # A read racing a commit may see some of the commit's events and not others (in ``events``
+    # and not yet in its copy of the log): it returns what it can vouch for; the next gets more.
+    stored, unsettled = events(0, 2) + events(6, 8), events(4, 5)
+    assert seqs(sqlite_log.merged(-1, stored, unsettled, 100)) == [0, 1, 2]
+    assert seqs(sqlite_log.merged(2, events(4, 8), [], 100)) == []
+    assert seqs(sqlite_log.merged(3, stored, unsettled, 100)) == [4, 5, 6, 7, 8]
+    assert seqs(sqlite_log.merged(3, stored, unsettled, 2)) == [4, 5]

@@ -40,7 +40,14 @@ from outlast.store.base import (
     pack_steps,
     unpack_steps,
 )
-from outlast.store.sqlite_log import APPEND_SQL, SETTLE_SQL, Unsettled, merged
+from outlast.store.sqlite_log import (
+    APPEND_SQL,
+    DIRECT_SQL,
+    SETTLE_SQL,
+    Unsettled,
+    merged,
+    route,
+)
 from outlast.store.sqlite_schema import MIGRATIONS, migrate
 
 T = TypeVar("T")
@@ -83,18 +90,17 @@ EVENT_CHUNK_ROWS = 500
 
 
 @functools.lru_cache(maxsize=64)
-def _events_sql(rows: int) -> str:
-    # Appended to the log; moved into ``events`` in bulk later (outlast.store.sqlite_log).
-    return APPEND_SQL + ",".join(["(?, ?, ?, ?)"] * rows)
+def _events_sql(insert: str, rows: int) -> str:
+    return insert + ",".join(["(?, ?, ?, ?)"] * rows)
 
 
-def _insert_events(conn: sqlite3.Connection, events: list[tuple[str, Event]]) -> None:
+def _insert_events(conn: sqlite3.Connection, insert: str, events: list[tuple[str, Event]]) -> None:
     for start in range(0, len(events), EVENT_CHUNK_ROWS):
         chunk = events[start : start + EVENT_CHUNK_ROWS]
         params: list[Any] = []
         for response_id, event in chunk:
             params += (response_id, event.seq, event.type, event.data)
-        conn.execute(_events_sql(len(chunk)), params)
+        conn.execute(_events_sql(insert, len(chunk)), params)
 
 
 _INPUT_INSERT = "INSERT OR IGNORE INTO input_items (response_id, position, item_id, item) VALUES "
@@ -228,8 +234,12 @@ class SQLiteStore(Store):
                     ],
                 )  # fmt: skip
                 _insert_input_items(conn, batch.new_responses)
-            if batch.events:
-                _insert_events(conn, batch.events)
+            # Appended to the log, or straight to ``events`` (outlast.store.sqlite_log).
+            logged, direct = route(batch.events) if batch.events else ([], [])
+            if logged:
+                _insert_events(conn, APPEND_SQL, logged)
+            if direct:
+                _insert_events(conn, DIRECT_SQL, direct)
             if batch.steps:
                 conn.executemany(
                     "INSERT OR IGNORE INTO steps (response_id, position, steps) VALUES (?, ?, ?)",
@@ -270,8 +280,8 @@ class SQLiteStore(Store):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        if batch.events:
-            self._unsettled.committed(batch.events)
+        if logged:
+            self._unsettled.committed(logged)
         if batch.deletes:
             self._unsettled.deleted(batch.deletes)
 
@@ -294,8 +304,8 @@ class SQLiteStore(Store):
 
     async def read_events(self, response_id: str, after: int, limit: int) -> list[Event]:
         unsettled = self._unsettled.after(response_id, after)  # first: see sqlite_log
-        if unsettled and unsettled[0].seq == after + 1:
-            return unsettled[:limit]  # all of it is still in the log
+        if 0 < limit <= len(unsettled) and unsettled[limit - 1].seq == after + limit:
+            return unsettled[:limit]  # a whole page of it still in the log
 
         def query(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
@@ -305,7 +315,7 @@ class SQLiteStore(Store):
             ).fetchall()
             return [Event(seq, kind, bytes(data)) for seq, kind, data in rows]
 
-        return merged(await self._read(query), unsettled, limit)
+        return merged(after, await self._read(query), unsettled, limit)
 
     async def read_input(
         self, response_id: str, owner: str, *, after: str | None, limit: int, order: str

@@ -9,18 +9,25 @@ without an index: a few pages per commit whatever the runs), and every :data:`SE
 events or :data:`SETTLE_SECONDS` one transaction moves the whole log into ``events``, where each
 response's new events then share their pages (``docs/benchmarks.md``, "The event path").
 
-Until they are moved, readers find a response's events here, in :class:`Unsettled` (the log has
-no index to find them by): the store is used by one process (``docs/replicas.md``), which
-committed them. The order of a read makes it complete and gapless (:meth:`Unsettled.after`):
-what it copies from here first, then what ``events`` holds, where a move made between the two
-can only have put events it already copied.
+A response with many events in one commit (one streaming fast) has them written straight to
+``events`` instead (:func:`route`): they share their pages there already, and moving them later
+would write them twice, and hold up commits while a large move runs.
+
+Until they are moved, readers find a response's logged events here, in :class:`Unsettled` (the
+log has no index to find them by): the store is used by one process (``docs/replicas.md``),
+which committed them. A read copies them from here first, then queries ``events``, and returns
+the gapless run of the two after its ``after`` (:func:`merged`): a move made in between can
+only have put in ``events`` what it copied already, and a commit made in between, whose events
+the read may see in one place and not the other, is after everything the read returns.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 
 from outlast.protocol.events import Event
 
@@ -29,7 +36,12 @@ SETTLE_EVENTS = 10_000
 SETTLE_SECONDS = 5.0
 """How long an event stays in the log at most, while writes come (the next one moves it)."""
 
+DIRECT_EVENTS = 16
+"""A response with at least this many events in a commit has them written straight to
+``events``."""
+
 APPEND_SQL = "INSERT INTO event_log (response_id, seq, type, data) VALUES "
+DIRECT_SQL = "INSERT OR IGNORE INTO events (response_id, seq, type, data) VALUES "
 
 # OR IGNORE: an event written twice (a batch retried) is stored once, as on PostgreSQL.
 SETTLE_SQL = (
@@ -100,11 +112,39 @@ class Unsettled:
             return [event for event in events if event.seq > after]
 
 
-def merged(stored: list[Event], unsettled: list[Event], limit: int) -> list[Event]:
-    """``events``' rows then the unsettled ones that follow them, at most ``limit``."""
-    if not unsettled:
-        return stored
-    last = stored[-1].seq if stored else -1
-    stored += [event for event in unsettled if event.seq > last]
-    del stored[limit:]
-    return stored
+Routed = list[tuple[str, Event]]
+
+
+def route(events: Routed) -> tuple[Routed, Routed]:
+    """A commit's events as ``(logged, direct)``: those of responses with fewer than
+    :data:`DIRECT_EVENTS` of them in it are appended to the log, the others written to
+    ``events``."""
+    counts = Counter(map(itemgetter(0), events))
+    many = {rid for rid, n in counts.items() if n >= DIRECT_EVENTS}
+    if not many:
+        return events, []
+    if len(many) == len(counts):
+        return [], events
+    return (
+        [pair for pair in events if pair[0] not in many],
+        [pair for pair in events if pair[0] in many],
+    )
+
+
+def merged(after: int, stored: list[Event], unsettled: list[Event], limit: int) -> list[Event]:
+    """The gapless run after ``after`` of ``events``' rows and the unsettled events, at most
+    ``limit`` (see the module's docstring: what a read cannot vouch for yet is left out)."""
+    if not unsettled and (not stored or stored[-1].seq - after == len(stored)):
+        return stored  # the common case: everything settled, in one gapless page
+    by_seq = {event.seq: event for event in unsettled}
+    for event in stored:
+        by_seq.setdefault(event.seq, event)
+    run: list[Event] = []
+    seq = after + 1
+    while len(run) < limit:
+        found = by_seq.get(seq)
+        if found is None:
+            break
+        run.append(found)
+        seq += 1
+    return run
