@@ -113,6 +113,7 @@ class ClusterPlacement(Placement):
             cancel=self._on_cancel,
             deleted=self._on_deleted,
             reconnected=self._on_reconnected,
+            origin=self.worker_id,
         )
         self._spawn(self.store.listen(listener), "outlast-listen")
         self._spawn(self._heartbeat(), "outlast-heartbeat")

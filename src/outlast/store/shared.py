@@ -60,6 +60,9 @@ class Listener:
     """These responses were deleted: forget anything cached about them."""
     reconnected: Callable[[], None]
     """The notification channel was down for a while: anything may have been missed."""
+    origin: str | None = None
+    """This replica's worker id: the notices of its own commits (which every listener gets,
+    its own too) are dropped unread."""
 
 
 class SharedStore(Store):

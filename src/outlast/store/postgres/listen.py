@@ -81,6 +81,8 @@ def dispatch(listener: Listener, channel: str, payload: str) -> None:
     """Hand one notification to ``listener``; a handler's failure is logged, never raised."""
     try:
         if channel == CHANNEL_EVENTS:
+            if listener.origin is not None and payload.startswith(listener.origin + "\n"):
+                return  # this replica's own commits: its readers have them already
             origin, *lines = payload.split("\n")
             committed = []
             for line in lines:
