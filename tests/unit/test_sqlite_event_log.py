@@ -228,3 +228,13 @@ def test_a_read_returns_only_the_gapless_run_after_its_point() -> None:
     assert seqs(sqlite_log.merged(2, events(4, 8), [], 100)) == []
     assert seqs(sqlite_log.merged(3, stored, unsettled, 100)) == [4, 5, 6, 7, 8]
     assert seqs(sqlite_log.merged(3, stored, unsettled, 2)) == [4, 5]
+
+
+async def test_a_delete_in_the_batch_that_logs_a_responses_events_leaves_none_of_them(
+    store: SQLiteStore, path: Path
+) -> None:
+    await store.write(WriteBatch(new_responses=[record("resp_a")]))
+    await store.write(WriteBatch(events=[("resp_a", e) for e in events(0, 2)], deletes=["resp_a"]))
+    assert in_tables(path) == (0, 0)
+    await store.close()  # (the fixture closes it again: a no-op)
+    assert in_tables(path) == (0, 0)

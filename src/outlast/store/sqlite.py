@@ -266,7 +266,7 @@ class SQLiteStore(Store):
             if batch.deletes:
                 ids = [(rid,) for rid in batch.deletes]
                 conn.executemany("DELETE FROM events WHERE response_id = ?", ids)
-                if self._unsettled.count:
+                if self._unsettled.count or logged:
                     # The log has no index: one pass over it for all of them.
                     conn.execute(
                         "DELETE FROM event_log WHERE response_id IN "
