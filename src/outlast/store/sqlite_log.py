@@ -31,9 +31,9 @@ from operator import itemgetter
 
 from outlast.protocol.events import Event
 
-SETTLE_EVENTS = 10_000
+SETTLE_EVENTS = 20_000
 """Events in the log past which the next write moves it into ``events`` first."""
-SETTLE_SECONDS = 5.0
+SETTLE_SECONDS = 10.0
 """How long an event stays in the log at most, while writes come (the next one moves it)."""
 
 DIRECT_EVENTS = 16
