@@ -204,7 +204,7 @@ class EngineRequestHandler(TurnFollowing, RequestHandler):
             await self._note(row, response)
             return response, await self._live_time(row, response)
         record = await self._record(row)
-        response = orjson.loads(record.snapshot)
+        response = orjson.loads(await self.engine.current(record))
         await self._note(row, response, record.ended_at, record.expires_at)
         return response, record.ended_at
 
@@ -625,7 +625,8 @@ class EngineRequestHandler(TurnFollowing, RequestHandler):
         if kept is not None and kept[0] is record.snapshot:
             self._finished.move_to_end(row.task_id)
             return cut_history(kept[1], params)
-        response = orjson.loads(record.snapshot)
+        # Running on another replica: its snapshot with the events committed since.
+        response = orjson.loads(await self.engine.current(record))
         if pending_call(response) is not None:
             # Waiting for input, as far as the cached row knows: a message may have answered it
             # since (here or on another replica), making another run its current turn.

@@ -290,6 +290,11 @@ class Engine:
                 return body
         return await self.closer.current(await self.record(response_id, owner))
 
+    async def current(self, record: ResponseRecord) -> bytes:
+        """A stored response (not executing here) as a poll shows it: as of its last committed
+        event (the snapshot of a running one is refreshed only now and then)."""
+        return await self.closer.current(record)
+
     async def stream(
         self, response_id: str, owner: str, after: int, *, client: bool = True
     ) -> AsyncIterator[list[Event]]:
