@@ -124,12 +124,15 @@ def agent_framework_workflow(base_url: str) -> Any:
     return WorkflowBuilder(start_executor=agent).build().as_agent(name="weather-workflow")
 
 
-def approved_weather(city: str) -> str:
+async def approved_weather(city: str) -> str:
     """Get the current weather in a city."""
     from langgraph.types import interrupt
 
     # LangGraph's human in the loop: the node stops here until the graph is resumed with an
-    # answer, and then runs again from its start, interrupt() returning the answer.
+    # answer, and then runs again from its start, interrupt() returning the answer. Async: the
+    # ToolNode runs two calls of a sync tool in threads, which reach interrupt() in either
+    # order, and LangGraph hands a node's answers to its interrupt() calls in the order they
+    # are reached (docs/agents.md, "Tool approvals and interrupt()").
     answer = interrupt({"question": "Look up the weather?", "city": city})
     if answer != "yes":
         return f"Not looked up: the user said {answer!r}."
