@@ -48,6 +48,7 @@ from a2a_support import (
     until_final,
     user_message,
     wait_for_task,
+    wait_for_tool_call,
 )
 from a2a_support import a2a_client as support_client
 from databases import fresh_database
@@ -197,14 +198,7 @@ async def test_steering_input_for_a_run_that_ends_waiting_for_input_goes_first_i
     gate = tmp_path / "gate"
     async with a2a_client(server) as client:
         task = await working(client, "steer_tool", gate, "looking it up")
-        await wait_for_task(
-            client,
-            task.id,
-            lambda t: any(
-                MessageToDict(m.metadata).get("type") == "function_call" for m in t.history
-            ),
-            "the tool call is made",
-        )
+        await wait_for_tool_call(client, task.id)
         req = steering(task.id, "use the cache", return_immediately=True)
         assert (await send(client, req)).status.state == WORKING
         gate.touch()

@@ -17,7 +17,6 @@ from a2a.types import (
     SendMessageRequest,
     TaskState,
 )
-from google.protobuf.json_format import MessageToDict
 
 from a2a_support import (
     TERMINAL,
@@ -29,6 +28,7 @@ from a2a_support import (
     send,
     user_message,
     wait_for_task,
+    wait_for_tool_call,
 )
 from serverproc import ServerProcess
 
@@ -41,14 +41,7 @@ async def test_pending_steering_input_survives_a_restart_and_goes_first_in_the_a
     async with a2a_client(server, streaming=False) as client:
         first = request(f"find it gate={gate}", model="steer_tool", return_immediately=True)
         task = await send(client, first)
-        await wait_for_task(
-            client,
-            task.id,
-            lambda t: any(
-                MessageToDict(m.metadata).get("type") == "function_call" for m in t.history
-            ),
-            "the tool call is made",
-        )
+        await wait_for_tool_call(client, task.id)
         steer = SendMessageRequest(
             message=user_message("use the cache", task_id=task.id),
             configuration=SendMessageConfiguration(return_immediately=True),

@@ -219,6 +219,16 @@ async def until_final(stream: AsyncIterator[StreamResponse]) -> list[StreamRespo
     return events
 
 
+async def wait_for_tool_call(client: Client, task_id: str) -> Task:
+    """Until the task's history holds the function call its run made."""
+    return await wait_for_task(
+        client,
+        task_id,
+        lambda t: any(MessageToDict(m.metadata).get("type") == "function_call" for m in t.history),
+        "the tool call is made",
+    )
+
+
 async def wait_for_task(
     client: Client,
     task_id: str,

@@ -348,8 +348,8 @@ class ClusterPlacement(Placement):
     # -- notifications -------------------------------------------------------------------------
 
     def _on_events(self, origin: str, committed: list[EventsCommitted]) -> None:
-        if origin != self.worker_id:
-            self.tail.committed(committed)
+        # (Never this replica's own: the listener drops those unread, see Listener.origin.)
+        self.tail.committed(committed)
 
     def _on_cancel(self, response_id: str) -> None:
         now = time.monotonic()

@@ -52,7 +52,7 @@ from outlast.observe.base import Observer
 from outlast.protocol.compaction import CompactSpec
 from outlast.protocol.events import TERMINAL_STATUSES, Event
 from outlast.protocol.spec import RunSpec
-from outlast.store.base import ResponseRecord, Store
+from outlast.store.base import ListedResponse, ResponseRecord, Store
 from outlast.store.shared import SharedStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -288,9 +288,9 @@ class Engine:
             await self.writer.settled(ticket)
             if not run.lost:
                 return body
-        return await self.closer.current(await self.record(response_id, owner))
+        return await self.current(await self.record(response_id, owner))
 
-    async def current(self, record: ResponseRecord) -> bytes:
+    async def current(self, record: ResponseRecord | ListedResponse) -> bytes:
         """A stored response (not executing here) as a poll shows it: as of its last committed
         event (the snapshot of a running one is refreshed only now and then)."""
         return await self.closer.current(record)
@@ -400,7 +400,7 @@ class Engine:
                 page.append((record.id, orjson.dumps(run.state.to_dict()), None))
                 live = True
             else:
-                page.append((record.id, await self.closer.current(record), record.ended_at))
+                page.append((record.id, await self.current(record), record.ended_at))
         if live:  # returned once what the live runs' objects hold is durable (see get)
             await self.writer.settled(ticket)
         return page, has_more

@@ -264,10 +264,11 @@ class Executor:
                         replay = None
                     if not events:
                         continue
-                if watch and type(output) is not str:  # text deltas are never watched
-                    self.observe.agent_output(run.id, output)
-                if type(output) is Usage:
-                    run.snapshot_at = 0.0  # the counts are in the next snapshot: see above
+                if type(output) is not str:  # text deltas: never watched, no token counts
+                    if watch:
+                        self.observe.agent_output(run.id, output)
+                    if type(output) is Usage:
+                        run.snapshot_at = 0.0  # the counts are in the next snapshot: see above
                 if events:
                     self.emit(run, events)
                 count += 1

@@ -243,7 +243,8 @@ class PostgresStore(SharedStore):
             params.append(limit + 1)
             direction = "DESC" if descending else "ASC"
             rows = await conn.fetch(
-                f"SELECT id, snapshot, ended_at, status, snapshot_seq FROM responses WHERE {' AND '.join(where)} "
+                "SELECT id, snapshot, ended_at, status, snapshot_seq FROM responses "
+                f"WHERE {' AND '.join(where)} "
                 f"ORDER BY created_at {direction}, id {direction} LIMIT ${len(params)}",
                 *params,
             )
