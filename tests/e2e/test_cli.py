@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import OpenAI
 from openai.types.responses import Response
 
 from databases import TestDatabase, fresh_database
@@ -243,15 +244,18 @@ def test_the_url_and_key_come_from_flags_or_the_environment(make_server: Any) ->
 
 
 def test_ids_are_never_cut_and_a_unique_prefix_stands_for_the_whole_id(
-    shared_server: ServerProcess,
+    shared_server: ServerProcess, shared_client: OpenAI
 ) -> None:
-    # 17 ids: two of them start with the same hex digit, whatever the random ids are.
+    # 17 ids: two of them start with the same hex digit, whatever the random ids are. Created
+    # through the API: what is tested is how the commands print and take ids.
     ids = []
     for i in range(17):
-        done = outlast(
-            "run", "--agent-model", "echo", f"run {i}", "--detach", url=shared_server.url
-        )
-        ids.append(done.stdout.strip())
+        created = shared_client.responses.create(model="echo", input=f"run {i}", background=True)
+        ids.append(created.id)
+    wait_until(
+        lambda: all(shared_client.responses.retrieve(i).status == "completed" for i in ids),
+        "the 17 runs have completed",
+    )
     listed = outlast("ls", "--limit", "17", url=shared_server.url)
     assert [line.split("\t")[0] for line in listed.stdout.splitlines()[1:]] == ids[::-1]
     # The shortest prefix that names ids[0] alone among this key's responses.
