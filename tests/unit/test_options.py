@@ -26,6 +26,7 @@ SAMPLES: dict[str, str | list[str]] = {
     "api_keys": ["key-a", "key-b"],
     "max_body_bytes": "1024",
     "sqlite_synchronous": "NORMAL",
+    "commit_delay_ms": "0",
     "log_level": "debug",
     "log_format": "json",
     "cors_origins": ["http://localhost:5173", "https://app.example"],

@@ -12,7 +12,10 @@ The contract of :class:`outlast.store.writer.GroupCommitWriter`:
   publishes nothing, and one refused write in a batch does not fail the others;
 - while the database is unreachable a batch is retried, and only once patience runs out is it
   reported (``on_error`` / the awaited call raises); any other failure is reported at once;
-- past ``HIGH_WATER_EVENTS`` uncommitted events the writer is congested until it catches up.
+- past ``HIGH_WATER_EVENTS`` uncommitted events the writer is congested until it catches up;
+- with a ``commit_delay``, while the writes of ``GATHER_SIBLINGS`` runs wait (or the last batch
+  held that many), a commit starts no sooner than the delay after the previous one began, unless
+  ``GATHER_EVENTS`` events wait or the writer closes; one run writing alone never waits.
 
 Each test runs on the in-memory store, in-process; the stores below add only a log of what the
 real store committed, or a fault before it does anything.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -46,6 +50,18 @@ class LoggingStore(MemoryStore):
         await super().write(batch)
         self.batches.append(batch)
         self.log.append(("committed", [(rid, e.seq) for rid, e in batch.events]))
+
+
+class TimedStore(LoggingStore):
+    """Notes the loop time at which each batch's commit began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[float] = []
+
+    async def write(self, batch: WriteBatch) -> None:
+        self.started.append(asyncio.get_running_loop().time())
+        await super().write(batch)
 
 
 class FaultyStore(LoggingStore):
@@ -403,3 +419,95 @@ async def test_past_the_high_water_mark_the_writer_is_congested_until_it_catches
     await writer.wait_for_room()
     assert not writer.congested
     assert len(await store.read_events("resp_a", -1, 100)) == 9
+
+
+# -- gathering under load ----------------------------------------------------------------------
+
+RUNS = [f"resp_{n}" for n in range(6)]
+
+
+@pytest.fixture
+async def timed_store() -> AsyncIterator[TimedStore]:
+    memory = TimedStore()
+    await memory.open()
+    await memory.write(WriteBatch(new_responses=[record(rid) for rid in RUNS]))
+    memory.started.clear()
+    memory.batches.clear()
+    yield memory
+    await memory.close()
+
+
+async def test_while_several_runs_write_a_commit_starts_no_sooner_than_the_delay_after_the_last(
+    timed_store: TimedStore,
+) -> None:
+    delay = 0.05
+    writer = GroupCommitWriter(timed_store, commit_delay=delay)
+    writer.start()
+    try:
+        # Six runs each emitting every 5 ms for 0.3 s: without the delay, about one commit each
+        # time; with it, about one per 50 ms, each carrying ten rounds.
+        for tick in range(60):
+            for rid in RUNS:
+                writer.append(rid, events(tick, tick))
+            await asyncio.sleep(0.005)
+    finally:
+        await writer.close()
+    # The last commit is the close's, which does not wait.
+    started = timed_store.started[:-1]
+    gaps = [b - a for a, b in itertools.pairwise(started)]
+    assert gaps and min(gaps) >= delay - 0.002, gaps  # the loop's timers are 1 ms coarse
+    assert len(timed_store.batches) <= 0.3 / delay + 3
+    for rid in RUNS:
+        assert seqs(await timed_store.read_events(rid, -1, 100)) == list(range(60))
+
+
+async def test_one_run_writing_alone_never_waits_for_the_delay(timed_store: TimedStore) -> None:
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            for seq in range(20):
+                await writer.flush(
+                    "resp_0", events(seq, seq), SnapshotUpdate("in_progress", b"{}", seq),
+                    lambda: None,
+                )  # fmt: skip
+    finally:
+        await writer.close()
+    assert len(timed_store.batches) == 20
+
+
+async def test_a_gathering_commit_starts_at_once_when_enough_events_wait(
+    timed_store: TimedStore,
+) -> None:
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            for rid in RUNS:  # a batch of six runs: the next one gathers
+                writer.append(rid, events(0, 0))
+            await writer.settled(writer.submitted_ticket)
+            for rid in RUNS[:4]:
+                writer.append(rid, events(1, 1))
+            await asyncio.sleep(0.05)
+            assert len(timed_store.batches) == 1  # gathering
+            await writer.flush(
+                "resp_5", events(1, writer_module.GATHER_EVENTS),
+                SnapshotUpdate("in_progress", b"{}", 1), lambda: None,
+            )  # fmt: skip
+    finally:
+        await writer.close()
+    assert len(timed_store.batches) == 2
+
+
+async def test_closing_ends_a_gathering_and_commits_what_waits(timed_store: TimedStore) -> None:
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    for rid in RUNS:
+        writer.append(rid, events(0, 0))
+    await writer.settled(writer.submitted_ticket)
+    for rid in RUNS:
+        writer.append(rid, events(1, 1))
+    async with asyncio.timeout(5):
+        await writer.close()
+    for rid in RUNS:
+        assert seqs(await timed_store.read_events(rid, -1, 100)) == [0, 1]

@@ -79,7 +79,7 @@ class Engine:
         self.store = store
         self.agent = agent
         self.hub = Hub()
-        self.writer = GroupCommitWriter(store)
+        self.writer = GroupCommitWriter(store, commit_delay=settings.commit_delay_ms / 1000)
         # Metrics, traces and webhooks (outlast.observe): called per run, stream and commit.
         self.observe = observer or Observer()
         self.writer.on_batch = self.observe.commit

@@ -38,6 +38,11 @@ MAX_BATCH_EVENTS = 2_000
 # While the database is unreachable, a batch is retried (runs wait at the high-water mark) for up
 # to this long before its writes fail and their runs are ended from the log once it is back.
 UNAVAILABLE_PATIENCE = 30.0
+# A commit gathers (see the module docstring) when the writes of at least this many runs wait,
+# or the previous batch held that many; one run streaming alone, however fast, never waits.
+GATHER_SIBLINGS = 4
+# ... and stops gathering once this many events wait.
+GATHER_EVENTS = 512
 
 
 @dataclass(slots=True)
@@ -69,10 +74,13 @@ class WriterStats:
 class GroupCommitWriter:
     """The single writer of a store."""
 
-    def __init__(self, store: Store, fence: str | None = None) -> None:
+    def __init__(self, store: Store, fence: str | None = None, commit_delay: float = 0.0) -> None:
         self.store = store
         self.fence = fence
         """This replica's worker id on a shared store: every batch is fenced on it."""
+        self.commit_delay = commit_delay
+        """Under load, a commit starts no sooner than this many seconds after the previous one
+        began (0: never waits)."""
         self.stats = WriterStats()
         self.on_batch: Callable[[int, float], None] | None = None
         """Called after each commit with its event count and duration (metrics)."""
@@ -88,6 +96,10 @@ class GroupCommitWriter:
         self._submitted = 0
         self.settled_ticket = 0
         self._progress: asyncio.Event | None = None
+        # Gathering: while set, a new write wakes the writer only past GATHER_EVENTS.
+        self._gathering = False
+        self._last_start = 0.0
+        self._last_ops = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outlast-group-commit")
@@ -252,7 +264,8 @@ class GroupCommitWriter:
         self._pending_events += events
         if self._pending_events >= HIGH_WATER_EVENTS:
             self._room.clear()
-        self._wakeup.set()
+        if not self._gathering or self._pending_events >= GATHER_EVENTS:
+            self._wakeup.set()
 
     # -- the writer task ---------------------------------------------------------------------
 
@@ -282,7 +295,10 @@ class GroupCommitWriter:
             # was just started next to its response's insert) join this batch instead of paying
             # for a commit of their own.
             await asyncio.sleep(0)
+            if self.commit_delay and max(len(self._pending), self._last_ops) >= GATHER_SIBLINGS:
+                await self._gather()
             ops = self._take()
+            self._last_ops = len(ops)
             try:
                 await self._commit_patiently(ops)
             except Exception as exc:
@@ -304,6 +320,22 @@ class GroupCommitWriter:
                 self._progress = None
             if self._pending_events < HIGH_WATER_EVENTS // 2:
                 self._room.set()
+
+    async def _gather(self) -> None:
+        """Wait until ``commit_delay`` has passed since the previous commit began, or
+        :data:`GATHER_EVENTS` events wait, or the writer closes."""
+        loop = asyncio.get_running_loop()
+        delay = self._last_start + self.commit_delay - loop.time()
+        if delay <= 0 or self._pending_events >= GATHER_EVENTS or self._closing:
+            return
+        self._gathering = True
+        self._wakeup.clear()
+        timer = loop.call_later(delay, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
+            self._gathering = False
 
     async def _commit_patiently(self, ops: list[_Op]) -> None:
         """Commit, retrying while the database is unreachable (writes are idempotent)."""
@@ -339,6 +371,7 @@ class GroupCommitWriter:
             if op.steps:
                 assert op.response_id is not None
                 batch.steps.append((op.response_id, op.steps))
+        self._last_start = asyncio.get_running_loop().time()
         started = time.perf_counter()
         await self.store.write(batch)
         stats = self.stats
