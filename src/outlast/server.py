@@ -56,7 +56,10 @@ def create_app(settings: Settings, agent: Agent | None = None) -> Starlette:
     )
     if observability.metrics is not None:
         observability.metrics.watch_engine(
-            lambda: engine.running, lambda: engine.queued, lambda: engine.writer.stats.events
+            lambda: engine.running,
+            lambda: engine.queued,
+            lambda: engine.writer.stats.events,
+            engine.streams,
         )
     # The A2A transport (agent card, JSON-RPC and HTTP+JSON under /v1/a2a) over the same engine.
     a2a = None if settings.role == "worker" else create_a2a(settings, engine)

@@ -8,7 +8,9 @@
   the count of events (the reader then catches up from the store).
 - :class:`StreamCounts` refuses a stream past the per-key or per-response limit, and a stream
   gives its slot back when it ends, is closed, or is dropped without ever being read; the
-  engine counts its clients' streams, not its own readers (push notifications).
+  engine counts its clients' streams, not its own readers (push notifications);
+- the same counts are the stream figures of ``/metrics``: streams opened, resumed and open now,
+  and the events delivered (a keep-alive delivers none).
 """
 
 from __future__ import annotations
@@ -152,6 +154,23 @@ async def test_a_stream_gives_its_slot_back_when_closed_ended_or_dropped() -> No
     gc.collect()
     counts.check("alice", "resp_a")
     assert not counts.by_owner and not counts.by_response
+
+
+async def test_the_counts_hold_streams_opened_resumed_open_and_events_delivered() -> None:
+    async def three_batches() -> AsyncIterator[list[Event]]:
+        yield big_events(0, 1, 1)
+        yield []  # a keep-alive
+        yield big_events(2, 4, 1)
+
+    counts = StreamCounts(per_owner=10, per_response=10)
+    first = counts.open("alice", "resp_a", three_batches(), check=True)
+    resumed = counts.open("alice", "resp_a", three_batches(), check=True, resume=True)
+    assert (counts.opened, counts.resumed, counts.open_now) == (2, 1, 2)
+    assert len([e for b in await batches_of(first) for e in b]) == 5
+    assert counts.delivered == 5 and counts.open_now == 1
+    await resumed.__anext__()
+    await resumed.aclose()  # type: ignore[attr-defined]
+    assert counts.delivered == 7 and counts.open_now == 0
 
 
 # -- the engine's streams ---------------------------------------------------------------------

@@ -313,10 +313,9 @@ class Engine:
         if client:
             self.streams.check(owner, response_id)
         batches = read_stream(self.store, self.hub, response_id, after, self.runs.is_live)
-        observed = self.observe.stream(batches, resume=after >= 0)
         if not client:
-            return observed
-        return self.streams.open(owner, response_id, observed, check=False)
+            return batches
+        return self.streams.open(owner, response_id, batches, check=False, resume=after >= 0)
 
     def stream_run(self, handle: RunHandle) -> AsyncIterator[list[Event]]:
         """The events of a response just created with ``subscribe`` (its POST stream), from the
@@ -325,10 +324,9 @@ class Engine:
         batches = read_stream(
             self.store, self.hub, handle.id, -1, self.runs.is_live, handle.subscription
         )
-        observed = self.observe.stream(batches, resume=False)
         # Counted, never refused: create(subscribe=True) checked the key's limit before the
         # run was created (a run must not be created and then have its stream refused).
-        return self.streams.open(handle.run.owner, handle.id, observed, check=False)
+        return self.streams.open(handle.run.owner, handle.id, batches, check=False)
 
     def release(self, handle: RunHandle) -> None:
         """Give back the subscription of a handle that will not be streamed."""

@@ -6,6 +6,12 @@ key may hold at most ``max_streams_per_key`` of them on this replica, one respon
 ``max_streams_per_response``; beyond either, :class:`~outlast.engine.errors.TooManyStreams`
 (a 429 that says when to retry). A stream's slot is given back when the stream is closed,
 however it ends.
+
+The same counts are this process's stream figures for ``/metrics`` (read when scraped): streams
+opened and resumed, open now, events delivered. They are plain integers kept where each batch
+passes anyway, rather than a metrics layer wrapping every stream: on a server hosting many runs
+that each emit now and then, every batch is one event, and each layer of async iteration cost
+as much as the counting.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ class StreamCounts:
         self.per_response = per_response
         self.by_owner: Counter[str] = Counter()
         self.by_response: Counter[str] = Counter()
+        self.opened = 0
+        """Streams opened, ever."""
+        self.resumed = 0
+        """Of those, the ones that started after a sequence number (``starting_after``)."""
+        self.delivered = 0
+        """Events handed to the transports, ever (a keep-alive is none)."""
+        self.open_now = 0
 
     def check(self, owner: str, response_id: str | None = None) -> None:
         """Raise :class:`TooManyStreams` if one more stream of ``owner`` (on ``response_id``)
@@ -42,17 +55,28 @@ class StreamCounts:
             )
 
     def open(
-        self, owner: str, response_id: str, batches: AsyncIterator[list[Event]], *, check: bool
+        self,
+        owner: str,
+        response_id: str,
+        batches: AsyncIterator[list[Event]],
+        *,
+        check: bool,
+        resume: bool = False,
     ) -> CountedStream:
         """``batches`` holding a slot of ``owner`` and ``response_id`` until it is closed
-        (``check``: refuse it first if a limit is reached)."""
+        (``check``: refuse it first if a limit is reached; ``resume``: it starts after a
+        sequence number)."""
         if check:
             self.check(owner, response_id)
         self.by_owner[owner] += 1
         self.by_response[response_id] += 1
+        self.opened += 1
+        self.resumed += resume
+        self.open_now += 1
         return CountedStream(self, owner, response_id, batches)
 
     def _release(self, owner: str, response_id: str) -> None:
+        self.open_now -= 1
         for counts, key in ((self.by_owner, owner), (self.by_response, response_id)):
             counts[key] -= 1
             if counts[key] <= 0:
@@ -83,7 +107,9 @@ class CountedStream:
 
     async def __anext__(self) -> list[Event]:
         try:
-            return await self._batches.__anext__()
+            batch = await self._batches.__anext__()
+            self._counts.delivered += len(batch)
+            return batch
         except BaseException:
             # The end of the stream, its failure or its cancellation: the slot is free again.
             self._release()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from outlast.protocol.events import Event
 from outlast.store.base import OutboxRow
 
 log = logging.getLogger("outlast.observe")
@@ -73,13 +71,6 @@ class Observer:
     def commit(self, events: int, seconds: float) -> None:
         """The group-commit writer committed a batch of ``events`` in ``seconds``."""
 
-    def stream(
-        self, batches: AsyncIterator[list[Event]], resume: bool
-    ) -> AsyncIterator[list[Event]]:
-        """Wrap a reader's stream of event batches (to count it); ``resume``: it starts after a
-        sequence number. An empty batch is a keep-alive."""
-        return batches
-
 
 class Observers(Observer):
     """Several observers as one: each hook is called on each, in order."""
@@ -144,10 +135,3 @@ class Observers(Observer):
     def commit(self, events: int, seconds: float) -> None:
         for o in self.observers:
             o.commit(events, seconds)
-
-    def stream(
-        self, batches: AsyncIterator[list[Event]], resume: bool
-    ) -> AsyncIterator[list[Event]]:
-        for o in self.observers:
-            batches = o.stream(batches, resume)
-        return batches

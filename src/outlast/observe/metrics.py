@@ -1,24 +1,34 @@
 """Prometheus metrics, served at ``/metrics``.
 
 Cheap on the hot path: nothing is counted per event. Runs are counted when they end, commits per
-group-commit batch, streams per chunk written (one chunk carries every event that was ready).
-Gauges of what is running or queued are read from the engine when scraped. No label carries a
+group-commit batch. What is running or queued, and the streams (opened, resumed, open, events
+delivered), are read from the engine's own counts when scraped. No label carries a
 response id: the cardinality of every metric is fixed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 from outlast.observe.base import Observer, RunInfo
-from outlast.protocol.events import Event
+
+
+class StreamCounts(Protocol):
+    """The engine's counts of its streams (:class:`outlast.engine.streams.StreamCounts`)."""
+
+    opened: int
+    resumed: int
+    delivered: int
+    open_now: int
+
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -54,23 +64,11 @@ class Metrics(Observer):
             buckets=DURATION_BUCKETS,
             registry=r,
         )
-        self.events_delivered = Counter(
-            "outlast_events_delivered", "Events sent to SSE clients.", registry=r
-        )
-        self.streams_opened = Counter(
-            "outlast_streams_opened",
-            "SSE streams opened (POST streams and GET streams).",
-            registry=r,
-        )
         self.runs_resumed = Counter(
             "outlast_runs_resumed",
             "Runs interrupted (crash, lost lease, shutdown) and queued again to be resumed from "
             "their journal of steps, counted where the resume was decided.",
             registry=r,
-        )
-        self.streams_open = Gauge("outlast_streams_open", "SSE streams open now.", registry=r)
-        self.resumes = Counter(
-            "outlast_stream_resumes", "GET streams resumed with starting_after.", registry=r
         )
         self.batch_events = Histogram(
             "outlast_store_commit_batch_events",
@@ -97,10 +95,14 @@ class Metrics(Observer):
             self.runs_finished.labels(status)
 
     def watch_engine(
-        self, running: Callable[[], int], queued: Callable[[], int], written: Callable[[], int]
+        self,
+        running: Callable[[], int],
+        queued: Callable[[], int],
+        written: Callable[[], int],
+        streams: StreamCounts,
     ) -> None:
-        """Gauges read from the engine when scraped."""
-        self.registry.register(_EngineCollector(running, queued, written))
+        """Figures read from the engine when scraped."""
+        self.registry.register(_EngineCollector(running, queued, written, streams))
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -117,28 +119,6 @@ class Metrics(Observer):
     def commit(self, events: int, seconds: float) -> None:
         self.batch_events.observe(events)
         self.commit_seconds.observe(seconds)
-
-    def stream(
-        self, batches: AsyncIterator[list[Event]], resume: bool
-    ) -> AsyncIterator[list[Event]]:
-        if resume:
-            self.resumes.inc()
-        return self._counted(batches)
-
-    async def _counted(self, batches: AsyncIterator[list[Event]]) -> AsyncIterator[list[Event]]:
-        self.streams_opened.inc()
-        self.streams_open.inc()
-        delivered = self.events_delivered
-        try:
-            async for batch in batches:
-                yield batch
-                if batch:  # an empty batch is a keep-alive
-                    delivered.inc(len(batch))
-        finally:
-            self.streams_open.dec()
-            aclose = getattr(batches, "aclose", None)
-            if aclose is not None:
-                await aclose()
 
     # -- webhooks ------------------------------------------------------------------------------
 
@@ -157,11 +137,16 @@ class Metrics(Observer):
 
 class _EngineCollector(Collector):
     def __init__(
-        self, running: Callable[[], int], queued: Callable[[], int], written: Callable[[], int]
+        self,
+        running: Callable[[], int],
+        queued: Callable[[], int],
+        written: Callable[[], int],
+        streams: StreamCounts,
     ) -> None:
         self.running = running
         self.queued = queued
         self.written = written
+        self.streams = streams
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         runs = GaugeMetricFamily(
@@ -178,4 +163,21 @@ class _EngineCollector(Collector):
             "outlast_events_written",
             "Events committed to the store by this replica.",
             value=self.written(),
+        )
+        streams = self.streams
+        yield CounterMetricFamily(
+            "outlast_events_delivered",
+            "Events sent to clients on streams (SSE of both transports).",
+            value=streams.delivered,
+        )
+        yield CounterMetricFamily(
+            "outlast_streams_opened",
+            "Streams opened (POST streams and GET streams).",
+            value=streams.opened,
+        )
+        yield GaugeMetricFamily("outlast_streams_open", "Streams open now.", value=streams.open_now)
+        yield CounterMetricFamily(
+            "outlast_stream_resumes",
+            "GET streams resumed with starting_after.",
+            value=streams.resumed,
         )
