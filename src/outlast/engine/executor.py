@@ -65,12 +65,17 @@ from outlast.store.writer import GroupCommitWriter
 
 log = logging.getLogger("outlast.runs")
 
-# While a run streams, its stored snapshot is refreshed at most this often (and at every status
-# change, and after each model call's token counts, which only snapshots hold). Polls of a live
-# run on this server read the in-memory state; those of one running elsewhere fold the events
-# committed since its snapshot into it (Closer.current): both are always current. Rarer, a run
-# emitting once a second paid a snapshot with every event (its JSON and a row update).
+# While a run streams, its stored snapshot is refreshed at most every SNAPSHOT_INTERVAL, once
+# SNAPSHOT_EVENTS events have come since the last one, and at least every SNAPSHOT_MAX_INTERVAL
+# (and at every status change, and after each model call's token counts, which only snapshots
+# hold). Polls of a live run on this server read the in-memory state; those of one running
+# elsewhere fold the events committed since its snapshot into it (Closer.current): both are always
+# current, and such a fold reads at most about SNAPSHOT_EVENTS events or a minute of them. A
+# snapshot is the whole response object (its JSON and a row update): a run emitting once a second
+# paid one every ten events with the interval alone, every event with an interval of a second.
 SNAPSHOT_INTERVAL = 10.0
+SNAPSHOT_EVENTS = 100
+SNAPSHOT_MAX_INTERVAL = 60.0
 # A stopped agent that swallows CancelledError gets this long before the engine ends its response
 # without it (cancel must take effect within a second).
 STOP_GRACE = 0.9
@@ -317,11 +322,15 @@ class Executor:
     def emit(self, run: Run, events: list[Event], snapshot: bool = False) -> None:
         now = time.monotonic()
         update = None
-        if snapshot or now - run.snapshot_at >= SNAPSHOT_INTERVAL:
+        since = now - run.snapshot_at
+        if snapshot or (
+            since >= SNAPSHOT_INTERVAL
+            and (events[-1].seq - run.snapshot_seq >= SNAPSHOT_EVENTS
+                 or since >= SNAPSHOT_MAX_INTERVAL)
+        ):  # fmt: skip
             run.snapshot_at = now
-            update = snapshot_update(
-                run.state, events[-1].seq, self.settings.retention, store=run.store
-            )
+            run.snapshot_seq = seq = events[-1].seq
+            update = snapshot_update(run.state, seq, self.settings.retention, store=run.store)
         response_id = run.id
         # ``events`` may be extended by later appends of this run before it commits (see
         # GroupCommitWriter.append); the callback publishes the list as it is at commit time.

@@ -221,7 +221,7 @@ class Run:
     __slots__ = (
         "__weakref__", "agent_request", "attempt", "background", "done", "finishing", "host", "id",
         "journal", "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote",
-        "replay", "snapshot_at", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
+        "replay", "snapshot_at", "snapshot_seq", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
     )  # fmt: skip
 
     def __init__(
@@ -242,7 +242,9 @@ class Run:
         self.stop_reason: StopReason | None = None
         self.finishing = False
         self.done = Done()
+        # When (monotonic) and at which event its snapshot was last written (Executor.emit).
         self.snapshot_at = 0.0
+        self.snapshot_seq = -1
         self.attempt = attempt
         # Attempts the run may have, stored with it (request_json): the creating replica's
         # --max-attempts, honoured by whichever replica executes it. None: the local setting.
