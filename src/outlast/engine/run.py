@@ -221,7 +221,8 @@ class Run:
     __slots__ = (
         "__weakref__", "agent_request", "attempt", "background", "done", "finishing", "host", "id",
         "journal", "lost", "max_attempts", "normalizer", "owner", "prelude", "question", "remote",
-        "replay", "snapshot_at", "snapshot_seq", "steps", "stop_reason", "store", "task", "wake_at", "write_error",
+        "replay", "snapshot_at", "snapshot_seq", "steps", "stop_reason", "store", "task", "wake_at",
+        "write_error",
     )  # fmt: skip
 
     def __init__(

@@ -38,7 +38,11 @@ class StreamCounts:
         """Of those, the ones that started after a sequence number (``starting_after``)."""
         self.delivered = 0
         """Events handed to the transports, ever (a keep-alive is none)."""
-        self.open_now = 0
+
+    @property
+    def open_now(self) -> int:
+        """Streams open now (read when scraped, so summed then)."""
+        return sum(self.by_owner.values())
 
     def check(self, owner: str, response_id: str | None = None) -> None:
         """Raise :class:`TooManyStreams` if one more stream of ``owner`` (on ``response_id``)
@@ -72,11 +76,9 @@ class StreamCounts:
         self.by_response[response_id] += 1
         self.opened += 1
         self.resumed += resume
-        self.open_now += 1
         return CountedStream(self, owner, response_id, batches)
 
     def _release(self, owner: str, response_id: str) -> None:
-        self.open_now -= 1
         for counts, key in ((self.by_owner, owner), (self.by_response, response_id)):
             counts[key] -= 1
             if counts[key] <= 0:

@@ -27,7 +27,9 @@ class StreamCounts(Protocol):
     opened: int
     resumed: int
     delivered: int
-    open_now: int
+
+    @property
+    def open_now(self) -> int: ...
 
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
