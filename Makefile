@@ -25,9 +25,10 @@ serve: $(SERVE_STAMP)  ## start the server on 127.0.0.1:8000 with SQLite and the
 	$(BIN)/outlast serve
 
 # Tests run in parallel (pytest-xdist): most of an end-to-end test is waiting on a server process,
-# so 4 workers keep 2 cores busy (9 min 22 s against 9 min 51 s with 3, warm, Dec 1). loadgroup
-# keeps each module's shared server on one worker.
-TEST_WORKERS ?= 4
+# so 3 workers keep 2 cores busy. 4 were 5% faster, but loaded the machine so that a replica
+# with --lease 2 missed its renewal and lost a run mid-test (Dec 1). loadgroup keeps each
+# module's shared server on one worker.
+TEST_WORKERS ?= 3
 
 # A test marked exclusive restarts the PostgreSQL server the others use: it runs alone, last.
 test: $(STAMP) docs  ## run every test (tests/README.md: the layout and how long each part takes)
