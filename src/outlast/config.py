@@ -84,7 +84,7 @@ OPTIONS: tuple[Option, ...] = (
            choices=("FULL", "NORMAL"), details="See [durability](durability.md)."),
     Option("commit_delay_ms", "--commit-delay-ms", "OUTLAST_COMMIT_DELAY_MS",
            "milliseconds a commit may wait for more writes while several runs write", SERVER,
-           default=10, parse=non_negative_int,
+           default=25, parse=non_negative_int,
            details="Only while the writes of at least 4 runs wait together: a commit then starts "
                    "no sooner than this after the previous one began, so each carries more "
                    "events (fewer commits, less CPU per event) for at most this much more "
