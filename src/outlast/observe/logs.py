@@ -16,6 +16,7 @@ import logging
 import secrets
 import sys
 import time
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -73,11 +74,13 @@ class RequestIdMiddleware:
         )
         header = (_HEADER_BYTES, request_id.encode("ascii"))
 
-        async def send_with_id(message: Message) -> None:
+        # Not a coroutine of its own: it hands back ``send``'s, so a streamed response's every
+        # chunk passes through one function call here, not a coroutine more.
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER_BYTES]
                 message = {**message, "headers": [*headers, header]}
-            await send(message)
+            return send(message)
 
         token = _current.set((request_id, asyncio.current_task()))
         try:
