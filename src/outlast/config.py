@@ -88,7 +88,8 @@ OPTIONS: tuple[Option, ...] = (
            details="Only while the writes of at least 4 runs wait together: a commit then starts "
                    "no sooner than this after the previous one began, so each carries more "
                    "events (fewer commits, less CPU per event) for at most this much more "
-                   "latency. A run streaming alone never waits. `0`: commit at once "
+                   "latency. A run streaming alone never waits, nor a write someone waits for "
+                   "(an insert, a run's last events, a journaled step). `0`: commit at once "
                    "([durability](durability.md#group-commit))."),
     Option("log_level", "--log-level", "OUTLAST_LOG_LEVEL", "how much to log", SERVER,
            default="info", choices=("debug", "info", "warning", "error"),

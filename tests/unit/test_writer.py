@@ -15,7 +15,8 @@ The contract of :class:`outlast.store.writer.GroupCommitWriter`:
 - past ``HIGH_WATER_EVENTS`` uncommitted events the writer is congested until it catches up;
 - with a ``commit_delay``, while the writes of ``GATHER_SIBLINGS`` runs wait (or the last batch
   held that many), a commit starts no sooner than the delay after the previous one began, unless
-  ``GATHER_EVENTS`` events wait or the writer closes; one run writing alone never waits.
+  ``GATHER_EVENTS`` events wait, someone waits for a pending write (a flush, an insert, a
+  journaled step's ticket) or the writer closes; one run writing alone never waits.
 
 Each test runs on the in-memory store, in-process; the stores below add only a log of what the
 real store committed, or a fault before it does anything.
@@ -33,7 +34,7 @@ from test_store_contract import events, record
 
 from outlast.protocol.events import Event
 from outlast.store import writer as writer_module
-from outlast.store.base import Fenced, SnapshotUpdate, StoreUnavailable, WriteBatch
+from outlast.store.base import Fenced, SnapshotUpdate, StepRecord, StoreUnavailable, WriteBatch
 from outlast.store.memory import MemoryStore
 from outlast.store.writer import GroupCommitWriter
 
@@ -490,13 +491,44 @@ async def test_a_gathering_commit_starts_at_once_when_enough_events_wait(
                 writer.append(rid, events(1, 1))
             await asyncio.sleep(0.05)
             assert len(timed_store.batches) == 1  # gathering
-            await writer.flush(
-                "resp_5", events(1, writer_module.GATHER_EVENTS),
-                SnapshotUpdate("in_progress", b"{}", 1), lambda: None,
-            )  # fmt: skip
+            writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
+            while len(timed_store.batches) < 2:  # nobody waits for it: only the count ends it
+                await asyncio.sleep(0.005)
     finally:
         await writer.close()
     assert len(timed_store.batches) == 2
+
+
+async def test_a_write_someone_waits_for_is_not_held_by_a_gathering(
+    timed_store: TimedStore,
+) -> None:
+    # A flush (a run's last events, awaited) and a journaled step (the next step starts only
+    # once it is committed) commit at once, with what gathered before them.
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            for rid in RUNS:  # a batch of six runs: the next one gathers
+                writer.append(rid, events(0, 0))
+            await writer.settled(writer.submitted_ticket)
+            for rid in RUNS[:4]:
+                writer.append(rid, events(1, 1))
+            await asyncio.sleep(0.05)
+            assert len(timed_store.batches) == 1  # gathering
+            await writer.flush(
+                "resp_4", events(1, 1), SnapshotUpdate("in_progress", b"{}", 1), lambda: None
+            )
+            assert len(timed_store.batches) == 2
+            for rid in RUNS:
+                writer.append(rid, events(2, 2))
+            ticket = writer.journal("resp_5", StepRecord(0, "plan", b"1", 3), None)
+            await asyncio.sleep(0.05)
+            assert len(timed_store.batches) == 2  # gathering again
+            await writer.settled(ticket)
+            assert len(timed_store.batches) == 3
+    finally:
+        await writer.close()
+    assert len(await timed_store.read_steps("resp_5")) == 1
 
 
 async def test_closing_ends_a_gathering_and_commits_what_waits(timed_store: TimedStore) -> None:

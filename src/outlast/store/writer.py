@@ -39,7 +39,9 @@ MAX_BATCH_EVENTS = 2_000
 # to this long before its writes fail and their runs are ended from the log once it is back.
 UNAVAILABLE_PATIENCE = 30.0
 # A commit gathers (see the module docstring) when the writes of at least this many runs wait,
-# or the previous batch held that many; one run streaming alone, however fast, never waits.
+# or the previous batch held that many; one run streaming alone, however fast, never waits. Nor
+# does a commit that someone waits for (a journaled step before the next one starts, a new
+# response's insert, a flush): gathering delays only the delivery of events nobody blocks on.
 GATHER_SIBLINGS = 4
 # ... and stops gathering once this many events wait.
 GATHER_EVENTS = 512
@@ -96,8 +98,10 @@ class GroupCommitWriter:
         self._submitted = 0
         self.settled_ticket = 0
         self._progress: asyncio.Event | None = None
-        # Gathering: while set, a new write wakes the writer only past GATHER_EVENTS.
+        # Gathering: while set, a new write wakes the writer only past GATHER_EVENTS, or when
+        # someone waits for it: the newest ticket waited for (a future, or :meth:`settled`).
         self._gathering = False
+        self._hurry_ticket = 0
         self._last_start = 0.0
         self._last_ops = 0
 
@@ -181,6 +185,9 @@ class GroupCommitWriter:
         """Return once the op of ``ticket`` is done with: committed, or failed (its error
         callback has run). Free when it already is."""
         while self.settled_ticket < ticket:
+            if ticket > self._hurry_ticket:  # someone waits: no gathering for it
+                self._hurry_ticket = ticket
+                self._wakeup.set()
             if self._progress is None:
                 self._progress = asyncio.Event()
             await self._progress.wait()
@@ -258,6 +265,9 @@ class GroupCommitWriter:
         op.ticket = self._submitted
         self._pending.append(op)
         self._count(len(op.events))
+        if op.future is not None:  # awaited: no gathering for it
+            self._hurry_ticket = op.ticket
+            self._wakeup.set()
 
     def _count(self, events: int) -> None:
         """Account for newly pending events: backpressure past the high-water mark, wake-up."""
@@ -323,10 +333,16 @@ class GroupCommitWriter:
 
     async def _gather(self) -> None:
         """Wait until ``commit_delay`` has passed since the previous commit began, or
-        :data:`GATHER_EVENTS` events wait, or the writer closes."""
+        :data:`GATHER_EVENTS` events wait, or someone waits for a pending write, or the writer
+        closes."""
         loop = asyncio.get_running_loop()
         delay = self._last_start + self.commit_delay - loop.time()
-        if delay <= 0 or self._pending_events >= GATHER_EVENTS or self._closing:
+        if (
+            delay <= 0
+            or self._pending_events >= GATHER_EVENTS
+            or self._hurry_ticket > self.settled_ticket
+            or self._closing
+        ):
             return
         self._gathering = True
         self._wakeup.clear()
