@@ -477,6 +477,17 @@ async def test_one_run_writing_alone_never_waits_for_the_delay(timed_store: Time
     assert len(timed_store.batches) == 20
 
 
+async def gathering(writer: GroupCommitWriter, store: TimedStore) -> None:
+    """Commit one batch of six runs, then queue four of them again: that commit gathers."""
+    for rid in RUNS:
+        writer.append(rid, events(0, 0))
+    await writer.settled(writer.submitted_ticket)
+    for rid in RUNS[:4]:
+        writer.append(rid, events(1, 1))
+    await asyncio.sleep(0.05)
+    assert len(store.batches) == 1
+
+
 async def test_a_gathering_commit_starts_at_once_when_enough_events_wait(
     timed_store: TimedStore,
 ) -> None:
@@ -484,13 +495,7 @@ async def test_a_gathering_commit_starts_at_once_when_enough_events_wait(
     writer.start()
     try:
         async with asyncio.timeout(5):
-            for rid in RUNS:  # a batch of six runs: the next one gathers
-                writer.append(rid, events(0, 0))
-            await writer.settled(writer.submitted_ticket)
-            for rid in RUNS[:4]:
-                writer.append(rid, events(1, 1))
-            await asyncio.sleep(0.05)
-            assert len(timed_store.batches) == 1  # gathering
+            await gathering(writer, timed_store)
             writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
             while len(timed_store.batches) < 2:  # nobody waits for it: only the count ends it
                 await asyncio.sleep(0.005)
@@ -508,13 +513,7 @@ async def test_a_write_someone_waits_for_is_not_held_by_a_gathering(
     writer.start()
     try:
         async with asyncio.timeout(5):
-            for rid in RUNS:  # a batch of six runs: the next one gathers
-                writer.append(rid, events(0, 0))
-            await writer.settled(writer.submitted_ticket)
-            for rid in RUNS[:4]:
-                writer.append(rid, events(1, 1))
-            await asyncio.sleep(0.05)
-            assert len(timed_store.batches) == 1  # gathering
+            await gathering(writer, timed_store)
             await writer.flush(
                 "resp_4", events(1, 1), SnapshotUpdate("in_progress", b"{}", 1), lambda: None
             )
