@@ -5,6 +5,7 @@ Run it from the repository root::
     .venv/bin/python bench/durable.py                 # 2,000 steps, median of 7 runs each
     .venv/bin/python bench/durable.py --steps 5000 --runs 5
     .venv/bin/python bench/durable.py --server        # through outlast serve and a client
+    .venv/bin/python bench/durable.py --concurrent 6  # 6 runs at once: each one's steps/s
 
 Each run is one background response on a fresh SQLite file (``synchronous=FULL``, the default),
 executed by the engine in this process (no HTTP: what is measured is the engine, the writer and
@@ -104,22 +105,27 @@ def agents(steps: int, sync: bool, work: float = 0.0) -> dict[str, Callable[[Age
     return {"journaled": journaled, "direct": direct}
 
 
-async def one_run(agent: Callable[[AgentRequest], Any], steps: int, directory: Path) -> float:
-    """Steps per second of one run, from its create to its committed end."""
+async def one_run(
+    agent: Callable[[AgentRequest], Any], steps: int, directory: Path, concurrent: int = 1
+) -> float:
+    """Steps per second of one run, from its create to its committed end (``concurrent`` runs at
+    once: each one's)."""
     store = SQLiteStore(f"sqlite:///{directory / f'bench-{time.monotonic_ns()}.db'}")
     engine = Engine(Settings(retention_interval=3600.0), store, agent)
     await engine.start()
     try:
         started = time.perf_counter()
-        handle = await engine.create(RunSpec(model="bench", input_items=[], background=True), "o")
-        await engine.wait(handle)
+        spec = RunSpec(model="bench", input_items=[], background=True)
+        handles = [await engine.create(spec, "o") for _ in range(concurrent)]
+        await asyncio.gather(*(engine.wait(handle) for handle in handles))
         elapsed = time.perf_counter() - started
-        status = (await store.get_response(handle.id, None)).status  # type: ignore[union-attr]
-        assert status == "completed", status
-        if agent.__name__ == "journaled":
-            # The journal holds the steps and the run's begun marker (position -1).
-            journal = await store.read_steps(handle.id)
-            assert len([step for step in journal if step.position >= 0]) == steps
+        for handle in handles:
+            status = (await store.get_response(handle.id, None)).status  # type: ignore[union-attr]
+            assert status == "completed", status
+            if agent.__name__ == "journaled":
+                # The journal holds the steps and the run's begun marker (position -1).
+                journal = await store.read_steps(handle.id)
+                assert len([step for step in journal if step.position >= 0]) == steps
     finally:
         await engine.close()
     return steps / elapsed
@@ -289,13 +295,15 @@ def through_servers(steps: int, runs: int) -> dict[str, list[float]]:
     return results
 
 
-async def in_process(steps: int, runs: int, sync: bool, work: float) -> dict[str, list[float]]:
+async def in_process(
+    steps: int, runs: int, sync: bool, work: float, concurrent: int
+) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {"journaled": [], "direct": []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(runs):
             # Interleaved, so that a busy spell of the machine hits both alike.
             for name, agent in agents(steps, sync, work).items():
-                results[name].append(await one_run(agent, steps, Path(tmp)))
+                results[name].append(await one_run(agent, steps, Path(tmp), concurrent))
     return results
 
 
@@ -306,6 +314,9 @@ def main() -> None:
     parser.add_argument("--sync", action="store_true", help="steps are plain functions")
     parser.add_argument(
         "--work", type=float, default=0.0, help="each step's function takes this many ms"
+    )
+    parser.add_argument(
+        "--concurrent", type=int, default=1, help="in process: N runs at once (steps/s each)"
     )
     parser.add_argument("--server", action="store_true", help="through outlast serve (HTTP)")
     parser.add_argument("--sleepers", type=int, default=0, help="measure N sleeping runs' RSS")
@@ -325,10 +336,14 @@ def main() -> None:
     if args.server:
         results = through_servers(args.steps, args.runs)
     else:
-        results = asyncio.run(in_process(args.steps, args.runs, args.sync, args.work / 1000))
+        results = asyncio.run(
+            in_process(args.steps, args.runs, args.sync, args.work / 1000, args.concurrent)
+        )
     kind = "sync (a thread per step)" if args.sync else "async"
     kind = f"{kind} steps of {args.work:g} ms" if args.work else f"trivial {kind} steps"
     where = "through outlast serve and a streaming client" if args.server else "in process"
+    if args.concurrent > 1 and not args.server:
+        where += f", {args.concurrent} runs at once (each run's steps/s)"
     print(f"{args.steps} {kind}, each yielding one delta, {where}; "
           f"median of {args.runs}")  # fmt: skip
     medians = {name: statistics.median(values) for name, values in results.items()}
