@@ -99,9 +99,11 @@ class GroupCommitWriter:
         self.settled_ticket = 0
         self._progress: asyncio.Event | None = None
         # Gathering: while set, a new write wakes the writer only past GATHER_EVENTS, or when
-        # someone waits for it: the newest ticket waited for (a future, or :meth:`settled`).
+        # someone waits for a pending one (see _hurry).
         self._gathering = False
         self._hurry_ticket = 0
+        """The newest ticket someone waits for (a future, or :meth:`settled`): while it is
+        pending, no commit gathers."""
         self._last_start = 0.0
         self._last_ops = 0
 
@@ -185,9 +187,8 @@ class GroupCommitWriter:
         """Return once the op of ``ticket`` is done with: committed, or failed (its error
         callback has run). Free when it already is."""
         while self.settled_ticket < ticket:
-            if ticket > self._hurry_ticket:  # someone waits: no gathering for it
-                self._hurry_ticket = ticket
-                self._wakeup.set()
+            if ticket > self._hurry_ticket:
+                self._hurry(ticket)
             if self._progress is None:
                 self._progress = asyncio.Event()
             await self._progress.wait()
@@ -265,9 +266,14 @@ class GroupCommitWriter:
         op.ticket = self._submitted
         self._pending.append(op)
         self._count(len(op.events))
-        if op.future is not None:  # awaited: no gathering for it
-            self._hurry_ticket = op.ticket
-            self._wakeup.set()
+        if op.future is not None:
+            self._hurry(op.ticket)
+
+    def _hurry(self, ticket: int) -> None:
+        """Someone waits for the op of ``ticket``: no commit gathers until it is done with, and
+        a gathering under way ends now."""
+        self._hurry_ticket = ticket
+        self._wakeup.set()
 
     def _count(self, events: int) -> None:
         """Account for newly pending events: backpressure past the high-water mark, wake-up."""
