@@ -85,11 +85,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("commit_delay_ms", "--commit-delay-ms", "OUTLAST_COMMIT_DELAY_MS",
            "milliseconds a commit may wait for more writes while several runs write", SERVER,
            default=25, parse=non_negative_int,
-           details="Only while the writes of at least 4 runs wait together: a commit then starts "
-                   "no sooner than this after the previous one began, so each carries more "
-                   "events (fewer commits, less CPU per event) for at most this much more "
-                   "latency. A run streaming alone never waits, nor a write someone waits for "
-                   "(an insert, a run's last events, a journaled step). `0`: commit at once "
+           details="Only while at least 4 runs write (pending together, or within the last "
+                   "0.1 s): a commit then starts no sooner than this after the previous one "
+                   "began, so each carries more events (fewer commits, less CPU per event) for "
+                   "at most this much more latency. A run streaming alone never waits, nor a "
+                   "write someone waits for (an insert, a journaled step, a delete); a run's "
+                   "last events gather like its others. `0`: commit at once "
                    "([durability](durability.md#group-commit))."),
     Option("log_level", "--log-level", "OUTLAST_LOG_LEVEL", "how much to log", SERVER,
            default="info", choices=("debug", "info", "warning", "error"),

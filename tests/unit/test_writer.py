@@ -14,9 +14,11 @@ The contract of :class:`outlast.store.writer.GroupCommitWriter`:
   reported (``on_error`` / the awaited call raises); any other failure is reported at once;
 - past ``HIGH_WATER_EVENTS`` uncommitted events the writer is congested until it catches up;
 - with a ``commit_delay``, while the writes of ``GATHER_SIBLINGS`` runs wait (or the last batch
-  held that many), a commit starts no sooner than the delay after the previous one began, unless
-  ``GATHER_EVENTS`` events wait, someone waits for a pending write (a flush, an insert, a
-  journaled step's ticket) or the writer closes; one run writing alone never waits.
+  held that many, or that many runs wrote within ``GATHER_WINDOW``), a commit starts no sooner
+  than the delay after the previous one began, unless ``GATHER_EVENTS`` events wait, someone
+  waits for a pending write (an urgent flush, an insert, a journaled step's ticket) or the
+  writer closes; one run writing alone never waits; a flush that is not urgent (a run's close)
+  gathers like an append.
 
 Each test runs on the in-memory store, in-process; the stores below add only a log of what the
 real store committed, or a fault before it does anything.
@@ -528,6 +530,52 @@ async def test_a_write_someone_waits_for_is_not_held_by_a_gathering(
     finally:
         await writer.close()
     assert len(await timed_store.read_steps("resp_5")) == 1
+
+
+async def test_a_run_s_close_gathers_like_its_other_events(timed_store: TimedStore) -> None:
+    # A flush that is not urgent (a run's last events: its task waits, nobody else) commits
+    # with the gathering, not at once.
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            await gathering(writer, timed_store)
+            update = SnapshotUpdate("completed", b"{}", 1)
+            close = asyncio.create_task(
+                writer.flush("resp_4", events(1, 1), update, lambda: None, urgent=False)
+            )
+            await asyncio.sleep(0.05)
+            assert len(timed_store.batches) == 1 and not close.done()
+            writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
+            await close
+            assert len(timed_store.batches) == 2
+    finally:
+        await writer.close()
+
+
+async def test_while_many_runs_write_a_quick_commit_does_not_end_the_gathering(
+    timed_store: TimedStore,
+) -> None:
+    # Six runs wrote a moment ago; a commit someone waited for took one write. The next lone
+    # write still gathers: what is pending after a quick commit says little about the load,
+    # the runs that wrote within the last GATHER_WINDOW do.
+    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            for rid in RUNS:
+                writer.append(rid, events(0, 0))
+            await writer.settled(writer.submitted_ticket)
+            writer.append("resp_0", events(1, 1))
+            await writer.settled(writer.submitted_ticket)
+            assert len(timed_store.batches) == 2 and len(timed_store.batches[-1].events) == 1
+            writer.append("resp_1", events(1, 1))
+            await asyncio.sleep(0.05)
+            assert len(timed_store.batches) == 2  # gathering
+            await writer.settled(writer.submitted_ticket)
+            assert len(timed_store.batches) == 3
+    finally:
+        await writer.close()
 
 
 async def test_closing_ends_a_gathering_and_commits_what_waits(timed_store: TimedStore) -> None:

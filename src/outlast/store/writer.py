@@ -39,10 +39,16 @@ MAX_BATCH_EVENTS = 2_000
 # to this long before its writes fail and their runs are ended from the log once it is back.
 UNAVAILABLE_PATIENCE = 30.0
 # A commit gathers (see the module docstring) when the writes of at least this many runs wait,
-# or the previous batch held that many; one run streaming alone, however fast, never waits. Nor
-# does a commit that someone waits for (a journaled step before the next one starts, a new
-# response's insert, a flush): gathering delays only the delivery of events nobody blocks on.
+# or the previous batch held that many, or that many runs wrote within the last
+# GATHER_WINDOW; one run streaming alone, however fast, never waits. Nor does a commit that
+# someone waits for (a journaled step before the next one starts, a new response's insert, a
+# flush): gathering delays only the delivery of events nobody blocks on.
 GATHER_SIBLINGS = 4
+# The window over which writing runs are counted. What is pending at a commit says little about
+# the load when commits are quick: 2,000 runs emitting once a second, evenly spread, left 2 or 3
+# writes pending after a quick commit, which then did not gather, and the next was as quick:
+# 80 commits a second of 33 events each, where the window sees 260 runs and gathers.
+GATHER_WINDOW = 0.1
 # ... and stops gathering once this many events wait.
 GATHER_EVENTS = 512
 
@@ -106,6 +112,10 @@ class GroupCommitWriter:
         pending, no commit gathers."""
         self._last_start = 0.0
         self._last_ops = 0
+        # The runs that wrote since the current window began, and how many wrote in the last.
+        self._writers: set[str] = set()
+        self._window_start = 0.0
+        self._window_writers = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outlast-group-commit")
@@ -136,6 +146,7 @@ class GroupCommitWriter:
         """
         last = self._joinable(response_id, on_error)
         if last is not None:
+            self._writers.add(response_id)
             if last.on_commit is None:
                 # An op with no callback yet (a journaled step): these events become its list,
                 # so that their own callback, which publishes this list, sees them all.
@@ -230,10 +241,13 @@ class GroupCommitWriter:
         await self._wait(_Op(delete=response_id))
 
     async def flush(self, response_id: str, events: list[Event], update: SnapshotUpdate,
-                    on_commit: Callback, outbox: list[OutboxRow] | None = None) -> None:  # fmt: skip
+                    on_commit: Callback, outbox: list[OutboxRow] | None = None,
+                    *, urgent: bool = True) -> None:  # fmt: skip
         """Like :meth:`append`, but returns once committed (raises if the commit failed).
 
         ``outbox``: webhook deliveries committed in the same transaction as the events.
+        ``urgent=False``: the commit may gather like an append's (the caller's wait gates
+        nothing anyone waits for sooner than for the events themselves: a run's close).
         """
         await self._wait(
             _Op(
@@ -242,7 +256,8 @@ class GroupCommitWriter:
                 update=update,
                 on_commit=on_commit,
                 outbox=outbox,
-            )
+            ),
+            urgent=urgent,
         )
 
     async def wait_for_room(self) -> None:
@@ -254,19 +269,21 @@ class GroupCommitWriter:
     def congested(self) -> bool:
         return not self._room.is_set()
 
-    async def _wait(self, op: _Op) -> None:
+    async def _wait(self, op: _Op, *, urgent: bool = True) -> None:
         op.future = asyncio.get_running_loop().create_future()
-        self._submit(op)
+        self._submit(op, urgent=urgent)
         await op.future
 
-    def _submit(self, op: _Op) -> None:
+    def _submit(self, op: _Op, *, urgent: bool = True) -> None:
         if self._closing and self._task is None:
             raise RuntimeError("the store writer is closed")
         self._submitted += 1
         op.ticket = self._submitted
         self._pending.append(op)
+        if op.response_id is not None:
+            self._writers.add(op.response_id)
         self._count(len(op.events))
-        if op.future is not None:
+        if op.future is not None and urgent:
             self._hurry(op.ticket)
 
     def _hurry(self, ticket: int) -> None:
@@ -311,7 +328,7 @@ class GroupCommitWriter:
             # was just started next to its response's insert) join this batch instead of paying
             # for a commit of their own.
             await asyncio.sleep(0)
-            if self.commit_delay and max(len(self._pending), self._last_ops) >= GATHER_SIBLINGS:
+            if self.commit_delay and self._many_writing():
                 await self._gather()
             ops = self._take()
             self._last_ops = len(ops)
@@ -336,6 +353,22 @@ class GroupCommitWriter:
                 self._progress = None
             if self._pending_events < HIGH_WATER_EVENTS // 2:
                 self._room.set()
+
+    def _many_writing(self) -> bool:
+        """At least :data:`GATHER_SIBLINGS` runs write: pending now, in the previous batch, or
+        within the current or the previous window (at least :data:`GATHER_WINDOW` long)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._window_start >= GATHER_WINDOW:
+            # A window that lasted longer (a quiet spell) may overstate the load; that costs
+            # nothing: after a quiet spell the previous commit began long enough ago that
+            # gathering ends at once.
+            self._window_writers = len(self._writers)
+            self._writers.clear()
+            self._window_start = now
+        return (
+            max(len(self._pending), self._last_ops, self._window_writers, len(self._writers))
+            >= GATHER_SIBLINGS
+        )
 
     async def _gather(self) -> None:
         """Wait until ``commit_delay`` has passed since the previous commit began, or
