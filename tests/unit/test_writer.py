@@ -16,9 +16,8 @@ The contract of :class:`outlast.store.writer.GroupCommitWriter`:
 - with a ``commit_delay``, while the writes of ``GATHER_SIBLINGS`` runs wait (or the last batch
   held that many, or that many runs wrote within ``GATHER_WINDOW``), a commit starts no sooner
   than the delay after the previous one began, unless ``GATHER_EVENTS`` events wait, someone
-  waits for a pending write (an urgent flush, an insert, a journaled step's ticket) or the
-  writer closes; one run writing alone never waits; a flush that is not urgent (a run's close)
-  gathers like an append.
+  waits for a pending write (an insert, a delete, a journaled step's ticket) or the writer
+  closes; one run writing alone never waits; a flush (a run's close) gathers like an append.
 
 Each test runs on the in-memory store, in-process; the stores below add only a log of what the
 real store committed, or a fault before it does anything.
@@ -27,6 +26,7 @@ real store committed, or a fault before it does anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
@@ -440,6 +440,19 @@ async def timed_store() -> AsyncIterator[TimedStore]:
     await memory.close()
 
 
+@contextlib.asynccontextmanager
+async def patient_writer(store: TimedStore) -> AsyncIterator[GroupCommitWriter]:
+    """A started writer whose gathering lasts a minute (so only what ends it early ends it),
+    closed after the block; the block fails after 5 s."""
+    writer = GroupCommitWriter(store, commit_delay=60.0)
+    writer.start()
+    try:
+        async with asyncio.timeout(5):
+            yield writer
+    finally:
+        await writer.close()
+
+
 async def test_while_several_runs_write_a_commit_starts_no_sooner_than_the_delay_after_the_last(
     timed_store: TimedStore,
 ) -> None:
@@ -465,17 +478,12 @@ async def test_while_several_runs_write_a_commit_starts_no_sooner_than_the_delay
 
 
 async def test_one_run_writing_alone_never_waits_for_the_delay(timed_store: TimedStore) -> None:
-    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
-    writer.start()
-    try:
-        async with asyncio.timeout(5):
-            for seq in range(20):
-                await writer.flush(
-                    "resp_0", events(seq, seq), SnapshotUpdate("in_progress", b"{}", seq),
-                    lambda: None,
-                )  # fmt: skip
-    finally:
-        await writer.close()
+    async with patient_writer(timed_store) as writer:
+        for seq in range(20):
+            await writer.flush(
+                "resp_0", events(seq, seq), SnapshotUpdate("in_progress", b"{}", seq),
+                lambda: None,
+            )  # fmt: skip
     assert len(timed_store.batches) == 20
 
 
@@ -493,64 +501,45 @@ async def gathering(writer: GroupCommitWriter, store: TimedStore) -> None:
 async def test_a_gathering_commit_starts_at_once_when_enough_events_wait(
     timed_store: TimedStore,
 ) -> None:
-    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
-    writer.start()
-    try:
-        async with asyncio.timeout(5):
-            await gathering(writer, timed_store)
-            writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
-            while len(timed_store.batches) < 2:  # nobody waits for it: only the count ends it
-                await asyncio.sleep(0.005)
-    finally:
-        await writer.close()
+    async with patient_writer(timed_store) as writer:
+        await gathering(writer, timed_store)
+        writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
+        while len(timed_store.batches) < 2:  # nobody waits for it: only the count ends it
+            await asyncio.sleep(0.005)
     assert len(timed_store.batches) == 2
 
 
 async def test_a_write_someone_waits_for_is_not_held_by_a_gathering(
     timed_store: TimedStore,
 ) -> None:
-    # A flush (a run's last events, awaited) and a journaled step (the next step starts only
+    # A new response's insert (its POST waits) and a journaled step (the next step starts only
     # once it is committed) commit at once, with what gathered before them.
-    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
-    writer.start()
-    try:
-        async with asyncio.timeout(5):
-            await gathering(writer, timed_store)
-            await writer.flush(
-                "resp_4", events(1, 1), SnapshotUpdate("in_progress", b"{}", 1), lambda: None
-            )
-            assert len(timed_store.batches) == 2
-            for rid in RUNS:
-                writer.append(rid, events(2, 2))
-            ticket = writer.journal("resp_5", StepRecord(0, "plan", b"1", 3), None)
-            await asyncio.sleep(0.05)
-            assert len(timed_store.batches) == 2  # gathering again
-            await writer.settled(ticket)
-            assert len(timed_store.batches) == 3
-    finally:
-        await writer.close()
+    async with patient_writer(timed_store) as writer:
+        await gathering(writer, timed_store)
+        await writer.insert(record("resp_new"), events(0, 0), lambda: None)
+        assert len(timed_store.batches) == 2
+        for rid in RUNS:
+            writer.append(rid, events(2, 2))
+        ticket = writer.journal("resp_5", StepRecord(0, "plan", b"1", 3), None)
+        await asyncio.sleep(0.05)
+        assert len(timed_store.batches) == 2  # gathering again
+        await writer.settled(ticket)
+        assert len(timed_store.batches) == 3
     assert len(await timed_store.read_steps("resp_5")) == 1
 
 
 async def test_a_run_s_close_gathers_like_its_other_events(timed_store: TimedStore) -> None:
-    # A flush that is not urgent (a run's last events: its task waits, nobody else) commits
-    # with the gathering, not at once.
-    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
-    writer.start()
-    try:
-        async with asyncio.timeout(5):
-            await gathering(writer, timed_store)
-            update = SnapshotUpdate("completed", b"{}", 1)
-            close = asyncio.create_task(
-                writer.flush("resp_4", events(1, 1), update, lambda: None, urgent=False)
-            )
-            await asyncio.sleep(0.05)
-            assert len(timed_store.batches) == 1 and not close.done()
-            writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
-            await close
-            assert len(timed_store.batches) == 2
-    finally:
-        await writer.close()
+    # A flush (a run's last events: its task waits, nobody else) commits with the gathering,
+    # not at once.
+    async with patient_writer(timed_store) as writer:
+        await gathering(writer, timed_store)
+        update = SnapshotUpdate("completed", b"{}", 1)
+        close = asyncio.create_task(writer.flush("resp_4", events(1, 1), update, lambda: None))
+        await asyncio.sleep(0.05)
+        assert len(timed_store.batches) == 1 and not close.done()
+        writer.append("resp_5", events(1, writer_module.GATHER_EVENTS))
+        await close
+        assert len(timed_store.batches) == 2
 
 
 async def test_while_many_runs_write_a_quick_commit_does_not_end_the_gathering(
@@ -559,23 +548,18 @@ async def test_while_many_runs_write_a_quick_commit_does_not_end_the_gathering(
     # Six runs wrote a moment ago; a commit someone waited for took one write. The next lone
     # write still gathers: what is pending after a quick commit says little about the load,
     # the runs that wrote within the last GATHER_WINDOW do.
-    writer = GroupCommitWriter(timed_store, commit_delay=60.0)
-    writer.start()
-    try:
-        async with asyncio.timeout(5):
-            for rid in RUNS:
-                writer.append(rid, events(0, 0))
-            await writer.settled(writer.submitted_ticket)
-            writer.append("resp_0", events(1, 1))
-            await writer.settled(writer.submitted_ticket)
-            assert len(timed_store.batches) == 2 and len(timed_store.batches[-1].events) == 1
-            writer.append("resp_1", events(1, 1))
-            await asyncio.sleep(0.05)
-            assert len(timed_store.batches) == 2  # gathering
-            await writer.settled(writer.submitted_ticket)
-            assert len(timed_store.batches) == 3
-    finally:
-        await writer.close()
+    async with patient_writer(timed_store) as writer:
+        for rid in RUNS:
+            writer.append(rid, events(0, 0))
+        await writer.settled(writer.submitted_ticket)
+        writer.append("resp_0", events(1, 1))
+        await writer.settled(writer.submitted_ticket)
+        assert len(timed_store.batches) == 2 and len(timed_store.batches[-1].events) == 1
+        writer.append("resp_1", events(1, 1))
+        await asyncio.sleep(0.05)
+        assert len(timed_store.batches) == 2  # gathering
+        await writer.settled(writer.submitted_ticket)
+        assert len(timed_store.batches) == 3
 
 
 async def test_closing_ends_a_gathering_and_commits_what_waits(timed_store: TimedStore) -> None:

@@ -204,16 +204,15 @@ class Closer:
         outbox: list[OutboxRow] = (
             self.observe.outbox(info, ended) if ended and info.background else []
         )
-        # Not urgent: a run's last events are delivered as its others are, in a gathering
-        # commit under load; hurried, 2,000 runs ending within two seconds made as many commits
-        # of one or two runs each as their 26 seconds of deltas had.
+        # A flush gathers under load: a run's last events are delivered as its others are
+        # (hurried, 2,000 runs ending within two seconds made as many commits of one or two runs
+        # each as their 26 seconds of deltas had).
         if events and update is not None:
             await self.writer.flush(
-                rid, events, update, on_commit=lambda: self.hub.publish(rid, events),
-                outbox=outbox, urgent=False,
-            )  # fmt: skip
+                rid, events, update, on_commit=lambda: self.hub.publish(rid, events), outbox=outbox
+            )
         elif update is not None:
-            await self.writer.flush(rid, [], update, on_commit=_nothing, urgent=False)
+            await self.writer.flush(rid, [], update, on_commit=_nothing)
         if ended is None:
             if outcome.ending is Ending.RESUME and events:
                 resumed = RunInfo(rid, info.model, info.background, info.created_at,

@@ -241,13 +241,12 @@ class GroupCommitWriter:
         await self._wait(_Op(delete=response_id))
 
     async def flush(self, response_id: str, events: list[Event], update: SnapshotUpdate,
-                    on_commit: Callback, outbox: list[OutboxRow] | None = None,
-                    *, urgent: bool = True) -> None:  # fmt: skip
+                    on_commit: Callback, outbox: list[OutboxRow] | None = None) -> None:  # fmt: skip
         """Like :meth:`append`, but returns once committed (raises if the commit failed).
 
         ``outbox``: webhook deliveries committed in the same transaction as the events.
-        ``urgent=False``: the commit may gather like an append's (the caller's wait gates
-        nothing anyone waits for sooner than for the events themselves: a run's close).
+        The commit gathers like an append's: only the caller waits for it (a run's close: its
+        last events are delivered as its others are), so it does not hurry the writer.
         """
         await self._wait(
             _Op(
@@ -257,7 +256,7 @@ class GroupCommitWriter:
                 on_commit=on_commit,
                 outbox=outbox,
             ),
-            urgent=urgent,
+            urgent=False,
         )
 
     async def wait_for_room(self) -> None:
