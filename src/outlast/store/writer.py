@@ -42,7 +42,8 @@ UNAVAILABLE_PATIENCE = 30.0
 # or the previous batch held that many, or that many runs wrote within the last
 # GATHER_WINDOW; one run streaming alone, however fast, never waits. Nor does a commit that
 # someone waits for (a journaled step before the next one starts, a new response's insert, a
-# flush): gathering delays only the delivery of events nobody blocks on.
+# delete): gathering delays only the delivery of events nobody blocks on. A flush (a run's
+# close) gathers: only the run's own task waits for it.
 GATHER_SIBLINGS = 4
 # The window over which writing runs are counted. What is pending at a commit says little about
 # the load when commits are quick: 2,000 runs emitting once a second, evenly spread, left 2 or 3
