@@ -54,10 +54,8 @@ def chunks(lines: list[str], header: str | None = None) -> Iterator[str]:
         yield "\n".join(chunk)
 
 
-async def notify_batch(
-    conn: asyncpg.Connection, batch: WriteBatch, spans: dict[str, list[int]]
-) -> None:
-    """Tell other replicas what this batch commits (sent by PostgreSQL at commit, not before).
+def batch_payloads(batch: WriteBatch, spans: dict[str, list[int]]) -> list[tuple[str, str]]:
+    """What ``batch`` announces to other replicas, as ``(channel, payload)`` pairs.
 
     ``spans``: each response's first and last sequence number in the batch.
     """
@@ -73,6 +71,14 @@ async def notify_batch(
         payloads.append((CHANNEL_WORK, ""))
     if batch.deletes:
         payloads += [(CHANNEL_DELETED, p) for p in chunks(batch.deletes)]
+    return payloads
+
+
+async def notify_batch(
+    conn: asyncpg.Connection, batch: WriteBatch, spans: dict[str, list[int]]
+) -> None:
+    """Tell other replicas what this batch commits (sent by PostgreSQL at commit, not before)."""
+    payloads = batch_payloads(batch, spans)
     if payloads:
         await conn.execute(queries.NOTIFY_MANY, [c for c, _ in payloads], [p for _, p in payloads])
 

@@ -1,6 +1,6 @@
 """One group-commit batch in one PostgreSQL transaction, fenced, with its notification.
 
-New responses and their input items, the fence (every response the batch touches, besides the
+A batch of events alone is one statement (:func:`_write_events`). Any other batch: new responses and their input items, the fence (every response the batch touches, besides the
 new ones, must still be held by the writing replica, checked under row locks: see
 :mod:`outlast.store.shared`), the events (one ``INSERT … SELECT FROM unnest(…)`` for the whole
 batch), the steps, the snapshot updates, the webhook outbox, the deletes, and the ``NOTIFY`` that
@@ -14,13 +14,15 @@ import asyncpg
 from outlast.protocol.events import Event
 from outlast.store.base import Fenced, WriteBatch, input_rows, pack_steps
 from outlast.store.postgres import queries
-from outlast.store.postgres.listen import notify_batch
+from outlast.store.postgres.listen import batch_payloads, notify_batch
 
 
 async def write_batch(conn: asyncpg.Connection, batch: WriteBatch) -> None:
     """Write ``batch`` in one transaction on ``conn``; :class:`Fenced` if the writing replica no
     longer holds one of the responses it touches (nothing is written then)."""
     columns = _EventColumns(batch.events)
+    if _events_alone(batch) and await _write_events(conn, batch, columns):
+        return
     async with conn.transaction():
         new_ids = {r.id for r in batch.new_responses}
         if batch.new_responses:
@@ -97,6 +99,35 @@ async def write_batch(conn: asyncpg.Connection, batch: WriteBatch) -> None:
             await conn.execute(queries.DELETE_INPUT_ITEMS, batch.deletes)
             await conn.execute(queries.DELETE_RESPONSES, batch.deletes)
         await notify_batch(conn, batch, columns.spans)
+
+
+def _events_alone(batch: WriteBatch) -> bool:
+    return (
+        bool(batch.events)
+        and batch.fence is not None
+        and not (
+            batch.new_responses or batch.steps or batch.updates or batch.outbox or batch.deletes
+        )
+    )
+
+
+async def _write_events(
+    conn: asyncpg.Connection, batch: WriteBatch, columns: _EventColumns
+) -> bool:
+    """Write a batch of events alone in one statement (``write_events``, see its comment);
+    False when it must be written as any batch instead: it was fenced (which that names), or
+    some of its events are stored already (which that skips)."""
+    payloads = batch_payloads(batch, columns.spans)
+    try:
+        fenced: bool = await conn.fetchval(
+            queries.WRITE_EVENTS,
+            list(columns.spans), batch.fence,
+            columns.ids, columns.seqs, columns.types, columns.data,
+            [channel for channel, _ in payloads], [payload for _, payload in payloads],
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        return False
+    return not fenced
 
 
 class _EventColumns:
