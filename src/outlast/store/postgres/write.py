@@ -1,7 +1,8 @@
 """One group-commit batch in one PostgreSQL transaction, fenced, with its notification.
 
-A batch of events alone is one statement (:func:`_write_events`). Any other batch: new responses and their input items, the fence (every response the batch touches, besides the
-new ones, must still be held by the writing replica, checked under row locks: see
+A batch of events alone is one statement (:func:`_write_events`). Any other batch: new responses
+and their input items, the fence (every response the batch touches, besides the new ones, must
+still be held by the writing replica, checked under row locks: see
 :mod:`outlast.store.shared`), the events (one ``INSERT … SELECT FROM unnest(…)`` for the whole
 batch), the steps, the snapshot updates, the webhook outbox, the deletes, and the ``NOTIFY`` that
 PostgreSQL delivers to the other replicas only on commit.
